@@ -1,0 +1,80 @@
+# Finds cpipc's dependencies, each where its users would take it from:
+# Debian packages, the CUDA toolkit in /usr/local/cuda, LibTorch from the
+# PyPI torch wheel in a virtual env outside the repo (scripts/setup.sh).
+
+find_package(Threads REQUIRED)
+find_package(CLI11 CONFIG REQUIRED)
+find_package(nlohmann_json 3.10 CONFIG REQUIRED)
+
+set(CPIPC_HAVE_OPENCV OFF)
+if(CPIPC_WITH_OPENCV)
+  find_package(OpenCV QUIET COMPONENTS core imgcodecs imgproc)
+  if(OpenCV_FOUND)
+    set(CPIPC_HAVE_OPENCV ON)
+  else()
+    message(STATUS "cpipc: OpenCV not found; PNG/TIFF/JPEG support is off (.npy and .bin still work)")
+  endif()
+endif()
+
+# CUDA: on when nvcc is found. sm_90 (H100/H200) code plus compute_90 PTX so
+# newer cards JIT it.
+set(CPIPC_HAVE_CUDA OFF)
+if(CPIPC_WITH_CUDA)
+  if(NOT CMAKE_CUDA_COMPILER AND EXISTS /usr/local/cuda/bin/nvcc)
+    set(CMAKE_CUDA_COMPILER /usr/local/cuda/bin/nvcc)
+  endif()
+  include(CheckLanguage)
+  check_language(CUDA)
+  if(CMAKE_CUDA_COMPILER)
+    if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
+      set(CMAKE_CUDA_ARCHITECTURES 90)  # 90 = sm_90 SASS + compute_90 PTX
+    endif()
+    enable_language(CUDA)
+    # CMake 3.25 knows no CUDA20 dialect flag for nvcc (3.26 does): teach it.
+    if(NOT CMAKE_CUDA20_STANDARD_COMPILE_OPTION)
+      set(CMAKE_CUDA20_STANDARD_COMPILE_OPTION "-std=c++20")
+      set(CMAKE_CUDA20_EXTENSION_COMPILE_OPTION "-std=c++20")
+    endif()
+    set(CMAKE_CUDA_STANDARD 20)
+    set(CMAKE_CUDA_STANDARD_REQUIRED ON)
+    find_package(CUDAToolkit REQUIRED)
+    set(CPIPC_HAVE_CUDA ON)
+    message(STATUS "cpipc: CUDA ${CMAKE_CUDA_COMPILER_VERSION}, architectures ${CMAKE_CUDA_ARCHITECTURES}")
+  else()
+    message(STATUS "cpipc: nvcc not found; building without CUDA")
+  endif()
+endif()
+
+# LibTorch from the torch wheel: ask the wheel's Python where its CMake files are.
+set(CPIPC_CACHE_DIR "$ENV{HOME}/.cache/cpipc" CACHE PATH "Where setup.sh keeps the torch wheel and tool venvs")
+if(DEFINED ENV{CPIPC_CACHE_DIR})
+  set(CPIPC_CACHE_DIR "$ENV{CPIPC_CACHE_DIR}" CACHE PATH "" FORCE)
+endif()
+set(CPIPC_TORCH_VERSION "2.11.0" CACHE STRING "The torch wheel version setup.sh installs")
+set(CPIPC_TORCH_PYTHON "${CPIPC_CACHE_DIR}/torch-${CPIPC_TORCH_VERSION}/bin/python" CACHE FILEPATH
+    "A Python whose torch provides LibTorch")
+set(CPIPC_HAVE_TORCH OFF)
+if(CPIPC_WITH_TORCH)
+  if(CPIPC_TORCH_PYTHON)
+    execute_process(
+      COMMAND "${CPIPC_TORCH_PYTHON}" -c "import torch; print(torch.utils.cmake_prefix_path)"
+      OUTPUT_VARIABLE _cpipc_torch_prefix OUTPUT_STRIP_TRAILING_WHITESPACE
+      RESULT_VARIABLE _cpipc_torch_rc ERROR_QUIET)
+    if(_cpipc_torch_rc EQUAL 0)
+      list(APPEND CMAKE_PREFIX_PATH "${_cpipc_torch_prefix}")
+    endif()
+  endif()
+  # Without an arch list Torch's CMake files try to run a program on the GPU
+  # to detect one, which fails on machines without a GPU.
+  if(NOT DEFINED TORCH_CUDA_ARCH_LIST AND NOT DEFINED ENV{TORCH_CUDA_ARCH_LIST})
+    set(TORCH_CUDA_ARCH_LIST "9.0")
+  endif()
+  find_package(Torch QUIET)
+  if(Torch_FOUND)
+    set(CPIPC_HAVE_TORCH ON)
+    separate_arguments(CPIPC_TORCH_CXX_FLAGS UNIX_COMMAND "${TORCH_CXX_FLAGS}")
+    message(STATUS "cpipc: LibTorch ${Torch_VERSION} from ${TORCH_INSTALL_PREFIX}")
+  else()
+    message(STATUS "cpipc: LibTorch not found (run scripts/setup.sh, or set CPIPC_TORCH_PYTHON)")
+  endif()
+endif()

@@ -1,0 +1,111 @@
+// The consumer side of a segment: attach by name, read frames without ever
+// seeing a torn one, wait for new frames without spinning.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cpipc/ipc/detail/mapping.hpp"
+#include "cpipc/ipc/format.hpp"
+#include "cpipc/ipc/header.hpp"
+#include "cpipc/ipc/tensor.hpp"
+
+namespace cpipc::ipc {
+
+class SegmentReader;
+
+// A zero-copy view of a frame, held in place by a lease: while the lease is
+// live the producer writes other slots if it has any. The producer never
+// waits for a lease, so after a long hold or with too few slots it may take
+// the slot back; valid() tells (check it after reading, like a seqlock).
+class FrameLease {
+ public:
+  FrameLease(FrameLease&& other) noexcept;
+  FrameLease& operator=(FrameLease&& other) noexcept;
+  FrameLease(const FrameLease&) = delete;
+  ~FrameLease();
+
+  [[nodiscard]] const HostView& view() const noexcept { return view_; }
+  [[nodiscard]] const FrameInfo& info() const noexcept { return info_; }
+  // True while the frame has not been overwritten.
+  [[nodiscard]] bool valid() const noexcept;
+  // Extends the lease by `duration` from now.
+  void renew(std::chrono::milliseconds duration) noexcept;
+
+ private:
+  friend class SegmentReader;
+  FrameLease(const SegmentReader& reader, std::uint32_t entry, HostView view, FrameInfo info);
+  void release() noexcept;
+
+  const SegmentReader* reader_;
+  std::uint32_t entry_;
+  HostView view_;
+  FrameInfo info_;
+  std::uint64_t expires_ns_ = 0;  // our deadline in the entry; proves it is still ours
+};
+
+// Everything `cpipc info` shows about a segment.
+struct SegmentStatus {
+  SegmentLayout layout;
+  format::State state = format::State::creating;
+  bool producer_alive = false;
+  std::uint64_t frames_published = 0;
+  std::uint64_t lease_overrides = 0;
+  std::uint32_t active_leases = 0;
+  std::optional<FrameInfo> latest;
+};
+
+class SegmentReader {
+ public:
+  // Attaches to the segment `name`: opens it read-write (leases and futex
+  // waits write to the header, never to frame data), validates the header
+  // against fstat before touching anything else. Throws Error(not_found),
+  // Error(corrupt), Error(invalid_argument) for a bad name.
+  static SegmentReader attach(std::string_view name);
+
+  SegmentReader(SegmentReader&&) noexcept = default;
+  SegmentReader& operator=(SegmentReader&&) noexcept = default;
+  ~SegmentReader() = default;  // detach: unmap and close; never unlinks
+
+  [[nodiscard]] const std::string& name() const noexcept { return name_; }
+  [[nodiscard]] const SegmentLayout& layout() const noexcept { return layout_; }
+  [[nodiscard]] const TensorDesc& desc() const noexcept { return layout_.desc; }
+
+  // Copies the latest frame into `out` (resized) and returns its info, or
+  // nullopt if nothing has been published yet. Never torn (seqlock retry).
+  std::optional<FrameInfo> copy_latest(std::vector<std::byte>& out) const;
+
+  // A zero-copy lease on the latest frame, nullopt if nothing was published.
+  // Throws Error(system) when all lease entries are taken by live readers.
+  [[nodiscard]] std::optional<FrameLease> lease_latest(
+      std::chrono::milliseconds duration = std::chrono::milliseconds(2000)) const;
+
+  // Blocks (futex, no spinning) until a frame newer than `after_frame_id` is
+  // published, and returns its info. Throws Error(timed_out) after
+  // `timeout`, Error(producer_gone) within ~0.1 s of the producer dying or
+  // closing the segment.
+  FrameInfo wait_next(std::uint64_t after_frame_id, std::chrono::milliseconds timeout) const;
+
+  // Throws Error(producer_gone) if the producer has ended or died.
+  void check_producer() const;
+
+  [[nodiscard]] SegmentStatus status() const;
+
+ private:
+  friend class FrameLease;
+  SegmentReader() = default;
+  [[nodiscard]] format::Header& header() const noexcept;
+  [[nodiscard]] std::optional<FrameInfo> read_slot_info(std::uint32_t slot, std::uint64_t seq) const;
+  [[nodiscard]] std::optional<FrameInfo> latest_info() const;
+
+  std::string name_;
+  detail::UniqueFd fd_;
+  detail::Mapping map_;
+  SegmentLayout layout_;
+};
+
+}  // namespace cpipc::ipc

@@ -1,0 +1,129 @@
+// The producer side of a segment: create, write frames into free ring slots,
+// publish them, unlink on destruction.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "cpipc/ipc/detail/mapping.hpp"
+#include "cpipc/ipc/format.hpp"
+#include "cpipc/ipc/header.hpp"
+#include "cpipc/ipc/tensor.hpp"
+
+namespace cpipc::ipc {
+
+struct SegmentOptions {
+  std::uint32_t slots = 4;  // ring length K, 1..8; 1 means every publish overwrites
+  format::ExportKind export_kind = format::ExportKind::none;
+  std::array<std::uint8_t, 16> device_uuid{};
+  std::int32_t device_ordinal = -1;
+};
+
+class SegmentWriter;
+
+// One frame being written: a writable span over a slot's host region. Publish
+// it, or let it go out of scope to abandon it (the slot returns to the ring
+// with its previous frame intact).
+class FrameWriter {
+ public:
+  FrameWriter(FrameWriter&& other) noexcept;
+  FrameWriter& operator=(FrameWriter&&) = delete;
+  FrameWriter(const FrameWriter&) = delete;
+  ~FrameWriter();
+
+  [[nodiscard]] std::span<std::byte> bytes() const noexcept { return bytes_; }
+  [[nodiscard]] std::uint32_t slot() const noexcept { return slot_; }
+  // Byte offset of this slot's host region in the shm object (for pinning).
+  [[nodiscard]] std::uint64_t host_offset() const noexcept;
+
+  // Makes the frame visible to readers and wakes waiting readers.
+  // Throws Error(invalid_argument) if meta.json exceeds format::kMetaBytes.
+  FrameInfo publish(const FrameMeta& meta = {});
+
+ private:
+  friend class SegmentWriter;
+  FrameWriter(SegmentWriter& owner, std::uint32_t slot, std::uint64_t old_seq);
+
+  SegmentWriter* owner_;
+  std::uint32_t slot_;
+  std::uint64_t old_seq_;  // even seq before the write; restored if abandoned
+  std::span<std::byte> bytes_;
+  bool done_ = false;
+};
+
+class SegmentWriter {
+ public:
+  // Creates the shm object "/cpipc.<uid>.<name>" (O_CREAT|O_EXCL, 0600) sized
+  // with posix_fallocate, and writes its header. Throws Error(exists) if the
+  // name is taken, Error(invalid_argument) for a bad name, dtype or shape,
+  // Error(system) if /dev/shm has no room.
+  static SegmentWriter create(std::string_view name, const TensorDesc& desc, const SegmentOptions& options = {});
+
+  SegmentWriter(SegmentWriter&& other) noexcept;
+  SegmentWriter& operator=(SegmentWriter&& other) noexcept;
+  SegmentWriter(const SegmentWriter&) = delete;
+  SegmentWriter& operator=(const SegmentWriter&) = delete;
+  // Marks the segment closed, wakes readers, and unlinks the name.
+  ~SegmentWriter();
+
+  // Picks a free slot (not the latest frame, not leased by a live reader
+  // where there is a choice; the oldest otherwise) and opens it for writing.
+  // Never waits for readers. One frame at a time.
+  [[nodiscard]] FrameWriter begin_frame();
+
+  // Copies `data` (exactly desc().nbytes() bytes) into a free slot and publishes it.
+  FrameInfo publish(std::span<const std::byte> data, const FrameMeta& meta = {});
+
+  [[nodiscard]] const std::string& name() const noexcept { return name_; }
+  [[nodiscard]] const TensorDesc& desc() const noexcept { return layout_.desc; }
+  [[nodiscard]] const SegmentLayout& layout() const noexcept { return layout_; }
+  [[nodiscard]] std::uint64_t frames_published() const noexcept;
+  [[nodiscard]] std::uint64_t lease_overrides() const noexcept;
+  // Base of the whole mapping (for pinning the host regions with CUDA).
+  [[nodiscard]] std::byte* mapping_base() const noexcept { return map_.data(); }
+
+  // Ends the segment now: state `final_state`, wake readers, unlink. Idempotent.
+  void close(format::State final_state = format::State::closed) noexcept;
+
+ private:
+  friend class FrameWriter;
+  SegmentWriter() = default;
+  [[nodiscard]] format::Header& header() const noexcept;
+  [[nodiscard]] bool slot_leased(std::uint32_t slot, std::uint64_t now_ns) const noexcept;
+  void wake_readers() noexcept;
+
+  std::string name_;
+  detail::UniqueFd fd_;
+  detail::Mapping map_;
+  SegmentLayout layout_;
+  bool writing_ = false;
+  bool open_ = false;
+};
+
+// A named stream that keeps one segment while the frames' shape and dtype
+// stay the same, and re-creates it (state `replaced` for old readers) when
+// they change: the seed's "reuse the shared array when nothing changed".
+class Stream {
+ public:
+  explicit Stream(std::string name, SegmentOptions options = {});
+
+  // Publishes one frame, creating or re-creating the segment as needed.
+  FrameInfo publish(const TensorDesc& desc, std::span<const std::byte> data, const FrameMeta& meta = {});
+  // The current segment, or nullptr before the first publish.
+  [[nodiscard]] SegmentWriter* segment() noexcept { return writer_ ? &*writer_ : nullptr; }
+  [[nodiscard]] const std::string& name() const noexcept { return name_; }
+  // Times the segment was created (1 after the first publish while nothing changed).
+  [[nodiscard]] std::uint32_t generations() const noexcept { return generations_; }
+
+ private:
+  std::string name_;
+  SegmentOptions options_;
+  std::optional<SegmentWriter> writer_;
+  std::uint32_t generations_ = 0;
+};
+
+}  // namespace cpipc::ipc

@@ -1,0 +1,54 @@
+#include "cpipc/io/array_file.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "cpipc/error.hpp"
+#include "cpipc/io/npy.hpp"
+#include "image.hpp"
+
+namespace cpipc::io {
+
+namespace {
+
+std::string extension_of(const std::string& path) {
+  std::string ext = std::filesystem::path(path).extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return ext;
+}
+
+bool is_image_ext(const std::string& ext) {
+  return ext == ".png" || ext == ".tif" || ext == ".tiff" || ext == ".jpg" || ext == ".jpeg" || ext == ".bmp";
+}
+
+}  // namespace
+
+Array read_array(const std::string& path) {
+  const std::string ext = extension_of(path);
+  if (ext == ".npy") return read_npy(path);
+  if (is_image_ext(ext)) return detail::read_image(path);
+  throw Error(Errc::invalid_argument,
+              "cannot read '" + path + "': unknown extension '" + ext + "'; use .npy, .png, .tif, .jpg or .bmp");
+}
+
+void write_array(const std::string& path, const ipc::HostView& view) {
+  const std::string ext = extension_of(path);
+  if (ext == ".npy") return write_npy(path, view);
+  if (ext == ".bin" || ext == ".raw") {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out.write(reinterpret_cast<const char*>(view.data), static_cast<std::streamsize>(view.desc.nbytes()));
+    if (!out.flush()) throw Error(Errc::io, "cannot write '" + path + "': " + std::strerror(errno));
+    return;
+  }
+  if (ext == ".png" || ext == ".tif" || ext == ".tiff") return detail::write_image(path, view, ext);
+  throw Error(Errc::invalid_argument,
+              "cannot write '" + path + "': unknown extension '" + ext + "'; use .npy, .bin, .png or .tif");
+}
+
+bool image_codecs_available() noexcept { return detail::have_image_codecs(); }
+
+}  // namespace cpipc::io

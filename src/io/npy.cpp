@@ -1,0 +1,194 @@
+#include "cpipc/io/npy.hpp"
+
+#include <sys/stat.h>
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <fstream>
+
+#include "cpipc/error.hpp"
+
+namespace cpipc::io {
+
+using ipc::DType;
+using ipc::DTypeCode;
+
+namespace {
+
+[[noreturn]] void bad(const std::string& path, const std::string& why) {
+  throw Error(Errc::invalid_argument, "cannot read '" + path + "' as .npy: " + why);
+}
+
+std::string descr_of(DType d) {
+  const char order = d.bits == 8 ? '|' : '<';
+  switch (d.code) {
+    case DTypeCode::int_:
+      return std::string(1, order) + "i" + std::to_string(d.bits / 8);
+    case DTypeCode::uint:
+      return std::string(1, order) + "u" + std::to_string(d.bits / 8);
+    case DTypeCode::float_:
+      return std::string(1, order) + "f" + std::to_string(d.bits / 8);
+    case DTypeCode::bool_:
+      return "|b1";
+    case DTypeCode::bfloat:
+      break;
+  }
+  throw Error(Errc::invalid_argument, "dtype " + ipc::to_string(d) + " has no .npy equivalent; save as .bin");
+}
+
+DType dtype_of(const std::string& path, const std::string& descr) {
+  if (descr.size() < 3) bad(path, "dtype '" + descr + "' is not supported");
+  const char order = descr[0];
+  const char kind = descr[1];
+  int size = 0;
+  try {
+    size = std::stoi(descr.substr(2));
+  } catch (...) {
+    bad(path, "dtype '" + descr + "' is not supported");
+  }
+  if (order == '>' && size > 1)
+    bad(path, "big-endian data ('" + descr + "'); convert with arr.astype(arr.dtype.newbyteorder('<'))");
+  if (order != '<' && order != '|' && order != '=') bad(path, "dtype '" + descr + "' is not supported");
+  DType d;
+  d.bits = static_cast<std::uint8_t>(size * 8);
+  switch (kind) {
+    case 'i':
+      d.code = DTypeCode::int_;
+      break;
+    case 'u':
+      d.code = DTypeCode::uint;
+      break;
+    case 'f':
+      d.code = DTypeCode::float_;
+      break;
+    case 'b':
+      d.code = DTypeCode::bool_;
+      break;
+    default:
+      bad(path, "dtype '" + descr + "' is not supported (integers, floats and bool are)");
+  }
+  if (size <= 0 || size > 8 || !ipc::is_supported(d)) bad(path, "dtype '" + descr + "' is not supported");
+  return d;
+}
+
+// Finds the value text after 'key': in the header dict.
+std::string value_of(const std::string& path, const std::string& header, const std::string& key) {
+  const auto k = header.find("'" + key + "'");
+  if (k == std::string::npos) bad(path, "header has no '" + key + "'");
+  auto colon = header.find(':', k);
+  if (colon == std::string::npos) bad(path, "malformed header");
+  std::size_t start = colon + 1;
+  while (start < header.size() && header[start] == ' ') ++start;
+  if (start >= header.size()) bad(path, "malformed header");
+  if (header[start] == '\'') {
+    const auto end = header.find('\'', start + 1);
+    if (end == std::string::npos) bad(path, "malformed header");
+    return header.substr(start + 1, end - start - 1);
+  }
+  if (header[start] == '(') {
+    const auto end = header.find(')', start);
+    if (end == std::string::npos) bad(path, "malformed header");
+    return header.substr(start + 1, end - start - 1);
+  }
+  const auto end = header.find_first_of(",}", start);
+  if (end == std::string::npos) bad(path, "malformed header");
+  return header.substr(start, end - start);
+}
+
+}  // namespace
+
+Array read_npy(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) throw Error(Errc::not_found, "no file '" + path + "'");
+    throw Error(Errc::io, "cannot open '" + path + "': " + std::strerror(errno));
+  }
+  char magic[8] = {};
+  in.read(magic, 8);
+  if (!in || std::memcmp(magic, "\x93NUMPY", 6) != 0) bad(path, "no .npy magic");
+  const int major = static_cast<unsigned char>(magic[6]);
+  std::uint32_t header_len = 0;
+  if (major == 1) {
+    unsigned char b[2];
+    in.read(reinterpret_cast<char*>(b), 2);
+    header_len = b[0] | (b[1] << 8);
+  } else if (major == 2 || major == 3) {
+    unsigned char b[4];
+    in.read(reinterpret_cast<char*>(b), 4);
+    header_len = b[0] | (b[1] << 8) | (b[2] << 16) | (static_cast<std::uint32_t>(b[3]) << 24);
+  } else {
+    bad(path, "format version " + std::to_string(major) + " is not supported");
+  }
+  if (!in || header_len > (1u << 20)) bad(path, "truncated or oversized header");
+  std::string header(header_len, '\0');
+  in.read(header.data(), header_len);
+  if (!in) bad(path, "truncated header");
+
+  const DType dtype = dtype_of(path, value_of(path, header, "descr"));
+  if (value_of(path, header, "fortran_order").find("True") != std::string::npos) {
+    bad(path, "Fortran-ordered data; save it with np.ascontiguousarray(arr)");
+  }
+  std::vector<std::int64_t> shape;
+  const std::string dims = value_of(path, header, "shape");
+  std::size_t pos = 0;
+  while (pos < dims.size()) {
+    while (pos < dims.size() && (dims[pos] == ' ' || dims[pos] == ',')) ++pos;
+    if (pos >= dims.size()) break;
+    std::size_t used = 0;
+    long long v = 0;
+    try {
+      v = std::stoll(dims.substr(pos), &used);
+    } catch (...) {
+      bad(path, "malformed shape '(" + dims + ")'");
+    }
+    if (v < 0) bad(path, "negative extent in shape");
+    shape.push_back(v);
+    pos += used;
+  }
+  if (shape.size() > 4) bad(path, std::to_string(shape.size()) + " dimensions; segments hold at most 4");
+  Array a;
+  try {
+    a.desc = ipc::TensorDesc::contiguous(dtype, shape);
+  } catch (const Error& e) {
+    bad(path, e.what());
+  }
+  const auto data_start = in.tellg();
+  in.seekg(0, std::ios::end);
+  const auto available = static_cast<std::uint64_t>(in.tellg() - data_start);
+  if (available < a.desc.nbytes()) {
+    bad(path, "data is truncated (" + std::to_string(available) + " of " + std::to_string(a.desc.nbytes()) + " bytes)");
+  }
+  in.seekg(data_start);
+  a.data.resize(a.desc.nbytes());
+  in.read(reinterpret_cast<char*>(a.data.data()), static_cast<std::streamsize>(a.data.size()));
+  if (!in) bad(path, "data could not be read");
+  return a;
+}
+
+void write_npy(const std::string& path, const ipc::HostView& view) {
+  if (!view.desc.is_contiguous()) throw Error(Errc::invalid_argument, "write_npy needs a C-contiguous view");
+  std::string dict = "{'descr': '" + descr_of(view.desc.dtype) + "', 'fortran_order': False, 'shape': (";
+  for (std::uint32_t i = 0; i < view.desc.ndim; ++i) {
+    dict += std::to_string(view.desc.shape[i]);
+    dict += (view.desc.ndim == 1 || i + 1 < view.desc.ndim) ? "," : "";
+    if (i + 1 < view.desc.ndim) dict += " ";
+  }
+  dict += "), }";
+  // Pad so that the data starts on a 64-byte boundary, header ends with '\n'.
+  const std::size_t unpadded = 10 + dict.size() + 1;
+  dict.append((64 - unpadded % 64) % 64, ' ');
+  dict += '\n';
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out) throw Error(Errc::io, "cannot write '" + path + "': " + std::strerror(errno));
+  const char preamble[8] = {'\x93', 'N', 'U', 'M', 'P', 'Y', 1, 0};
+  out.write(preamble, 8);
+  const auto len = static_cast<std::uint16_t>(dict.size());
+  const char len_le[2] = {static_cast<char>(len & 0xff), static_cast<char>(len >> 8)};
+  out.write(len_le, 2);
+  out.write(dict.data(), static_cast<std::streamsize>(dict.size()));
+  out.write(reinterpret_cast<const char*>(view.data), static_cast<std::streamsize>(view.desc.nbytes()));
+  if (!out.flush()) throw Error(Errc::io, "cannot write '" + path + "': " + std::strerror(errno));
+}
+
+}  // namespace cpipc::io

@@ -1,0 +1,33 @@
+// Pieces the subcommands share.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <string>
+
+#include "cpipc/ipc/reader.hpp"
+
+namespace cpipc::cli {
+
+// Each subcommand registers itself on the app.
+void register_publish(CLI::App& app);
+void register_save(CLI::App& app);
+void register_registry(CLI::App& app);  // ls, info, rm, gc
+void register_demo(CLI::App& app);
+
+// Blocks SIGINT, SIGTERM and SIGHUP in this thread (and threads it starts),
+// so that wait_for_stop_signal() receives them instead of the default
+// action killing the process before destructors unlink segments.
+void block_stop_signals();
+// Waits up to `timeout` for one of those signals; returns it, or 0.
+int wait_for_stop_signal(std::chrono::milliseconds timeout);
+
+// JSON description of a segment's status, for ls/info --json.
+[[nodiscard]] nlohmann::json status_json(const std::string& name, const ipc::SegmentStatus& s);
+// "1.5 MiB"
+[[nodiscard]] std::string human_bytes(std::uint64_t bytes);
+[[nodiscard]] const char* state_name(ipc::format::State state);
+
+}  // namespace cpipc::cli
