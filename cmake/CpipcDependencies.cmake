@@ -3,8 +3,42 @@
 # PyPI torch wheel in a virtual env outside the repo (scripts/setup.sh).
 
 find_package(Threads REQUIRED)
-find_package(CLI11 CONFIG REQUIRED)
-find_package(nlohmann_json 3.10 CONFIG REQUIRED)
+
+# Machines without Debian's packages (the lent GPU machines) use a folder
+# packed by tools/gpu/pack_deps.sh: CLI11 and nlohmann-json headers and the
+# GoogleTest sources.
+set(CPIPC_DEPS_DIR "" CACHE PATH "Packed dependencies (tools/gpu/pack_deps.sh), used when a package is missing")
+
+function(cpipc_header_only target header)
+  if(CPIPC_DEPS_DIR AND EXISTS "${CPIPC_DEPS_DIR}/include/${header}")
+    add_library(${target} INTERFACE IMPORTED GLOBAL)
+    set_target_properties(${target} PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "${CPIPC_DEPS_DIR}/include")
+    message(STATUS "cpipc: ${target} from ${CPIPC_DEPS_DIR}")
+  else()
+    message(FATAL_ERROR "cpipc: ${target} not found; run scripts/setup.sh (or set CPIPC_DEPS_DIR)")
+  endif()
+endfunction()
+
+find_package(CLI11 CONFIG QUIET)
+if(NOT CLI11_FOUND)
+  cpipc_header_only(CLI11::CLI11 CLI/CLI.hpp)
+endif()
+find_package(nlohmann_json 3.10 CONFIG QUIET)
+if(NOT nlohmann_json_FOUND)
+  cpipc_header_only(nlohmann_json::nlohmann_json nlohmann/json.hpp)
+endif()
+if(CPIPC_BUILD_TESTS)
+  find_package(GTest QUIET)
+  if(NOT GTest_FOUND)
+    if(CPIPC_DEPS_DIR AND EXISTS "${CPIPC_DEPS_DIR}/googletest/CMakeLists.txt")
+      set(INSTALL_GTEST OFF CACHE BOOL "" FORCE)
+      add_subdirectory("${CPIPC_DEPS_DIR}/googletest" "${CMAKE_BINARY_DIR}/_deps/googletest" EXCLUDE_FROM_ALL)
+      message(STATUS "cpipc: GoogleTest from ${CPIPC_DEPS_DIR}")
+    else()
+      message(FATAL_ERROR "cpipc: GoogleTest not found; run scripts/setup.sh (or set CPIPC_DEPS_DIR)")
+    endif()
+  endif()
+endif()
 
 set(CPIPC_HAVE_OPENCV OFF)
 if(CPIPC_WITH_OPENCV)
@@ -69,7 +103,14 @@ if(CPIPC_WITH_TORCH)
   if(NOT DEFINED TORCH_CUDA_ARCH_LIST AND NOT DEFINED ENV{TORCH_CUDA_ARCH_LIST})
     set(TORCH_CUDA_ARCH_LIST "9.0")
   endif()
+  # Torch's cuda.cmake warns about and switches off CMAKE_CUDA_ARCHITECTURES
+  # (it uses TORCH_CUDA_ARCH_LIST): keep ours for our own kernels.
+  set(_cpipc_cuda_archs "${CMAKE_CUDA_ARCHITECTURES}")
+  unset(CMAKE_CUDA_ARCHITECTURES)
   find_package(Torch QUIET)
+  if(_cpipc_cuda_archs)
+    set(CMAKE_CUDA_ARCHITECTURES "${_cpipc_cuda_archs}")
+  endif()
   if(Torch_FOUND)
     set(CPIPC_HAVE_TORCH ON)
     separate_arguments(CPIPC_TORCH_CXX_FLAGS UNIX_COMMAND "${TORCH_CXX_FLAGS}")

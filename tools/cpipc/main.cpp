@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   cpipc::cli::register_save(app);
   cpipc::cli::register_registry(app);
   cpipc::cli::register_demo(app);
+  cpipc::cli::register_devices(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {  // --help, --version

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Sets up a fresh Debian 12 machine for cpipc and builds it. Idempotent: a
+# second run checks what is there and only rebuilds what changed.
+#   - Debian packages: compilers, CMake, Ninja, OpenCV, GoogleTest, Google
+#     Benchmark, CLI11, spdlog/fmt, nlohmann-json, clang + libFuzzer.
+#   - LibTorch from the PyPI torch wheel, in a venv under $CPIPC_CACHE_DIR
+#     (default ~/.cache/cpipc), outside the repo, reused by every checkout.
+#   - CUDA: the toolkit in /usr/local/cuda is used when present (not installed here).
+# Options: --no-torch (skip LibTorch), --no-build (install only).
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cache=${CPIPC_CACHE_DIR:-$HOME/.cache/cpipc}
+torch_version=2.11.0
+with_torch=1
+build=1
+for arg in "$@"; do
+  case $arg in
+    --no-torch) with_torch=0 ;;
+    --no-build) build=0 ;;
+    *) echo "setup.sh: unknown option '$arg' (use --no-torch, --no-build)" >&2; exit 2 ;;
+  esac
+done
+
+say() { printf '[setup] %s\n' "$*"; }
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# 1. Debian packages (only when one is missing).
+packages=(build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev clang-format
+          libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev libspdlog-dev libfmt-dev
+          nlohmann-json3-dev libopencv-dev python3 python3-venv)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing Debian packages: ${missing[*]}"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  say "Debian packages: all there"
+fi
+
+# 2. LibTorch from the torch wheel, cached outside the repo.
+torch_env="$cache/torch-$torch_version"
+if [ $with_torch -eq 1 ]; then
+  if "$torch_env/bin/python" -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '$torch_version')" 2>/dev/null; then
+    say "LibTorch $torch_version: cached in $torch_env"
+  else
+    say "installing torch==$torch_version into $torch_env (about 5 GB with its CUDA libraries; once per machine)"
+    rm -rf "$torch_env"
+    mkdir -p "$cache"
+    python3 -m venv "$torch_env"
+    "$torch_env/bin/pip" install -q --disable-pip-version-check "torch==$torch_version"
+  fi
+fi
+
+# 3. The Python tools' venv (numpy): the FORMAT.md reader and its test, benchmarks' baselines.
+tools_env="$cache/tools-venv"
+if "$tools_env/bin/python" -c "import numpy" 2>/dev/null; then
+  say "tools venv: cached in $tools_env"
+else
+  say "creating the tools venv in $tools_env (numpy)"
+  rm -rf "$tools_env"
+  mkdir -p "$cache"
+  python3 -m venv "$tools_env"
+  "$tools_env/bin/pip" install -q --disable-pip-version-check numpy
+fi
+
+# 4. Configure and build (the default preset: CUDA when nvcc is there).
+if [ $build -eq 1 ]; then
+  cd "$repo"
+  torch_flag=()
+  [ $with_torch -eq 1 ] || torch_flag=(-DCPIPC_WITH_TORCH=OFF)
+  if [ ! -f build/build.ninja ]; then
+    say "configuring build/"
+    cmake --preset default -DCPIPC_CACHE_DIR="$cache" "${torch_flag[@]}" >/dev/null
+  fi
+  say "building with $(nproc) jobs"
+  cmake --build --preset default -- -j"$(nproc)" | grep -vE '^\[[0-9]+/[0-9]+\] ' || true
+  test -x build/cpipc || { echo "setup.sh: the build failed; see the output above" >&2; exit 1; }
+  say "done: build/cpipc is ready (try: build/cpipc demo)"
+fi
