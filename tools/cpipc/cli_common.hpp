@@ -17,6 +17,7 @@ void register_save(CLI::App& app);
 void register_registry(CLI::App& app);  // ls, info, rm, gc
 void register_demo(CLI::App& app);
 void register_devices(CLI::App& app);
+void register_masks(CLI::App& app);
 
 // Blocks SIGINT, SIGTERM and SIGHUP in this thread (and threads it starts),
 // so that wait_for_stop_signal() receives them instead of the default

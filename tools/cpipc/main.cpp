@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   cpipc::cli::register_registry(app);
   cpipc::cli::register_demo(app);
   cpipc::cli::register_devices(app);
+  cpipc::cli::register_masks(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {  // --help, --version

@@ -1,0 +1,145 @@
+// cpipc masks: Cellpose's dynamics on their own, flows (.npy) to masks.
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+
+#include "cli_common.hpp"
+#include "cpipc/dynamics/dynamics.hpp"
+#include "cpipc/error.hpp"
+#include "cpipc/io/array_file.hpp"
+#include "cpipc/io/npy.hpp"
+
+namespace cpipc::cli {
+
+namespace {
+
+struct MasksOptions {
+  std::string flows;
+  std::string cellprob;
+  std::string output;
+  dynamics::Params params;
+  bool json = false;
+};
+
+// Any real dtype to float32.
+std::vector<float> to_float(const io::Array& a, const std::string& path) {
+  const auto n = static_cast<std::size_t>(a.desc.numel());
+  std::vector<float> out(n);
+  const auto d = a.desc.dtype;
+  const std::byte* p = a.data.data();
+  if (d == ipc::kFloat32) {
+    std::memcpy(out.data(), p, n * 4);
+  } else if (d.code == ipc::DTypeCode::float_ && d.bits == 64) {
+    for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<float>(reinterpret_cast<const double*>(p)[i]);
+  } else if (d.code == ipc::DTypeCode::float_ && d.bits == 16) {
+    for (std::size_t i = 0; i < n; ++i) {
+      std::uint16_t hbits;
+      std::memcpy(&hbits, p + 2 * i, 2);
+      const std::uint32_t sign = (hbits & 0x8000u) << 16;
+      std::uint32_t exp = (hbits >> 10) & 0x1f;
+      std::uint32_t mant = hbits & 0x3ffu;
+      std::uint32_t bits;
+      if (exp == 0x1f) {
+        bits = sign | 0x7f800000u | (mant << 13);
+      } else if (exp == 0) {
+        if (mant == 0) {
+          bits = sign;
+        } else {  // subnormal: normalise
+          int e = -1;
+          do {
+            ++e;
+            mant <<= 1;
+          } while (!(mant & 0x400u));
+          bits = sign | ((127 - 15 - e) << 23) | ((mant & 0x3ffu) << 13);
+        }
+      } else {
+        bits = sign | ((exp + 112) << 23) | (mant << 13);
+      }
+      std::memcpy(&out[i], &bits, 4);
+    }
+  } else {
+    throw Error(Errc::invalid_argument, "'" + path + "' holds " + ipc::to_string(d) + "; flows must be float16/32/64");
+  }
+  return out;
+}
+
+void run_masks(const MasksOptions& o) {
+  const io::Array flows = io::read_npy(o.flows);
+  const auto& fd = flows.desc;
+  if (fd.ndim != 3 || (fd.shape[0] != 2 && fd.shape[0] != 3)) {
+    throw Error(Errc::invalid_argument, "'" + o.flows + "' is " + fd.to_string() +
+                                            "; expected flows [2, H, W] (dY, dX) or [3, H, W] with cellprob third");
+  }
+  const int h = static_cast<int>(fd.shape[1]);
+  const int w = static_cast<int>(fd.shape[2]);
+  const std::vector<float> all = to_float(flows, o.flows);
+  const std::size_t plane = static_cast<std::size_t>(h) * w;
+  std::vector<float> cellprob;
+  if (!o.cellprob.empty()) {
+    const io::Array cp = io::read_npy(o.cellprob);
+    if (cp.desc.ndim != 2 || cp.desc.shape[0] != h || cp.desc.shape[1] != w) {
+      throw Error(Errc::invalid_argument, "cellprob '" + o.cellprob + "' is " + cp.desc.to_string() +
+                                              " but the flows are " + std::to_string(h) + " x " + std::to_string(w) +
+                                              "; they must match");
+    }
+    cellprob = to_float(cp, o.cellprob);
+  } else if (fd.shape[0] == 3) {
+    cellprob.assign(all.begin() + 2 * plane, all.begin() + 3 * plane);
+  } else {
+    throw Error(Errc::invalid_argument, "'" + o.flows + "' has no cellprob channel; pass --cellprob FILE.npy");
+  }
+  dynamics::Flows f{{all.data(), plane}, {all.data() + plane, plane}, {cellprob.data(), plane}, h, w};
+
+  const auto t0 = std::chrono::steady_clock::now();
+  const dynamics::Labels labels = dynamics::masks_from_flows(f, o.params);
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+
+  io::Array out;
+  const std::int64_t shape[2] = {h, w};
+  if (labels.fits_uint16()) {
+    out.desc = ipc::TensorDesc::contiguous(ipc::kUInt16, shape);
+    out.data.resize(out.desc.nbytes());
+    auto* px = reinterpret_cast<std::uint16_t*>(out.data.data());
+    for (std::size_t i = 0; i < plane; ++i) px[i] = static_cast<std::uint16_t>(labels.data[i]);
+  } else {
+    out.desc = ipc::TensorDesc::contiguous(ipc::kUInt32, shape);
+    out.data.resize(out.desc.nbytes());
+    std::memcpy(out.data.data(), labels.data.data(), out.data.size());
+  }
+  io::write_array(o.output, out.view());
+  if (o.json) {
+    std::printf("%s\n", nlohmann::json{{"objects", labels.count},
+                                       {"shape", {h, w}},
+                                       {"dtype", ipc::to_string(out.desc.dtype)},
+                                       {"dynamics_ms", ms},
+                                       {"output", o.output}}
+                            .dump()
+                            .c_str());
+  } else {
+    std::printf("%u objects in %d x %d, dynamics %.1f ms -> %s (%s)\n", labels.count, h, w, ms, o.output.c_str(),
+                ipc::to_string(out.desc.dtype).c_str());
+  }
+}
+
+}  // namespace
+
+void register_masks(CLI::App& app) {
+  auto o = std::make_shared<MasksOptions>();
+  CLI::App* cmd = app.add_subcommand("masks", "Cellpose's dynamics alone: flows (.npy) to masks (.npy, .png, .tif)");
+  cmd->add_option("--flows", o->flows, "Flows [2,H,W] (dY, dX) or [3,H,W] with cellprob third, float .npy")->required();
+  cmd->add_option("--cellprob", o->cellprob, "Cellprob logits [H,W] .npy, when the flows have two channels");
+  cmd->add_option("-o,--output", o->output, "Masks file: .npy, .png (below 65 536 masks), .tif")->required();
+  cmd->add_option("--cellprob-threshold", o->params.cellprob_threshold, "Foreground: cellprob above this (0.0)");
+  cmd->add_option("--flow-threshold", o->params.flow_threshold, "Flow-error QC threshold, 0 = off (0.4)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--min-size", o->params.min_size, "Remove masks smaller than this, pixels (15; <= 0 keeps all)");
+  cmd->add_option("--max-size-fraction", o->params.max_size_fraction,
+                  "Remove masks over this fraction of the image (0.4)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--niter", o->params.niter, "Flow-following steps (200)")->check(CLI::NonNegativeNumber);
+  cmd->add_flag("--json", o->json, "Print one JSON object");
+  cmd->callback([o] { run_masks(*o); });
+}
+
+}  // namespace cpipc::cli
