@@ -1,11 +1,15 @@
 #include <sys/stat.h>
 
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "codecs_api.hpp"
 #include "cpipc/error.hpp"
-#include "image.hpp"
 
 namespace cpipc::io::detail {
 
@@ -74,13 +78,12 @@ cv::Mat narrowed(const ipc::HostView& v, int rows, int cols) {
   return m;
 }
 
-}  // namespace
-
-Array read_image(const std::string& path) {
+Array decode(const std::string& path) {
+  // Before imread, which logs a warning of its own on stderr for a missing file.
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) throw Error(Errc::not_found, "no file '" + path + "'");
   cv::Mat m = cv::imread(path, cv::IMREAD_UNCHANGED);
   if (m.empty()) {
-    struct stat st {};
-    if (::stat(path.c_str(), &st) != 0) throw Error(Errc::not_found, "no file '" + path + "'");
     throw Error(Errc::invalid_argument,
                 "cannot decode '" + path + "' as an image (corrupt, truncated, empty, or not PNG/TIFF/JPEG/BMP)");
   }
@@ -96,7 +99,7 @@ Array read_image(const std::string& path) {
   return a;
 }
 
-void write_image(const std::string& path, const ipc::HostView& v, const std::string& ext) {
+void encode(const std::string& path, const ipc::HostView& v, const std::string& ext) {
   const auto& d = v.desc;
   const bool gray = d.ndim == 2 || (d.ndim == 3 && d.shape[2] == 1);
   const bool colour = d.ndim == 3 && (d.shape[2] == 3 || d.shape[2] == 4);
@@ -132,6 +135,13 @@ void write_image(const std::string& path, const ipc::HostView& v, const std::str
     if (channels == 3) cv::cvtColor(m, m, cv::COLOR_RGB2BGR);
     if (channels == 4) cv::cvtColor(m, m, cv::COLOR_RGBA2BGRA);
   }
+  // A path that cannot be written fails here with errno's reason, before
+  // libtiff can print its own message on stderr.
+  if (std::FILE* probe = std::fopen(path.c_str(), "wb")) {
+    std::fclose(probe);
+  } else {
+    throw Error(Errc::io, "cannot write '" + path + "': " + std::strerror(errno));
+  }
   std::vector<int> params;
   if (ext == ".tif" || ext == ".tiff") params = {cv::IMWRITE_TIFF_COMPRESSION, 8};  // zlib/deflate, as Cellpose
   bool ok = false;
@@ -143,6 +153,33 @@ void write_image(const std::string& path, const ipc::HostView& v, const std::str
   if (!ok) throw Error(Errc::io, "cannot write '" + path + "' (is the directory there and writable?)");
 }
 
-bool have_image_codecs() noexcept { return true; }
+int guarded(std::string* error, const auto& body) {
+  try {
+    body();
+    return 0;
+  } catch (const Error& e) {
+    *error = e.what();
+    return static_cast<int>(e.code());
+  } catch (const std::exception& e) {
+    *error = e.what();
+    return static_cast<int>(Errc::io);
+  }
+}
 
+int read_entry(const char* path, Array* out, std::string* error) {
+  return guarded(error, [&] { *out = decode(path); });
+}
+
+int write_entry(const char* path, const ipc::HostView* view, const char* ext, std::string* error) {
+  return guarded(error, [&] { encode(path, *view, ext); });
+}
+
+}  // namespace
 }  // namespace cpipc::io::detail
+
+// Exceptions do not cross the plugin boundary: the API returns codes.
+extern "C" __attribute__((visibility("default"))) const cpipc::io::detail::CodecApi* cpipc_codecs_api() {
+  static const cpipc::io::detail::CodecApi api{cpipc::io::detail::kCodecApiVersion, &cpipc::io::detail::read_entry,
+                                               &cpipc::io::detail::write_entry};
+  return &api;
+}

@@ -26,7 +26,9 @@ T load(const std::byte* base, std::size_t offset) noexcept {
 }  // namespace
 
 std::uint64_t data_stride_for(std::uint64_t frame_bytes) {
-  const std::uint64_t pages = frame_bytes == 0 ? 1 : (frame_bytes + format::kPageBytes - 1) / format::kPageBytes;
+  // Not (frame_bytes + page - 1) / page: that sum wraps to a tiny stride for frames near 2^64.
+  const std::uint64_t pages =
+      frame_bytes == 0 ? 1 : frame_bytes / format::kPageBytes + (frame_bytes % format::kPageBytes != 0);
   std::uint64_t stride = 0;
   if (pages > (~std::uint64_t{0} / format::kPageBytes) || __builtin_mul_overflow(pages, format::kPageBytes, &stride)) {
     throw Error(Errc::invalid_argument, "frame too large");

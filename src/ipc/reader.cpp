@@ -228,17 +228,25 @@ std::optional<FrameLease> SegmentReader::lease_latest(std::chrono::milliseconds 
 FrameInfo SegmentReader::wait_next(std::uint64_t after_frame_id, std::chrono::milliseconds timeout) const {
   Header& h = header();
   const std::uint64_t deadline = monotonic_ns() + static_cast<std::uint64_t>(timeout.count()) * 1'000'000ull;
+  bool quiet = false;  // a whole poll interval passed without a publish
   for (;;) {
     const std::uint32_t word = atomic(h.notify).load(std::memory_order_acquire);
     if (atomic(h.frames_published).load(std::memory_order_acquire) > after_frame_id) {
       if (auto info = latest_info(); info && info->frame_id > after_frame_id) return *info;
     }
-    check_producer();
+    // The state word is one load; the /proc look-up behind is_alive() costs
+    // microseconds, so it runs only when the stream has gone quiet.
+    const auto state = static_cast<format::State>(atomic(h.state).load(std::memory_order_acquire));
+    if (state != format::State::live || quiet) check_producer();
     const std::uint64_t now = monotonic_ns();
     if (now >= deadline) {
       throw Error(Errc::timed_out, "no new frame on '" + name_ + "' within " + std::to_string(timeout.count()) + " ms");
     }
-    detail::futex_wait(h.notify, word, std::min(deadline - now, kLivenessPollNs));
+    const std::uint64_t pause = std::min(deadline - now, kLivenessPollNs);
+    atomic(h.waiters).fetch_add(1, std::memory_order_seq_cst);
+    detail::futex_wait(h.notify, word, pause);
+    atomic(h.waiters).fetch_sub(1, std::memory_order_seq_cst);
+    quiet = monotonic_ns() - now >= pause;
   }
 }
 

@@ -162,8 +162,10 @@ void SegmentWriter::close(format::State final_state) noexcept {
 }
 
 void SegmentWriter::wake_readers() noexcept {
-  atomic(header().notify).fetch_add(1, std::memory_order_acq_rel);
-  detail::futex_wake_all(header().notify);
+  // seq_cst on both sides (readers: waiters++, then FUTEX_WAIT compares
+  // notify): either we see the waiter, or its wait sees the new notify.
+  atomic(header().notify).fetch_add(1, std::memory_order_seq_cst);
+  if (atomic(header().waiters).load(std::memory_order_seq_cst) != 0) detail::futex_wake_all(header().notify);
 }
 
 std::uint64_t SegmentWriter::frames_published() const noexcept {

@@ -8,6 +8,7 @@
 #include "cpipc/dynamics/dynamics.hpp"
 #include "cpipc/error.hpp"
 #include "cpipc/io/array_file.hpp"
+#include "cpipc/io/convert.hpp"
 #include "cpipc/io/npy.hpp"
 
 namespace cpipc::cli {
@@ -22,48 +23,6 @@ struct MasksOptions {
   bool json = false;
 };
 
-// Any real dtype to float32.
-std::vector<float> to_float(const io::Array& a, const std::string& path) {
-  const auto n = static_cast<std::size_t>(a.desc.numel());
-  std::vector<float> out(n);
-  const auto d = a.desc.dtype;
-  const std::byte* p = a.data.data();
-  if (d == ipc::kFloat32) {
-    std::memcpy(out.data(), p, n * 4);
-  } else if (d.code == ipc::DTypeCode::float_ && d.bits == 64) {
-    for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<float>(reinterpret_cast<const double*>(p)[i]);
-  } else if (d.code == ipc::DTypeCode::float_ && d.bits == 16) {
-    for (std::size_t i = 0; i < n; ++i) {
-      std::uint16_t hbits;
-      std::memcpy(&hbits, p + 2 * i, 2);
-      const std::uint32_t sign = (hbits & 0x8000u) << 16;
-      std::uint32_t exp = (hbits >> 10) & 0x1f;
-      std::uint32_t mant = hbits & 0x3ffu;
-      std::uint32_t bits;
-      if (exp == 0x1f) {
-        bits = sign | 0x7f800000u | (mant << 13);
-      } else if (exp == 0) {
-        if (mant == 0) {
-          bits = sign;
-        } else {  // subnormal: normalise
-          int e = -1;
-          do {
-            ++e;
-            mant <<= 1;
-          } while (!(mant & 0x400u));
-          bits = sign | ((127 - 15 - e) << 23) | ((mant & 0x3ffu) << 13);
-        }
-      } else {
-        bits = sign | ((exp + 112) << 23) | (mant << 13);
-      }
-      std::memcpy(&out[i], &bits, 4);
-    }
-  } else {
-    throw Error(Errc::invalid_argument, "'" + path + "' holds " + ipc::to_string(d) + "; flows must be float16/32/64");
-  }
-  return out;
-}
-
 void run_masks(const MasksOptions& o) {
   const io::Array flows = io::read_npy(o.flows);
   const auto& fd = flows.desc;
@@ -73,7 +32,7 @@ void run_masks(const MasksOptions& o) {
   }
   const int h = static_cast<int>(fd.shape[1]);
   const int w = static_cast<int>(fd.shape[2]);
-  const std::vector<float> all = to_float(flows, o.flows);
+  const std::vector<float> all = io::to_float32(flows, "flows '" + o.flows + "'");
   const std::size_t plane = static_cast<std::size_t>(h) * w;
   std::vector<float> cellprob;
   if (!o.cellprob.empty()) {
@@ -83,7 +42,7 @@ void run_masks(const MasksOptions& o) {
                                               " but the flows are " + std::to_string(h) + " x " + std::to_string(w) +
                                               "; they must match");
     }
-    cellprob = to_float(cp, o.cellprob);
+    cellprob = io::to_float32(cp, "cellprob '" + o.cellprob + "'");
   } else if (fd.shape[0] == 3) {
     cellprob.assign(all.begin() + 2 * plane, all.begin() + 3 * plane);
   } else {

@@ -115,7 +115,8 @@ struct Header {
   std::uint32_t lease_count;         // kLeaseCount
   std::uint32_t lease_record_bytes;  // 16
   std::uint64_t leases_offset;       // 256
-  std::uint8_t reserved0[16];
+  std::uint32_t waiters;             // readers inside FUTEX_WAIT; the producer skips the wake at 0
+  std::uint8_t reserved0[12];
   LeaseRecord leases[kLeaseCount];
   SlotRecord slots[kMaxSlots];
 };

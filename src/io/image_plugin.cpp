@@ -1,0 +1,83 @@
+// Loads the image-codec plugin on first use (see codecs_api.hpp for why).
+#include <dlfcn.h>
+
+#include <mutex>
+
+#include "codecs_api.hpp"
+#include "cpipc/error.hpp"
+#include "cpipc/util/child_process.hpp"
+#include "image.hpp"
+
+namespace cpipc::io::detail {
+
+namespace {
+
+struct Loaded {
+  const CodecApi* api = nullptr;
+  std::string why;  // when api is null
+};
+
+const Loaded& plugin() {
+  static const Loaded loaded = [] {
+    Loaded l;
+#ifndef CPIPC_CODECS_BUILD_PATH
+    l.why = "this cpipc was built without OpenCV";
+    return l;
+#else
+    // Next to the executable (install), then where the build put it.
+    std::vector<std::string> candidates;
+    if (const char* env = std::getenv("CPIPC_CODECS")) candidates.emplace_back(env);
+    try {
+      std::string exe = util::self_executable();
+      candidates.push_back(exe.substr(0, exe.rfind('/') + 1) + "libcpipc_codecs.so");
+    } catch (const Error&) {
+    }
+    candidates.emplace_back(CPIPC_CODECS_BUILD_PATH);
+    for (const std::string& path : candidates) {
+      void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+      if (!handle) {
+        if (l.why.empty()) l.why = ::dlerror();
+        continue;
+      }
+      using Entry = const CodecApi* (*)();
+      auto entry = reinterpret_cast<Entry>(::dlsym(handle, kCodecEntryPoint));
+      if (entry && entry()->version == kCodecApiVersion) {
+        l.api = entry();  // stays loaded for the life of the process
+        return l;
+      }
+      l.why = path + " is not a compatible cpipc codec plugin";
+    }
+    return l;
+#endif
+  }();
+  return loaded;
+}
+
+[[noreturn]] void unavailable(const std::string& path) {
+  throw Error(Errc::invalid_argument,
+              "cannot handle '" + path + "': image codecs are unavailable (" + plugin().why + "); use .npy or .bin");
+}
+
+}  // namespace
+
+Array read_image(const std::string& path) {
+  const CodecApi* api = plugin().api;
+  if (!api) unavailable(path);
+  Array out;
+  std::string error;
+  if (const int code = api->read(path.c_str(), &out, &error); code != 0) throw Error(static_cast<Errc>(code), error);
+  return out;
+}
+
+void write_image(const std::string& path, const ipc::HostView& view, const std::string& ext) {
+  const CodecApi* api = plugin().api;
+  if (!api) unavailable(path);
+  std::string error;
+  if (const int code = api->write(path.c_str(), &view, ext.c_str(), &error); code != 0) {
+    throw Error(static_cast<Errc>(code), error);
+  }
+}
+
+bool have_image_codecs() noexcept { return plugin().api != nullptr; }
+
+}  // namespace cpipc::io::detail

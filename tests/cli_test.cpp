@@ -1,0 +1,308 @@
+// The cpipc command line, run as users run it: the real binary in its own
+// process, inputs written with cpipc::io, outputs read back and compared.
+#include <signal.h>
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cpipc/error.hpp"
+#include "cpipc/io/array_file.hpp"
+#include "cpipc/io/npy.hpp"
+#include "cpipc/ipc/name.hpp"
+#include "cpipc/util/child_process.hpp"
+#include "support/test_support.hpp"
+
+namespace cpipc {
+namespace {
+
+using namespace std::chrono_literals;
+using test::CommandResult;
+using test::run_cpipc;
+using test::shm_exists;
+using test::unique_name;
+
+// A uint16[40, 56] label image: a background of 0 and labelled blocks 1..35,
+// with a few labels above 255 so that 8-bit narrowing would show.
+io::Array label_image() {
+  io::Array a;
+  const std::int64_t shape[2] = {40, 56};
+  a.desc = ipc::TensorDesc::contiguous(ipc::kUInt16, shape);
+  a.data.resize(a.desc.nbytes());
+  auto* px = reinterpret_cast<std::uint16_t*>(a.data.data());
+  for (int y = 0; y < 40; ++y) {
+    for (int x = 0; x < 56; ++x) {
+      const bool border = y % 8 == 0 || x % 8 == 0;
+      const int label = (y / 8) * 7 + x / 8 + 1;
+      px[y * 56 + x] = border ? 0 : static_cast<std::uint16_t>(label < 30 ? label : label * 100);
+    }
+  }
+  return a;
+}
+
+// The process of `cpipc publish FILE NAME`, up and published once
+// constructed; stopped with SIGTERM (the clean way) when it goes.
+class Publisher {
+ public:
+  Publisher(const std::string& file, const std::string& name)
+      : process_({test::cpipc_binary(), "publish", file, name}) {
+    const auto line = process_.read_line(10s);
+    if (!line || !line->starts_with("published")) {
+      throw std::runtime_error("cpipc publish did not start: " + line.value_or("no output"));
+    }
+  }
+  Publisher(const Publisher&) = delete;
+  Publisher& operator=(const Publisher&) = delete;
+  ~Publisher() { (void)stop(); }
+
+  std::optional<int> stop() {
+    process_.signal(SIGTERM);
+    return process_.wait(10s);
+  }
+  util::ChildProcess& process() { return process_; }
+
+ private:
+  util::ChildProcess process_;
+};
+
+// A failed command: the expected status, and exactly one line on stderr
+// that says it is cpipc's error.
+void expect_failure(const CommandResult& r, int status) {
+  EXPECT_EQ(r.status, status) << "stderr: " << r.err;
+  const auto lines = r.err_lines();
+  ASSERT_EQ(lines.size(), 1u) << "stderr was:\n" << r.err;
+  EXPECT_TRUE(lines[0].starts_with("cpipc: error: ")) << lines[0];
+  EXPECT_TRUE(r.err.ends_with('\n')) << "the line ends with a newline";
+}
+
+#define SKIP_WITHOUT_IMAGE_CODECS()                                              \
+  if (!io::image_codecs_available()) {                                           \
+    GTEST_SKIP() << "this cpipc was built without OpenCV: no PNG or TIFF files"; \
+  }
+
+class Cli : public ::testing::Test {
+ protected:
+  // `labels` written as FILE in the temp dir.
+  std::string input(const std::string& file_name) {
+    const std::string path = dir_.file(file_name);
+    io::write_array(path, labels_.view());
+    return path;
+  }
+  // Publishes the labels from a .npy under a fresh name.
+  Publisher& publish_labels() {
+    name_ = unique_name();
+    publisher_.emplace(input("labels.npy"), name_);
+    return *publisher_;
+  }
+  // `cpipc save NAME FILE` of the published labels, then FILE read back.
+  io::Array save_and_read_back(const std::string& file_name) {
+    const std::string out = dir_.file(file_name);
+    const CommandResult r = run_cpipc({"save", name_, out});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.err, "");
+    EXPECT_NE(r.out.find("saved frame 1 of '" + name_ + "'"), std::string::npos) << r.out;
+    return io::read_array(out);
+  }
+
+  test::TempDir dir_;
+  io::Array labels_ = label_image();
+  std::string name_;
+  std::optional<Publisher> publisher_;
+};
+
+TEST_F(Cli, PublishedNpyIsSavedAsTheSameNpy) {
+  publish_labels();
+  const io::Array back = save_and_read_back("out.npy");
+  EXPECT_TRUE(back.desc.same_layout(labels_.desc)) << back.desc.to_string();
+  EXPECT_EQ(back.data, labels_.data);
+}
+
+TEST_F(Cli, SaveBinWritesTheRawBytes) {
+  publish_labels();
+  const std::string out = dir_.file("out.bin");
+  const CommandResult r = run_cpipc({"save", name_, out});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(test::read_file_bytes(out), labels_.data);
+}
+
+TEST_F(Cli, SavePngKeeps16BitLabels) {
+  SKIP_WITHOUT_IMAGE_CODECS();
+  publish_labels();
+  const io::Array back = save_and_read_back("out.png");
+  EXPECT_TRUE(back.desc.same_layout(labels_.desc)) << back.desc.to_string();
+  EXPECT_EQ(back.data, labels_.data);
+}
+
+TEST_F(Cli, SaveTifKeeps16BitLabels) {
+  SKIP_WITHOUT_IMAGE_CODECS();
+  publish_labels();
+  const io::Array back = save_and_read_back("out.tif");
+  EXPECT_TRUE(back.desc.same_layout(labels_.desc)) << back.desc.to_string();
+  EXPECT_EQ(back.data, labels_.data);
+}
+
+TEST_F(Cli, PublishedPngServesItsPixels) {
+  SKIP_WITHOUT_IMAGE_CODECS();
+  name_ = unique_name();
+  const Publisher publisher(input("labels.png"), name_);
+  const io::Array back = save_and_read_back("out.npy");
+  EXPECT_TRUE(back.desc.same_layout(labels_.desc)) << back.desc.to_string();
+  EXPECT_EQ(back.data, labels_.data);
+}
+
+TEST_F(Cli, PublishStopsCleanlyAfterLingering) {
+  name_ = unique_name();
+  util::ChildProcess publish(
+      {test::cpipc_binary(), "publish", input("labels.npy"), name_, "--frames", "5", "--linger-ms", "100"});
+  EXPECT_EQ(publish.wait(10s), 0);
+  const std::string out = publish.read_all(1s);
+  EXPECT_NE(out.find("published 5 frames"), std::string::npos) << out;
+  EXPECT_FALSE(shm_exists(name_));
+}
+
+TEST_F(Cli, LsJsonListsTheSegment) {
+  Publisher& publisher = publish_labels();
+  const CommandResult r = run_cpipc({"ls", "--json"});
+  ASSERT_EQ(r.status, 0) << r.err;
+
+  const auto list = nlohmann::json::parse(r.out);
+  ASSERT_TRUE(list.is_array());
+  const nlohmann::json* mine = nullptr;
+  for (const auto& entry : list) {
+    if (entry.at("name") == name_) mine = &entry;
+  }
+  ASSERT_NE(mine, nullptr) << r.out;
+  EXPECT_EQ(mine->at("dtype"), "uint16");
+  EXPECT_EQ(mine->at("shape"), nlohmann::json::array({40, 56}));
+  EXPECT_EQ(mine->at("state"), "live");
+  EXPECT_EQ(mine->at("producer_pid"), publisher.process().pid());
+  EXPECT_EQ(mine->at("producer_alive"), true);
+  EXPECT_EQ(mine->at("frames_published"), 1);
+}
+
+TEST_F(Cli, InfoJsonDescribesTheSegment) {
+  Publisher& publisher = publish_labels();
+  const CommandResult r = run_cpipc({"info", name_, "--json"});
+  ASSERT_EQ(r.status, 0) << r.err;
+
+  const auto info = nlohmann::json::parse(r.out);
+  EXPECT_EQ(info.at("name"), name_);
+  EXPECT_EQ(info.at("dtype"), "uint16");
+  EXPECT_EQ(info.at("shape"), nlohmann::json::array({40, 56}));
+  EXPECT_EQ(info.at("strides"), nlohmann::json::array({56, 1}));
+  EXPECT_EQ(info.at("frame_bytes"), labels_.data.size());
+  EXPECT_EQ(info.at("slots"), 4);
+  EXPECT_EQ(info.at("abi"), "1.0");
+  EXPECT_EQ(info.at("state"), "live");
+  EXPECT_EQ(info.at("producer_pid"), publisher.process().pid());
+  EXPECT_EQ(info.at("export_kind"), "none");
+  EXPECT_EQ(info.at("shm_path"), ipc::shm_file_path(name_));
+  EXPECT_EQ(info.at("latest").at("frame_id"), 1);
+  EXPECT_NE(info.at("latest").at("meta").get<std::string>().find("labels.npy"), std::string::npos);
+}
+
+TEST_F(Cli, RmRemovesTheSegment) {
+  Publisher& publisher = publish_labels();
+  const CommandResult r = run_cpipc({"rm", name_});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "removed '" + name_ + "'\n");
+  EXPECT_FALSE(shm_exists(name_));
+  EXPECT_EQ(publisher.stop(), 0) << "its producer still ends cleanly";
+}
+
+TEST_F(Cli, GcRemovesTheSegmentOfAKilledPublisher) {
+  Publisher& publisher = publish_labels();
+  publisher.process().kill();  // SIGKILL: no chance to unlink
+  ASSERT_TRUE(shm_exists(name_));
+
+  const CommandResult r = run_cpipc({"gc", "--json"});
+
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto removed = nlohmann::json::parse(r.out);
+  EXPECT_NE(std::find(removed.begin(), removed.end(), name_), removed.end()) << r.out;
+  EXPECT_FALSE(shm_exists(name_));
+}
+
+TEST_F(Cli, GcLeavesALivePublishersSegment) {
+  publish_labels();
+  const CommandResult r = run_cpipc({"gc"});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(shm_exists(name_));
+}
+
+TEST_F(Cli, ABadNameExits2) {
+  const std::string file = input("labels.npy");
+  expect_failure(run_cpipc({"publish", file, "../etc"}), 2);
+  expect_failure(run_cpipc({"info", "a/b"}), 2);
+  expect_failure(run_cpipc({"save", ".hidden", dir_.file("out.npy")}), 2);
+  expect_failure(run_cpipc({"rm", std::string(129, 'n')}), 2);
+}
+
+TEST_F(Cli, AMissingSegmentExits3) {
+  const std::string name = unique_name();
+  expect_failure(run_cpipc({"info", name}), 3);
+  expect_failure(run_cpipc({"save", name, dir_.file("out.npy")}), 3);
+  expect_failure(run_cpipc({"rm", name}), 3);
+}
+
+TEST_F(Cli, AMissingInputFileExits3) {
+  const std::string name = unique_name();
+  expect_failure(run_cpipc({"publish", dir_.file("absent.npy"), name}), 3);
+  if (io::image_codecs_available()) expect_failure(run_cpipc({"publish", dir_.file("absent.png"), name}), 3);
+  EXPECT_FALSE(shm_exists(name));
+}
+
+TEST_F(Cli, AnUnknownExtensionExits2) {
+  publish_labels();
+  expect_failure(run_cpipc({"save", name_, dir_.file("out.xyz")}), 2);
+  const std::string odd = input("labels.npy") + ".xyz";
+  std::filesystem::copy_file(dir_.file("labels.npy"), odd);
+  const std::string name = unique_name();
+  expect_failure(run_cpipc({"publish", odd, name}), 2);
+  EXPECT_FALSE(shm_exists(name));
+}
+
+TEST_F(Cli, AFileThatIsNotAnImageExits2) {
+  SKIP_WITHOUT_IMAGE_CODECS();
+  const std::string fake = dir_.file("fake.png");
+  std::FILE* f = std::fopen(fake.c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  std::fputs("not a png\n", f);
+  std::fclose(f);
+  expect_failure(run_cpipc({"publish", fake, unique_name()}), 2);
+}
+
+TEST_F(Cli, ANameInUseExits1) {
+  publish_labels();
+  expect_failure(run_cpipc({"publish", input("labels.npy"), name_}), 1);
+}
+
+TEST_F(Cli, AnUnwritableOutputExits1) {
+  publish_labels();
+  std::vector<std::string> files = {"out.npy", "out.bin"};
+  if (io::image_codecs_available()) files.insert(files.end(), {"out.png", "out.tif"});
+  for (const std::string& file : files) {
+    SCOPED_TRACE(file);
+    expect_failure(run_cpipc({"save", name_, dir_.file("no-such-dir/" + file)}), 1);
+  }
+}
+
+TEST_F(Cli, UsageErrorsExit2) {
+  expect_failure(run_cpipc({}), 2);
+  expect_failure(run_cpipc({"publish"}), 2);
+  expect_failure(run_cpipc({"ls", "--no-such-flag"}), 2);
+  expect_failure(run_cpipc({"publish", input("labels.npy"), unique_name(), "--slots", "9"}), 2);
+}
+
+}  // namespace
+}  // namespace cpipc

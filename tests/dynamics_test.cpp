@@ -1,0 +1,214 @@
+// Cellpose's dynamics, checked against Cellpose itself: fixtures made by
+// tools/dynamics/make_fixtures.py with the installed Cellpose (committed in
+// tests/data/dynamics; CPIPC_DYNAMICS_FIXTURES points at a freshly made set).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <string>
+
+#include "cpipc/dynamics/dynamics.hpp"
+#include "cpipc/error.hpp"
+#include "cpipc/io/convert.hpp"
+#include "cpipc/io/npy.hpp"
+
+namespace dyn = cpipc::dynamics;
+namespace io = cpipc::io;
+
+namespace {
+
+std::string fixture_dir() {
+  if (const char* dir = std::getenv("CPIPC_DYNAMICS_FIXTURES")) return dir;
+  return CPIPC_SOURCE_DIR "/tests/data/dynamics";
+}
+
+struct Case {
+  int height = 0, width = 0;
+  std::vector<float> flows;  // [3, H, W]
+  dyn::Flows view() const {
+    const std::size_t plane = static_cast<std::size_t>(height) * width;
+    return {{flows.data(), plane}, {flows.data() + plane, plane}, {flows.data() + 2 * plane, plane}, height, width};
+  }
+};
+
+Case load_case(const std::string& name) {
+  const io::Array a = io::read_npy(fixture_dir() + "/" + name + "_flows.npy");
+  Case c;
+  c.height = static_cast<int>(a.desc.shape[1]);
+  c.width = static_cast<int>(a.desc.shape[2]);
+  c.flows = io::to_float32(a, name);
+  return c;
+}
+
+dyn::Labels load_labels(const std::string& file) {
+  const io::Array a = io::read_npy(fixture_dir() + "/" + file);
+  dyn::Labels l;
+  l.height = static_cast<int>(a.desc.shape[0]);
+  l.width = static_cast<int>(a.desc.shape[1]);
+  l.data = io::to_labels(a, file);
+  for (auto v : l.data) l.count = std::max(l.count, v);
+  return l;
+}
+
+// Matched-object AP at IoU 0.5, as Cellpose's average_precision: TP / (TP + FP + FN).
+// At IoU > 0.5 a match is unique, so counting pairs above 0.5 is the optimal matching.
+double ap50(const dyn::Labels& truth, const dyn::Labels& pred) {
+  std::map<std::pair<std::uint32_t, std::uint32_t>, std::int64_t> overlap;
+  std::vector<std::int64_t> nt(truth.count + 1, 0), np(pred.count + 1, 0);
+  for (std::size_t i = 0; i < truth.data.size(); ++i) {
+    ++nt[truth.data[i]];
+    ++np[pred.data[i]];
+    if (truth.data[i] && pred.data[i]) ++overlap[{truth.data[i], pred.data[i]}];
+  }
+  std::int64_t tp = 0;
+  for (const auto& [key, inter] : overlap) {
+    const double iou = static_cast<double>(inter) / static_cast<double>(nt[key.first] + np[key.second] - inter);
+    if (iou > 0.5) ++tp;
+  }
+  const std::int64_t fp = pred.count - tp, fn = truth.count - tp;
+  return tp + fp + fn == 0 ? 1.0 : static_cast<double>(tp) / static_cast<double>(tp + fp + fn);
+}
+
+double same_pixels(const dyn::Labels& a, const dyn::Labels& b) {
+  std::size_t same = 0;
+  for (std::size_t i = 0; i < a.data.size(); ++i) same += a.data[i] == b.data[i];
+  return a.data.empty() ? 1.0 : static_cast<double>(same) / static_cast<double>(a.data.size());
+}
+
+class CellposeFixture : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(CellposeFixture, MasksMatchCellposeWithQualityControl) {
+  const Case c = load_case(GetParam());
+  const dyn::Labels ours = dyn::masks_from_flows(c.view(), dyn::Params{});
+  const dyn::Labels ref = load_labels(GetParam() + "_masks_qc.npy");
+  EXPECT_GE(ap50(ref, ours), 0.99);
+  EXPECT_LE(std::abs(static_cast<double>(ours.count) - ref.count), 0.01 * ref.count);
+  EXPECT_GE(same_pixels(ref, ours), 0.9999) << "labels are numbered differently or pixels moved";
+}
+
+TEST_P(CellposeFixture, MasksMatchCellposeWithoutQualityControl) {
+  const Case c = load_case(GetParam());
+  dyn::Params p;
+  p.flow_threshold = 0.0f;
+  const dyn::Labels ours = dyn::masks_from_flows(c.view(), p);
+  const dyn::Labels ref = load_labels(GetParam() + "_masks_noqc.npy");
+  EXPECT_GE(ap50(ref, ours), 0.99);
+  EXPECT_LE(std::abs(static_cast<double>(ours.count) - ref.count), 0.01 * ref.count);
+  EXPECT_GE(same_pixels(ref, ours), 0.9999);
+}
+
+TEST_P(CellposeFixture, FlowsFromMasksMatchCellpose) {
+  const dyn::Labels labels = load_labels(GetParam() + "_labels.npy");
+  const dyn::UnitFlows ours = dyn::flows_from_masks(labels);
+  const io::Array mu = io::read_npy(fixture_dir() + "/" + GetParam() + "_mu.npy");
+  const std::vector<float> ref = io::to_float32(mu, "mu");
+  const std::size_t plane = labels.data.size();
+  double sum = 0;
+  for (std::size_t i = 0; i < plane; ++i) sum += std::abs(ours.dy[i] - ref[i]) + std::abs(ours.dx[i] - ref[plane + i]);
+  EXPECT_LE(sum / (2.0 * static_cast<double>(plane)), 0.02);
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, CellposeFixture,
+                         ::testing::Values("touching", "elongated", "border", "tiny", "empty", "qc", "dense384"));
+
+TEST(Dynamics, QualityControlDropsMasksWhoseFlowsDisagree) {
+  const Case c = load_case("qc");
+  dyn::Params with, without;
+  without.flow_threshold = 0.0f;
+  EXPECT_LT(dyn::masks_from_flows(c.view(), with).count, dyn::masks_from_flows(c.view(), without).count);
+}
+
+TEST(Dynamics, LabelsAreConsecutiveInFirstAppearanceOrder) {
+  const Case c = load_case("dense384");
+  const dyn::Labels l = dyn::masks_from_flows(c.view());
+  std::uint32_t next = 1;
+  for (std::uint32_t v : l.data) {
+    if (v == 0) continue;
+    ASSERT_LE(v, next) << "label " << v << " appears before label " << next;
+    if (v == next) ++next;
+  }
+  EXPECT_EQ(next - 1, l.count);
+}
+
+TEST(Dynamics, NaNFlowsAreAClearError) {
+  Case c = load_case("tiny");
+  c.flows[100] = std::nanf("");
+  try {
+    (void)dyn::masks_from_flows(c.view());
+    FAIL() << "no error";
+  } catch (const cpipc::Error& e) {
+    EXPECT_EQ(e.code(), cpipc::Errc::invalid_argument);
+    EXPECT_NE(std::string(e.what()).find("NaN"), std::string::npos);
+  }
+}
+
+TEST(Dynamics, InfiniteCellprobIsAClearError) {
+  Case c = load_case("tiny");
+  c.flows.back() = INFINITY;
+  EXPECT_THROW((void)dyn::masks_from_flows(c.view()), cpipc::Error);
+}
+
+TEST(Dynamics, FlowsAndCellprobOfDifferentSizesAreAClearError) {
+  const Case c = load_case("tiny");
+  dyn::Flows f = c.view();
+  f.cellprob = f.cellprob.subspan(1);
+  EXPECT_THROW((void)dyn::masks_from_flows(f), cpipc::Error);
+}
+
+TEST(Dynamics, ZeroSizedImageGivesEmptyMasks) {
+  const dyn::Labels l = dyn::masks_from_flows(dyn::Flows{{}, {}, {}, 0, 0});
+  EXPECT_EQ(l.count, 0u);
+  EXPECT_TRUE(l.data.empty());
+}
+
+TEST(Dynamics, OnePixelImagesGiveNoMasksAndNoCrash) {
+  const float dy = 1, dx = 1, cp = 5;
+  const dyn::Labels l = dyn::masks_from_flows(dyn::Flows{{&dy, 1}, {&dx, 1}, {&cp, 1}, 1, 1});
+  EXPECT_EQ(l.count, 0u);  // one pixel converges to a bin of 1 < 10: no seed
+  std::vector<float> row(50, 3.0f);
+  const dyn::Labels r = dyn::masks_from_flows(dyn::Flows{{row}, {row}, {row}, 1, 50});
+  EXPECT_EQ(r.data.size(), 50u);
+}
+
+TEST(Dynamics, AllBackgroundGivesZeros) {
+  const int h = 64, w = 48;
+  std::vector<float> zero(h * w, 0.0f), low(h * w, -3.0f);
+  const dyn::Labels l = dyn::masks_from_flows(dyn::Flows{{zero}, {zero}, {low}, h, w});
+  EXPECT_EQ(l.count, 0u);
+  for (auto v : l.data) ASSERT_EQ(v, 0u);
+}
+
+// 260 x 260 square objects of 5 x 5 pixels: more labels than uint16 holds,
+// so the result must be uint32 labels, one per object.
+TEST(Dynamics, MoreThan65535MasksComeBackAsUint32Labels) {
+  const int n = 260, cell = 6, side = 5, h = n * cell, w = n * cell;
+  dyn::Labels truth;
+  truth.height = h;
+  truth.width = w;
+  truth.data.resize(static_cast<std::size_t>(h) * w);
+  for (int y = 0; y < h; ++y) {
+    for (int x = 0; x < w; ++x) {
+      const bool inside = y % cell < side && x % cell < side;
+      truth.data[static_cast<std::size_t>(y) * w + x] =
+          inside ? static_cast<std::uint32_t>((y / cell) * n + (x / cell) + 1) : 0;
+    }
+  }
+  truth.count = n * n;
+  const dyn::UnitFlows mu = dyn::flows_from_masks(truth);
+  std::vector<float> dy(mu.dy.size()), dx(mu.dx.size()), cp(mu.dy.size());
+  for (std::size_t i = 0; i < dy.size(); ++i) {
+    dy[i] = 5.0f * mu.dy[i];
+    dx[i] = 5.0f * mu.dx[i];
+    cp[i] = truth.data[i] ? 5.0f : -5.0f;
+  }
+  dyn::Params p;
+  p.niter = 40;  // 5-pixel objects converge in a few steps; keeps the test quick
+  const dyn::Labels l = dyn::masks_from_flows(dyn::Flows{{dy}, {dx}, {cp}, h, w}, p);
+  EXPECT_FALSE(l.fits_uint16());
+  EXPECT_EQ(l.count, truth.count);
+  EXPECT_GE(ap50(truth, l), 0.99);
+}
+
+}  // namespace

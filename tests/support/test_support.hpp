@@ -1,0 +1,68 @@
+// What the tests share: unique segment names, the leak check on /dev/shm,
+// temporary directories, and running the real cpipc binary.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace cpipc::test {
+
+// The built programs the tests start (set by tests/CMakeLists.txt).
+[[nodiscard]] std::string cpipc_binary();
+[[nodiscard]] std::string segment_peer_binary();
+
+// "t<pid>-": every segment name a test process makes starts with it, so the
+// leak check can tell its own objects from anyone else's.
+[[nodiscard]] std::string name_prefix();
+
+// A fresh segment name for the running test: "t<pid>-<test>-<n><tag>".
+[[nodiscard]] std::string unique_name(std::string_view tag = "");
+
+// True if the shm object of segment `name` exists (/dev/shm/cpipc.<uid>.<name>).
+[[nodiscard]] bool shm_exists(std::string_view name);
+
+// Segment names of this process's objects still in /dev/shm.
+[[nodiscard]] std::vector<std::string> leftover_segments();
+
+// A directory under $TMPDIR (or /tmp), removed with its contents when it goes.
+class TempDir {
+ public:
+  TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  ~TempDir();
+  [[nodiscard]] const std::filesystem::path& path() const noexcept { return path_; }
+  [[nodiscard]] std::string file(std::string_view name) const { return (path_ / name).string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// What a finished command left: exit status (128+N for signal N), stdout, stderr.
+struct CommandResult {
+  int status = -1;
+  std::string out;
+  std::string err;
+
+  // stderr split into lines (a final newline does not start another line).
+  [[nodiscard]] std::vector<std::string> err_lines() const;
+};
+
+// Runs the real cpipc binary with `args` to completion; fails the test if
+// it does not finish within `timeout`.
+[[nodiscard]] CommandResult run_cpipc(const std::vector<std::string>& args,
+                                      std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
+// The key=value words of a result line ("read frames=3 torn=0" -> {frames: 3, torn: 0}).
+[[nodiscard]] std::map<std::string, std::string> fields(const std::string& line);
+// fields(line)[key] as a number; fails the test (and returns 0) if missing.
+[[nodiscard]] std::uint64_t number_field(const std::map<std::string, std::string>& f, const std::string& key);
+
+[[nodiscard]] std::vector<std::byte> read_file_bytes(const std::string& path);
+
+}  // namespace cpipc::test
