@@ -6,7 +6,9 @@
 #   - LibTorch from the PyPI torch wheel, in a venv under $CPIPC_CACHE_DIR
 #     (default ~/.cache/cpipc), outside the repo, reused by every checkout.
 #   - CUDA: the toolkit in /usr/local/cuda is used when present (not installed here).
-# Options: --no-torch (skip LibTorch), --no-build (install only).
+#   - With --reference: Cellpose itself (cellpose==4.2.1.1 on the same torch) in
+#     its own venv, for the reference fixtures and the side-by-side benchmarks.
+# Options: --no-torch (skip LibTorch), --no-build (install only), --reference.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -14,11 +16,14 @@ cache=${CPIPC_CACHE_DIR:-$HOME/.cache/cpipc}
 torch_version=2.11.0
 with_torch=1
 build=1
+reference=0
+cellpose_version=4.2.1.1
 for arg in "$@"; do
   case $arg in
     --no-torch) with_torch=0 ;;
     --no-build) build=0 ;;
-    *) echo "setup.sh: unknown option '$arg' (use --no-torch, --no-build)" >&2; exit 2 ;;
+    --reference) reference=1 ;;
+    *) echo "setup.sh: unknown option '$arg' (use --no-torch, --no-build, --reference)" >&2; exit 2 ;;
   esac
 done
 
@@ -67,7 +72,20 @@ else
   "$tools_env/bin/pip" install -q --disable-pip-version-check numpy
 fi
 
-# 4. Configure and build (the default preset: CUDA when nvcc is there).
+# 4. Cellpose itself, only for reference fixtures and benchmarks (never at run time).
+if [ $reference -eq 1 ]; then
+  cp_env="$cache/cellpose-venv"
+  if "$cp_env/bin/python" -c "import sys; from importlib.metadata import version; sys.exit(version('cellpose') != '$cellpose_version')" 2>/dev/null; then
+    say "Cellpose $cellpose_version: cached in $cp_env"
+  else
+    say "installing cellpose==$cellpose_version with torch==$torch_version into $cp_env"
+    rm -rf "$cp_env"
+    python3 -m venv "$cp_env"
+    "$cp_env/bin/pip" install -q --disable-pip-version-check "torch==$torch_version" "cellpose==$cellpose_version"
+  fi
+fi
+
+# 5. Configure and build (the default preset: CUDA when nvcc is there).
 if [ $build -eq 1 ]; then
   cd "$repo"
   torch_flag=()

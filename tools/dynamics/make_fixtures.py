@@ -75,6 +75,8 @@ def case_labels(name):
         return np.zeros((32, 32), np.uint16)
     if name == "dense384":
         return packed(384, 384, 110, 10, 17, rng, overlap=0.8)
+    if name == "dense512":
+        return packed(512, 512, 105, 12, 20, rng, overlap=0.8)
     if name == "dense1024":
         return packed(1024, 1024, 420, 12, 20, rng, overlap=0.8)
     if name == "dense2048":
@@ -83,7 +85,7 @@ def case_labels(name):
 
 
 COMMITTED = ["touching", "elongated", "border", "tiny", "empty", "qc", "dense384"]
-LARGE = ["dense1024", "dense2048"]
+LARGE = ["dense512", "dense1024", "dense2048"]  # for benchmarks/run_dynamics_bench.sh; not committed
 
 
 def flows_for(labels, name):
@@ -121,7 +123,8 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     names = {"committed": COMMITTED, "large": LARGE, "all": COMMITTED + LARGE}.get(args.cases) or args.cases.split(",")
     import cellpose
-    summary = {"cellpose": cellpose.version if hasattr(cellpose, "version") else "?", "cases": {}}
+    from importlib.metadata import version
+    summary = {"cellpose": version("cellpose"), "cases": {}}
     for name in names:
         labels = case_labels(name)
         flows, mu = flows_for(labels, name)
