@@ -11,34 +11,45 @@ namespace cpipc::dynamics {
 
 namespace {
 
-struct Vec2 {
-  float x, y;
-};
+constexpr int kBlock = 64;  // pixels stepped together: independent chains, and SIMD lanes
 
-constexpr int kBlock = 32;  // pixels stepped together: independent chains hide latency
-
-// grid_sample's bilinear read of the (x, y) field at normalised (gx, gy).
-// `field` has a one-pixel zero border (stride width + 2), which stands for
-// grid_sample's zeros outside: clamped positions never reach further out.
-inline Vec2 sample(const Vec2* field, int height, int width, float gx, float gy) noexcept {
-  const float ix = ((gx + 1.0f) * static_cast<float>(width) - 1.0f) / 2.0f;
-  const float iy = ((gy + 1.0f) * static_cast<float>(height) - 1.0f) / 2.0f;
-  // floor without a libm call (x86-64 without SSE4.1 has no inline floor)
-  int xi = static_cast<int>(ix);
-  int yi = static_cast<int>(iy);
-  xi -= ix < static_cast<float>(xi);
-  yi -= iy < static_cast<float>(yi);
-  const float fx0 = static_cast<float>(xi);
-  const float fy0 = static_cast<float>(yi);
-  const float wx1 = ix - fx0;
-  const float wy1 = iy - fy0;
-  const float wx0 = (fx0 + 1.0f) - ix;
-  const float wy0 = (fy0 + 1.0f) - iy;
-  const std::int64_t stride = width + 2;
-  const Vec2* p = field + (static_cast<std::int64_t>(yi) + 1) * stride + (xi + 1);
-  const Vec2 a = p[0], b = p[1], c = p[stride], d = p[stride + 1];
-  const float w00 = wx0 * wy0, w01 = wx1 * wy0, w10 = wx0 * wy1, w11 = wx1 * wy1;
-  return {((a.x * w00 + b.x * w01) + c.x * w10) + d.x * w11, ((a.y * w00 + b.y * w01) + c.y * w10) + d.y * w11};
+// Steps `m` positions (normalised, as grid_sample) `niter` times through the
+// field (fx, fy planes with a one-pixel zero border, stride width + 2), the
+// bilinear read and clamp exactly as Cellpose's grid_sample loop. Written as
+// a plain loop over the pixels so the compiler vectorises it (with AVX2
+// gathers where the CPU has them; no FMA, so rounding matches).
+__attribute__((target_clones("avx2", "default"))) void step_block(const float* __restrict fx,
+                                                                    const float* __restrict fy, int height, int width,
+                                                                    float* __restrict gx, float* __restrict gy, int m,
+                                                                    int niter) {
+  const float fw = static_cast<float>(width);
+  const float fh = static_cast<float>(height);
+  const int stride = width + 2;
+  for (int t = 0; t < niter; ++t) {
+    for (int j = 0; j < m; ++j) {
+      const float ix = ((gx[j] + 1.0f) * fw - 1.0f) * 0.5f;
+      const float iy = ((gy[j] + 1.0f) * fh - 1.0f) * 0.5f;
+      // floor for ix, iy >= -1 (positions are clamped): truncate, step back if above
+      int xi = static_cast<int>(ix);
+      int yi = static_cast<int>(iy);
+      xi -= ix < static_cast<float>(xi) ? 1 : 0;
+      yi -= iy < static_cast<float>(yi) ? 1 : 0;
+      const float fx0 = static_cast<float>(xi);
+      const float fy0 = static_cast<float>(yi);
+      const float wx1 = ix - fx0;
+      const float wy1 = iy - fy0;
+      const float wx0 = (fx0 + 1.0f) - ix;
+      const float wy0 = (fy0 + 1.0f) - iy;
+      const int i00 = (yi + 1) * stride + (xi + 1);
+      const float w00 = wx0 * wy0, w01 = wx1 * wy0, w10 = wx0 * wy1, w11 = wx1 * wy1;
+      const float dx = ((fx[i00] * w00 + fx[i00 + 1] * w01) + fx[i00 + stride] * w10) + fx[i00 + stride + 1] * w11;
+      const float dy = ((fy[i00] * w00 + fy[i00 + 1] * w01) + fy[i00 + stride] * w10) + fy[i00 + stride + 1] * w11;
+      const float nx = gx[j] + dx;
+      const float ny = gy[j] + dy;
+      gx[j] = nx < -1.0f ? -1.0f : (nx > 1.0f ? 1.0f : nx);
+      gy[j] = ny < -1.0f ? -1.0f : (ny > 1.0f ? 1.0f : ny);
+    }
+  }
 }
 
 }  // namespace
@@ -59,15 +70,16 @@ Positions follow_flows(const Flows& f, std::span<const std::int64_t> pixels, flo
   // The field Cellpose samples: dP * foreground / 5, in normalised units,
   // with a zero border.
   const std::int64_t stride = w + 2;
-  std::vector<Vec2> field(static_cast<std::size_t>((h + 2) * stride), Vec2{0.0f, 0.0f});
+  std::vector<float> fx(static_cast<std::size_t>((h + 2) * stride), 0.0f);
+  std::vector<float> fy(fx.size(), 0.0f);
 #pragma omp parallel for schedule(static)
   for (int y = 0; y < h; ++y) {
     for (int x = 0; x < w; ++x) {
       const std::int64_t i = static_cast<std::int64_t>(y) * w + x;
       const bool fg = f.cellprob[i] > cellprob_threshold;
-      Vec2& v = field[static_cast<std::size_t>((y + 1) * stride + x + 1)];
-      v.x = (fg ? f.dx[i] : 0.0f) / 5.0f * sx;
-      v.y = (fg ? f.dy[i] : 0.0f) / 5.0f * sy;
+      const auto k = static_cast<std::size_t>((y + 1) * stride + x + 1);
+      fx[k] = (fg ? f.dx[i] : 0.0f) / 5.0f * sx;
+      fy[k] = (fg ? f.dy[i] : 0.0f) / 5.0f * sy;
     }
   }
 
@@ -82,13 +94,7 @@ Positions follow_flows(const Flows& f, std::span<const std::int64_t> pixels, flo
       gy[j] = h == 1 ? -1.0f : static_cast<float>(p / w) / ly * 2.0f - 1.0f;
       gx[j] = w == 1 ? -1.0f : static_cast<float>(p % w) / lx * 2.0f - 1.0f;
     }
-    for (int t = 0; t < niter; ++t) {
-      for (int j = 0; j < m; ++j) {
-        const Vec2 d = sample(field.data(), h, w, gx[j], gy[j]);
-        gx[j] = std::clamp(gx[j] + d.x, -1.0f, 1.0f);
-        gy[j] = std::clamp(gy[j] + d.y, -1.0f, 1.0f);
-      }
-    }
+    step_block(fx.data(), fy.data(), h, w, gx, gy, m, niter);
     for (int j = 0; j < m; ++j) {
       out.x[first + j] = static_cast<std::int32_t>((gx[j] + 1.0f) * 0.5f * lx);
       out.y[first + j] = static_cast<std::int32_t>((gy[j] + 1.0f) * 0.5f * ly);
