@@ -37,6 +37,21 @@ step "LibTorch check"
 run build-gpu/cpipc_torch_check || status=1
 step "cpipc demo"
 run build-gpu/cpipc demo -o /tmp/cpipc-demo || status=1
+# Dynamics timing, CPU (all cores) against CUDA, on fixtures made here with
+# tools/dynamics/make_fixtures.py --cases large (carry them in .gpu-fixtures/).
+if [ -d .gpu-fixtures ]; then
+  step "dynamics: cpipc masks --device cpu vs cuda (median of 5 after a warm-up)"
+  for flows in .gpu-fixtures/*_flows.npy; do
+    for qc in 0.4 0; do
+      for dev in cpu cuda; do
+        out="/tmp/$(basename "$flows" _flows.npy)_${dev}_${qc}.npy"
+        run build-gpu/cpipc masks --flows "$flows" --flow-threshold "$qc" --device "$dev" --repeat 5 -o "$out" --json || status=1
+      done
+      cmp -s "/tmp/$(basename "$flows" _flows.npy)_cpu_${qc}.npy" "/tmp/$(basename "$flows" _flows.npy)_cuda_${qc}.npy" \
+        && echo "  cpu and cuda masks identical" | tee -a "$report" || echo "  cpu and cuda masks DIFFER" | tee -a "$report"
+    done
+  done
+fi
 if [ "$tests" = ON ]; then
   step "ctest"
   run ctest --test-dir build-gpu --output-on-failure || status=1

@@ -1,0 +1,38 @@
+// Cellpose's dynamics on the GPU: the same steps, in the same order, as the
+// CPU backend (dynamics.hpp), with the masks computed and kept in device
+// memory. Available when cpipc is built with CUDA; available() says whether
+// this process can use a device.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "cpipc/dynamics/dynamics.hpp"
+
+namespace cpipc::dynamics::gpu {
+
+// Device flows: three device pointers to height x width float32 planes.
+struct DeviceFlows {
+  const float* dy = nullptr;
+  const float* dx = nullptr;
+  const float* cellprob = nullptr;
+  int height = 0;
+  int width = 0;
+};
+
+// Device labels owned by the caller: `labels` must hold height x width
+// uint32 on the device. Returns the object count. `stream` is a
+// cudaStream_t (0 = the default stream); the result is ready when the call
+// returns. Throws Error(invalid_argument) for bad input, Error(system) for
+// CUDA failures (naming the call).
+std::uint32_t masks_from_flows(const DeviceFlows& flows, std::uint32_t* labels, const Params& params = {},
+                               void* stream = nullptr);
+
+// Host in, host out, through the device: for tests, `cpipc masks --device
+// cuda` and callers without device buffers of their own.
+[[nodiscard]] Labels masks_from_flows_via_device(const Flows& flows, const Params& params = {});
+
+// True if a CUDA device can be used; `why` says why not.
+[[nodiscard]] bool available(std::string* why = nullptr) noexcept;
+
+}  // namespace cpipc::dynamics::gpu
