@@ -30,9 +30,9 @@ Loaded load(const std::string& name) {
   return {static_cast<int>(a.desc.shape[1]), static_cast<int>(a.desc.shape[2]), io::to_float32(a, name)};
 }
 
-#define REQUIRE_GPU()                                                  \
-  do {                                                                 \
-    std::string why;                                                   \
+#define REQUIRE_GPU()                                                          \
+  do {                                                                         \
+    std::string why;                                                           \
     if (!dyn::gpu::available(&why)) GTEST_SKIP() << "no CUDA device: " << why; \
   } while (0)
 

@@ -6,9 +6,9 @@
 #include <cuda_runtime_api.h>
 #include <thrust/copy.h>
 #include <thrust/count.h>
-#include <thrust/logical.h>
 #include <thrust/execution_policy.h>
 #include <thrust/iterator/counting_iterator.h>
+#include <thrust/logical.h>
 
 #include <algorithm>
 #include <cmath>
@@ -225,7 +225,7 @@ Boxes boxes(const std::uint32_t* labels, int h, int w, std::uint32_t count, cuda
   y1.zero(s);
   x1.zero(s);
   boxes_kernel<<<blocks_for(static_cast<std::size_t>(h) * w), kThreads, 0, s>>>(labels, h, w, y0.get(), y1.get(),
-                                                                                  x0.get(), x1.get());
+                                                                                x0.get(), x1.get());
   check_launch();
   return {y0.download(s), y1.download(s), x0.download(s), x1.download(s)};
 }
@@ -252,7 +252,8 @@ __global__ void nearest_pixel(const std::uint32_t* labels, int h, int w, const i
   if (!l) return;
   const long long dy = static_cast<int>(i / w) - y0[l] - my[l];
   const long long dx = static_cast<int>(i % w) - x0[l] - mx[l];
-  const unsigned long long key = (static_cast<unsigned long long>(dy * dy + dx * dx) << 32) | static_cast<std::uint32_t>(i);
+  const unsigned long long key =
+      (static_cast<unsigned long long>(dy * dy + dx * dx) << 32) | static_cast<std::uint32_t>(i);
   atomicMin(best + l, key);
 }
 
@@ -331,7 +332,7 @@ std::uint32_t quality_control(std::uint32_t* labels, int h, int w, std::uint32_t
   DeviceBuffer<unsigned long long> centre(count + 1);
   centre.fill_bytes(0xff, s);
   nearest_pixel<<<blocks_for(n), kThreads, 0, s>>>(labels, h, w, dy0.get(), dx0.get(), dmy.get(), dmx.get(),
-                                                    centre.get());
+                                                   centre.get());
   check_launch();
 
   DeviceBuffer<double> temp(n), next(n);
@@ -420,7 +421,8 @@ std::uint32_t fill_holes_and_remove_small(std::uint32_t* labels, int h, int w, s
     const Boxes b = boxes(labels, h, w, count, s);
     std::vector<std::int64_t> offset(count + 2, 0);
     for (std::uint32_t l = 1; l <= count; ++l) {
-      const std::int64_t area = b.y1[l] > b.y0[l] ? static_cast<std::int64_t>(b.y1[l] - b.y0[l]) * (b.x1[l] - b.x0[l]) : 0;
+      const std::int64_t area =
+          b.y1[l] > b.y0[l] ? static_cast<std::int64_t>(b.y1[l] - b.y0[l]) * (b.x1[l] - b.x0[l]) : 0;
       offset[l + 1] = offset[l] + area;
     }
     DeviceBuffer<int> y0(count + 1), y1(count + 1), x0(count + 1), x1(count + 1);
@@ -457,7 +459,8 @@ std::uint32_t masks_from_flows(const DeviceFlows& f, std::uint32_t* labels, cons
   if (h < 0 || w < 0) throw Error(Errc::invalid_argument, "negative image size");
   if (p.niter < 0 || !(p.max_size_fraction > 0) || !std::isfinite(p.flow_threshold) || p.flow_threshold < 0 ||
       !std::isfinite(p.cellprob_threshold)) {
-    throw Error(Errc::invalid_argument, "bad dynamics parameters (niter >= 0, max_size_fraction > 0, finite thresholds)");
+    throw Error(Errc::invalid_argument,
+                "bad dynamics parameters (niter >= 0, max_size_fraction > 0, finite thresholds)");
   }
   const std::int64_t n = static_cast<std::int64_t>(h) * w;
   if (n == 0) return 0;
@@ -471,10 +474,10 @@ std::uint32_t masks_from_flows(const DeviceFlows& f, std::uint32_t* labels, cons
 
   // Foreground pixels, raster order.
   DeviceBuffer<std::int64_t> pixels(n);
-  const std::int64_t fg = thrust::copy_if(policy, thrust::counting_iterator<std::int64_t>(0),
-                                          thrust::counting_iterator<std::int64_t>(n), pixels.get(),
-                                          IsForeground{f.cellprob, p.cellprob_threshold}) -
-                          pixels.get();
+  const std::int64_t fg =
+      thrust::copy_if(policy, thrust::counting_iterator<std::int64_t>(0), thrust::counting_iterator<std::int64_t>(n),
+                      pixels.get(), IsForeground{f.cellprob, p.cellprob_threshold}) -
+      pixels.get();
   if (fg == 0) return 0;
 
   // Follow the flows into a histogram of final positions.
@@ -538,8 +541,8 @@ std::uint32_t masks_from_flows(const DeviceFlows& f, std::uint32_t* labels, cons
 Labels masks_from_flows_via_device(const Flows& f, const Params& p) {
   const std::size_t n = static_cast<std::size_t>(f.height) * static_cast<std::size_t>(f.width);
   if (f.dy.size() != n || f.dx.size() != n || f.cellprob.size() != n) {
-    throw Error(Errc::invalid_argument, "flows and cellprob must all be " + std::to_string(f.height) + " x " +
-                                            std::to_string(f.width));
+    throw Error(Errc::invalid_argument,
+                "flows and cellprob must all be " + std::to_string(f.height) + " x " + std::to_string(f.width));
   }
   Labels out;
   out.height = f.height;

@@ -19,9 +19,9 @@ constexpr int kBlock = 64;  // pixels stepped together: independent chains, and 
 // a plain loop over the pixels so the compiler vectorises it (with AVX2
 // gathers where the CPU has them; no FMA, so rounding matches).
 __attribute__((target_clones("avx2", "default"))) void step_block(const float* __restrict fx,
-                                                                    const float* __restrict fy, int height, int width,
-                                                                    float* __restrict gx, float* __restrict gy, int m,
-                                                                    int niter) {
+                                                                  const float* __restrict fy, int height, int width,
+                                                                  float* __restrict gx, float* __restrict gy, int m,
+                                                                  int niter) {
   const float fw = static_cast<float>(width);
   const float fh = static_cast<float>(height);
   const int stride = width + 2;
