@@ -2,6 +2,9 @@
 // network's flow field, sampled bilinearly the way Cellpose 4 does it
 // (torch grid_sample, align_corners=False, zeros outside), in float32 and in
 // grid_sample's normalised [-1, 1] coordinates so that rounding matches.
+#include <emmintrin.h>
+#include <xmmintrin.h>
+
 #include <algorithm>
 #include <cmath>
 
@@ -11,43 +14,55 @@ namespace cpipc::dynamics {
 
 namespace {
 
-constexpr int kBlock = 64;  // pixels stepped together: independent chains, and SIMD lanes
+constexpr int kBlock = 64;  // pixels stepped together: independent chains hide latency
 
-// Steps `m` positions (normalised, as grid_sample) `niter` times through the
-// field (fx, fy planes with a one-pixel zero border, stride width + 2), the
-// bilinear read and clamp exactly as Cellpose's grid_sample loop. Written as
-// a plain loop over the pixels so the compiler vectorises it (with AVX2
-// gathers where the CPU has them; no FMA, so rounding matches).
-__attribute__((target_clones("avx2", "default"))) void step_block(const float* __restrict fx,
-                                                                  const float* __restrict fy, int height, int width,
-                                                                  float* __restrict gx, float* __restrict gy, int m,
-                                                                  int niter) {
-  const float fw = static_cast<float>(width);
-  const float fh = static_cast<float>(height);
-  const int stride = width + 2;
+// Steps `m` (a multiple of 4) positions, normalised as grid_sample's, `niter`
+// times through the field, with the bilinear read and the clamp exactly as
+// Cellpose's grid_sample loop: separate multiplies and adds in the same order
+// (no FMA), so rounding matches. The field holds (fx, fy) pairs with a
+// one-pixel zero border (stride width + 2): one 16-byte load reads both
+// channels of two neighbouring corners, and a 4 x 4 transpose of four
+// pixels' loads gives one vector per corner and channel. Plain SSE2 (every
+// x86-64); gathers would be slower on CPUs with the gather microcode fix.
+void step_block(const float* field, int height, int width, float* gx, float* gy, int m, int niter) {
+  const __m128 one = _mm_set1_ps(1.0f), minus_one = _mm_set1_ps(-1.0f), half = _mm_set1_ps(0.5f);
+  const __m128 fw = _mm_set1_ps(static_cast<float>(width)), fh = _mm_set1_ps(static_cast<float>(height));
+  const std::int64_t stride = width + 2;
+  // Time outermost: the groups of four are independent, so their long
+  // dependency chains overlap in the pipeline.
   for (int t = 0; t < niter; ++t) {
-    for (int j = 0; j < m; ++j) {
-      const float ix = ((gx[j] + 1.0f) * fw - 1.0f) * 0.5f;
-      const float iy = ((gy[j] + 1.0f) * fh - 1.0f) * 0.5f;
-      // floor for ix, iy >= -1 (positions are clamped): truncate, step back if above
-      int xi = static_cast<int>(ix);
-      int yi = static_cast<int>(iy);
-      xi -= ix < static_cast<float>(xi) ? 1 : 0;
-      yi -= iy < static_cast<float>(yi) ? 1 : 0;
-      const float fx0 = static_cast<float>(xi);
-      const float fy0 = static_cast<float>(yi);
-      const float wx1 = ix - fx0;
-      const float wy1 = iy - fy0;
-      const float wx0 = (fx0 + 1.0f) - ix;
-      const float wy0 = (fy0 + 1.0f) - iy;
-      const int i00 = (yi + 1) * stride + (xi + 1);
-      const float w00 = wx0 * wy0, w01 = wx1 * wy0, w10 = wx0 * wy1, w11 = wx1 * wy1;
-      const float dx = ((fx[i00] * w00 + fx[i00 + 1] * w01) + fx[i00 + stride] * w10) + fx[i00 + stride + 1] * w11;
-      const float dy = ((fy[i00] * w00 + fy[i00 + 1] * w01) + fy[i00 + stride] * w10) + fy[i00 + stride + 1] * w11;
-      const float nx = gx[j] + dx;
-      const float ny = gy[j] + dy;
-      gx[j] = nx < -1.0f ? -1.0f : (nx > 1.0f ? 1.0f : nx);
-      gy[j] = ny < -1.0f ? -1.0f : (ny > 1.0f ? 1.0f : ny);
+    for (int j = 0; j < m; j += 4) {
+      __m128 vx = _mm_loadu_ps(gx + j), vy = _mm_loadu_ps(gy + j);
+      const __m128 ix = _mm_mul_ps(_mm_sub_ps(_mm_mul_ps(_mm_add_ps(vx, one), fw), one), half);
+      const __m128 iy = _mm_mul_ps(_mm_sub_ps(_mm_mul_ps(_mm_add_ps(vy, one), fh), one), half);
+      // floor: truncate, then step back where the value is below it (mask = -1)
+      __m128i xi = _mm_cvttps_epi32(ix), yi = _mm_cvttps_epi32(iy);
+      xi = _mm_add_epi32(xi, _mm_castps_si128(_mm_cmplt_ps(ix, _mm_cvtepi32_ps(xi))));
+      yi = _mm_add_epi32(yi, _mm_castps_si128(_mm_cmplt_ps(iy, _mm_cvtepi32_ps(yi))));
+      const __m128 fx0 = _mm_cvtepi32_ps(xi), fy0 = _mm_cvtepi32_ps(yi);
+      const __m128 wx1 = _mm_sub_ps(ix, fx0), wy1 = _mm_sub_ps(iy, fy0);
+      const __m128 wx0 = _mm_sub_ps(_mm_add_ps(fx0, one), ix), wy0 = _mm_sub_ps(_mm_add_ps(fy0, one), iy);
+      alignas(16) std::int32_t xs[4], ys[4];
+      _mm_store_si128(reinterpret_cast<__m128i*>(xs), xi);
+      _mm_store_si128(reinterpret_cast<__m128i*>(ys), yi);
+      __m128 top[4], bottom[4];
+      for (int k = 0; k < 4; ++k) {
+        const float* p = field + 2 * ((static_cast<std::int64_t>(ys[k]) + 1) * stride + (xs[k] + 1));
+        top[k] = _mm_loadu_ps(p);                  // fx00 fy00 fx01 fy01 of pixel k
+        bottom[k] = _mm_loadu_ps(p + 2 * stride);  // fx10 fy10 fx11 fy11
+      }
+      _MM_TRANSPOSE4_PS(top[0], top[1], top[2], top[3]);              // fx00, fy00, fx01, fy01 of 4 pixels
+      _MM_TRANSPOSE4_PS(bottom[0], bottom[1], bottom[2], bottom[3]);  // fx10, fy10, fx11, fy11
+      const __m128 w00 = _mm_mul_ps(wx0, wy0), w01 = _mm_mul_ps(wx1, wy0);
+      const __m128 w10 = _mm_mul_ps(wx0, wy1), w11 = _mm_mul_ps(wx1, wy1);
+      __m128 dx = _mm_add_ps(_mm_mul_ps(top[0], w00), _mm_mul_ps(top[2], w01));
+      dx = _mm_add_ps(_mm_add_ps(dx, _mm_mul_ps(bottom[0], w10)), _mm_mul_ps(bottom[2], w11));
+      __m128 dy = _mm_add_ps(_mm_mul_ps(top[1], w00), _mm_mul_ps(top[3], w01));
+      dy = _mm_add_ps(_mm_add_ps(dy, _mm_mul_ps(bottom[1], w10)), _mm_mul_ps(bottom[3], w11));
+      vx = _mm_max_ps(_mm_min_ps(_mm_add_ps(vx, dx), one), minus_one);
+      vy = _mm_max_ps(_mm_min_ps(_mm_add_ps(vy, dy), one), minus_one);
+      _mm_storeu_ps(gx + j, vx);
+      _mm_storeu_ps(gy + j, vy);
     }
   }
 }
@@ -70,16 +85,15 @@ Positions follow_flows(const Flows& f, std::span<const std::int64_t> pixels, flo
   // The field Cellpose samples: dP * foreground / 5, in normalised units,
   // with a zero border.
   const std::int64_t stride = w + 2;
-  std::vector<float> fx(static_cast<std::size_t>((h + 2) * stride), 0.0f);
-  std::vector<float> fy(fx.size(), 0.0f);
+  std::vector<float> field(static_cast<std::size_t>(2 * (h + 2) * stride), 0.0f);  // (fx, fy) pairs
 #pragma omp parallel for schedule(static)
   for (int y = 0; y < h; ++y) {
     for (int x = 0; x < w; ++x) {
       const std::int64_t i = static_cast<std::int64_t>(y) * w + x;
       const bool fg = f.cellprob[i] > cellprob_threshold;
       const auto k = static_cast<std::size_t>((y + 1) * stride + x + 1);
-      fx[k] = (fg ? f.dx[i] : 0.0f) / 5.0f * sx;
-      fy[k] = (fg ? f.dy[i] : 0.0f) / 5.0f * sy;
+      field[2 * k] = (fg ? f.dx[i] : 0.0f) / 5.0f * sx;
+      field[2 * k + 1] = (fg ? f.dy[i] : 0.0f) / 5.0f * sy;
     }
   }
 
@@ -94,7 +108,9 @@ Positions follow_flows(const Flows& f, std::span<const std::int64_t> pixels, flo
       gy[j] = h == 1 ? -1.0f : static_cast<float>(p / w) / ly * 2.0f - 1.0f;
       gx[j] = w == 1 ? -1.0f : static_cast<float>(p % w) / lx * 2.0f - 1.0f;
     }
-    step_block(fx.data(), fy.data(), h, w, gx, gy, m, niter);
+    const int mv = (m + 3) / 4 * 4;  // whole vectors: pad with a harmless start (a corner)
+    for (int j = m; j < mv; ++j) gx[j] = gy[j] = -1.0f;
+    step_block(field.data(), h, w, gx, gy, mv, niter);
     for (int j = 0; j < m; ++j) {
       out.x[first + j] = static_cast<std::int32_t>((gx[j] + 1.0f) * 0.5f * lx);
       out.y[first + j] = static_cast<std::int32_t>((gy[j] + 1.0f) * 0.5f * ly);
