@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""Train cpipc's embedded default Cellpose network on synthetic data and export it.
+
+Runs in the cellpose 3.1.1.2 venv (see train.sh). Steps:
+  1. generate train and held-out images with tools/synth/synth.py (fixed seeds),
+  2. build a small CPnet and train it with cellpose.train.train_seg,
+  3. evaluate with Cellpose's own CellposeModel.eval + metrics.average_precision,
+  4. trace forward -> (y, style) with torch.jit.trace at 224x224, check the traced
+     module against eager at two sizes, save it with a cpipc.json extra file.
+No weights are downloaded: the net starts from random init.
+"""
+import argparse
+import glob
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+import cellpose
+from cellpose import metrics, models, train
+from cellpose.resnet_torch import CPnet
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+SYNTH = os.path.join(REPO, "tools", "synth", "synth.py")
+NBASE = [2, 16, 32, 64, 256]  # nbase[-1] stays 256: Cellpose's run_net expects 256 styles
+TILE = 224
+
+
+def synth(out_dir, n, seed, size):
+    """Generate a synthetic set and load it back as lists of arrays."""
+    subprocess.run([sys.executable, SYNTH, out_dir, "--n", str(n), "--seed", str(seed),
+                    "--size", str(size), "--channels", "1", "--bits", "16",
+                    "--format", "npy"], check=True)
+    files = sorted(f for f in glob.glob(os.path.join(out_dir, "img_*.npy"))
+                   if not f.endswith("_masks.npy"))
+    images = [np.load(f).astype(np.float32) for f in files]
+    labels = [np.load(f[:-4] + "_masks.npy") for f in files]
+    return images, labels
+
+
+class Exported(torch.nn.Module):
+    """CPnet.forward returns (y, style, T0); the model contract is (y, style)."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        y, style = self.net(x)[:2]
+        return y, style
+
+
+def evaluate(net, images, labels):
+    """Cellpose's own eval pipeline with defaults; diameter = the net's diam_mean."""
+    model = models.CellposeModel(gpu=False, pretrained_model=False, mkldnn=False)
+    model.net = net
+    net.eval()
+    diameter = float(net.diam_mean.item()) or 30.0
+    masks = [model.eval(img, channels=[0, 0], diameter=diameter)[0] for img in images]
+    ap, tp, fp, fn = metrics.average_precision(labels, masks, threshold=[0.5, 0.75, 0.9])
+    return {"ap50": float(ap[:, 0].mean()), "ap75": float(ap[:, 1].mean()),
+            "ap90": float(ap[:, 2].mean()), "n_images": len(images), "diameter": diameter}
+
+
+def trace_and_check(net):
+    """Trace at TILE x TILE; check traced == eager there and at another multiple of 8."""
+    net.eval()
+    wrapped = Exported(net).eval()
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        traced = torch.jit.trace(wrapped, torch.randn(1, 2, TILE, TILE, generator=gen))
+        checks = {}
+        for shape in [(1, 2, TILE, TILE), (2, 2, 256, 320)]:
+            x = torch.randn(*shape, generator=gen)
+            (ye, se), (yt, st) = wrapped(x), traced(x)
+            checks["x".join(map(str, shape))] = max((ye - yt).abs().max().item(),
+                                                    (se - st).abs().max().item())
+    return traced, checks
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--out", default=os.path.join(REPO, "models", "cpipc_default_cpnet.pt"))
+    p.add_argument("--n-train", type=int, default=24)
+    p.add_argument("--train-seed", type=int, default=0)
+    p.add_argument("--n-test", type=int, default=16)
+    p.add_argument("--test-seed", type=int, default=1000)
+    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--bsize", type=int, default=128)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--lr", type=float, default=0.005)
+    p.add_argument("--threads", type=int, default=2)
+    a = p.parse_args()
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # train_seg's loss log
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)  # weight init; train_seg seeds numpy per epoch itself
+    np.random.seed(0)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        train_x, train_y = synth(os.path.join(tmp, "train"), a.n_train, a.train_seed, a.size)
+        test_x, test_y = synth(os.path.join(tmp, "test"), a.n_test, a.test_seed, a.size)
+
+        net = CPnet(NBASE, nout=3, sz=3, mkldnn=False)
+        t0 = time.time()
+        train.train_seg(net, train_data=train_x, train_labels=train_y, channels=[0, 0],
+                        normalize=True, batch_size=a.batch, learning_rate=a.lr,
+                        n_epochs=a.epochs, bsize=a.bsize, save_path=tmp,
+                        model_name="cpnet", min_train_masks=1)
+        train_s = time.time() - t0
+    print(f"training: {train_s:.1f} s")
+
+    scores = evaluate(net, test_x, test_y)
+    print("held-out:", json.dumps(scores))
+
+    traced, checks = trace_and_check(net)
+    print("trace check, max |traced - eager|:", json.dumps(checks))
+    if max(checks.values()) > 1e-4:
+        sys.exit("traced module does not match eager")
+
+    synth_args = f"size {a.size} channels 1 bits 16"
+    meta = {
+        "architecture": "CPnet",
+        "nbase": NBASE,
+        "input_channels": 2,
+        "channel_convention": "cellpose3 [seg, nuc]",
+        "nout": 3,
+        "diam_mean": float(net.diam_mean.item()),
+        "diam_labels": float(net.diam_labels.item()),
+        "tile": TILE,
+        "cellpose_version": cellpose.version,
+        "torch_version": torch.__version__,
+        "source_checkpoint": "trained here by tools/train/train.py",
+        "training_data": f"tools/synth/synth.py seed {a.train_seed} n {a.n_train} {synth_args}",
+        "training": {"epochs": a.epochs, "bsize": a.bsize, "batch_size": a.batch,
+                     "learning_rate": a.lr, "channels": [0, 0],
+                     "wall_s": round(train_s, 1), "threads": a.threads},
+        "eval": {**scores, "flow_threshold": 0.4, "cellprob_threshold": 0.0,
+                 "data": f"tools/synth/synth.py seed {a.test_seed} n {a.n_test} {synth_args}"},
+        "trace_check_max_abs_diff": checks,
+    }
+    os.makedirs(os.path.dirname(a.out), exist_ok=True)
+    torch.jit.save(traced, a.out, _extra_files={"cpipc.json": json.dumps(meta)})
+    with open(os.path.splitext(a.out)[0] + ".json", "w") as f:
+        json.dump(meta, f, indent=2)
+        f.write("\n")
+    # reload as a consumer would: the file alone, metadata included
+    extra = {"cpipc.json": ""}
+    reloaded = torch.jit.load(a.out, _extra_files=extra)
+    assert json.loads(extra["cpipc.json"]) == meta
+    x = torch.randn(1, 2, TILE, TILE)
+    assert torch.equal(reloaded(x)[0], traced(x)[0])
+    print(f"saved {a.out} ({os.path.getsize(a.out) / 1e6:.2f} MB)")
+
+
+if __name__ == "__main__":
+    main()
