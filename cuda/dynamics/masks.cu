@@ -5,14 +5,12 @@
 // host, where their tiny sorts run with libstdc++'s std::sort as torch does.
 #include <cuda_runtime_api.h>
 #include <thrust/copy.h>
-#include <thrust/count.h>
 #include <thrust/execution_policy.h>
 #include <thrust/iterator/counting_iterator.h>
 #include <thrust/logical.h>
 
 #include <algorithm>
 #include <cmath>
-#include <numeric>
 
 #include "../runtime/buffer.cuh"
 #include "../runtime/check.cuh"

@@ -2,7 +2,6 @@
 // of final positions, seeds at its local maxima, seeds grown over dense
 // bins, and every pixel labelled by the seed region it converged into.
 #include <algorithm>
-#include <numeric>
 
 #include "cpipc/dynamics/dynamics.hpp"
 #include "labels_detail.hpp"

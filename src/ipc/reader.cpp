@@ -1,7 +1,6 @@
 #include "cpipc/ipc/reader.hpp"
 
 #include <fcntl.h>
-#include <sched.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
