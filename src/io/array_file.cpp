@@ -1,9 +1,7 @@
 #include "cpipc/io/array_file.hpp"
 
-#include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 
 #include "cpipc/error.hpp"
@@ -12,20 +10,8 @@
 
 namespace cpipc::io {
 
-namespace {
-
-std::string extension_of(const std::string& path) {
-  std::string ext = std::filesystem::path(path).extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return ext;
-}
-
-bool is_image_ext(const std::string& ext) {
-  return ext == ".png" || ext == ".tif" || ext == ".tiff" || ext == ".jpg" || ext == ".jpeg" || ext == ".bmp";
-}
-
-}  // namespace
+using detail::extension_of;
+using detail::is_image_ext;
 
 Array read_array(const std::string& path) {
   const std::string ext = extension_of(path);

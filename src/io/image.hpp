@@ -1,14 +1,34 @@
-// Image codecs behind read_array/write_array (OpenCV, or none).
+// Image codecs behind read_array/write_array/read_frames/outline_polygons
+// (the OpenCV plugin, or none).
 #pragma once
 
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
 #include <string>
+#include <vector>
 
 #include "cpipc/io/array.hpp"
+#include "cpipc/io/outlines.hpp"
 
 namespace cpipc::io::detail {
 
 [[nodiscard]] Array read_image(const std::string& path);
 void write_image(const std::string& path, const ipc::HostView& view, const std::string& ext);
+[[nodiscard]] std::vector<Array> read_image_frames(const std::string& path);
+[[nodiscard]] std::vector<Polygon> outlines(const std::uint32_t* labels, int height, int width, std::uint32_t count);
 [[nodiscard]] bool have_image_codecs() noexcept;
+
+// The extension of `path`, lower case, with its dot (".tif").
+[[nodiscard]] inline std::string extension_of(const std::string& path) {
+  std::string ext = std::filesystem::path(path).extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return ext;
+}
+
+[[nodiscard]] inline bool is_image_ext(const std::string& ext) {
+  return ext == ".png" || ext == ".tif" || ext == ".tiff" || ext == ".jpg" || ext == ".jpeg" || ext == ".bmp";
+}
 
 }  // namespace cpipc::io::detail

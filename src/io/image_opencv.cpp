@@ -1,8 +1,13 @@
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <iostream>
+#include <limits>
+#include <mutex>
 
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
@@ -10,6 +15,7 @@
 
 #include "codecs_api.hpp"
 #include "cpipc/error.hpp"
+#include "image.hpp"
 
 namespace cpipc::io::detail {
 
@@ -34,6 +40,8 @@ DType dtype_of_depth(int depth) {
       return {DTypeCode::float_, 32, 1};
     case CV_64F:
       return {DTypeCode::float_, 64, 1};
+    case CV_16F:
+      return {DTypeCode::float_, 16, 1};
     default:
       throw Error(Errc::invalid_argument, "unsupported image depth " + std::to_string(depth));
   }
@@ -78,15 +86,8 @@ cv::Mat narrowed(const ipc::HostView& v, int rows, int cols) {
   return m;
 }
 
-Array decode(const std::string& path) {
-  // Before imread, which logs a warning of its own on stderr for a missing file.
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) throw Error(Errc::not_found, "no file '" + path + "'");
-  cv::Mat m = cv::imread(path, cv::IMREAD_UNCHANGED);
-  if (m.empty()) {
-    throw Error(Errc::invalid_argument,
-                "cannot decode '" + path + "' as an image (corrupt, truncated, empty, or not PNG/TIFF/JPEG/BMP)");
-  }
+// A decoded image as an Array: channels in RGB(A) order, C-contiguous.
+Array to_array(cv::Mat m) {
   if (m.channels() == 3) cv::cvtColor(m, m, cv::COLOR_BGR2RGB);
   if (m.channels() == 4) cv::cvtColor(m, m, cv::COLOR_BGRA2RGBA);
   if (!m.isContinuous()) m = m.clone();
@@ -97,6 +98,190 @@ Array decode(const std::string& path) {
   a.data.resize(a.desc.nbytes());
   std::memcpy(a.data.data(), m.data, a.data.size());
   return a;
+}
+
+Array decode(const std::string& path) {
+  // Before imread, which logs a warning of its own on stderr for a missing file.
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) throw Error(Errc::not_found, "no file '" + path + "'");
+  cv::Mat m = cv::imread(path, cv::IMREAD_UNCHANGED);
+  if (m.empty()) {
+    throw Error(Errc::invalid_argument,
+                "cannot decode '" + path + "' as an image (corrupt, truncated, empty, or not PNG/TIFF/JPEG/BMP)");
+  }
+  return to_array(std::move(m));
+}
+
+// While it decodes, libpng, libtiff and OpenCV 4.6 print their diagnostics
+// straight to stderr ("libpng error: Read Error", "imread_(...): can't read
+// header ..."). A bad file must give one line, so fd 2 goes to a temporary
+// file meanwhile (one decode at a time: fd 2 is the process's): a failure
+// puts the gist into its message; after a success, whatever was written
+// there (another thread's output included) goes back to stderr.
+class StderrCapture {
+ public:
+  StderrCapture() : lock_(mutex()) {
+    std::fflush(stderr);
+    std::cerr.flush();
+    file_ = std::tmpfile();
+    if (file_ != nullptr) saved_ = ::dup(STDERR_FILENO);
+    if (saved_ >= 0 && ::dup2(::fileno(file_), STDERR_FILENO) < 0) {
+      ::close(saved_);
+      saved_ = -1;
+    }
+  }
+  StderrCapture(const StderrCapture&) = delete;
+  StderrCapture& operator=(const StderrCapture&) = delete;
+  ~StderrCapture() {
+    const std::string text = finish();
+    if (!text.empty() && !discard_) (void)!::write(STDERR_FILENO, text.data(), text.size());
+  }
+
+  // Restores stderr and returns what was written to it, once.
+  std::string finish() {
+    std::string text;
+    if (saved_ >= 0) {
+      std::fflush(stderr);
+      std::cerr.flush();
+      ::dup2(saved_, STDERR_FILENO);
+      ::close(saved_);
+      saved_ = -1;
+      std::rewind(file_);
+      char buf[4096];
+      for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, file_)) > 0;) text.append(buf, n);
+    }
+    if (file_ != nullptr) std::fclose(file_);
+    file_ = nullptr;
+    return text;
+  }
+  void discard() { discard_ = true; }
+
+ private:
+  static std::mutex& mutex() {
+    static std::mutex m;
+    return m;
+  }
+  std::unique_lock<std::mutex> lock_;
+  std::FILE* file_ = nullptr;
+  int saved_ = -1;
+  bool discard_ = false;
+};
+
+// The gist of what a codec printed, for an error message ("" if none).
+std::string codec_diagnostic(const std::string& printed) {
+  if (auto at = printed.find("libpng error: "); at != std::string::npos) {
+    return "libpng: " + printed.substr(at + 14, printed.find('\n', at) - at - 14);
+  }
+  if (auto at = printed.find("TIFF_Error "); at != std::string::npos) {
+    return "libtiff: " + printed.substr(at + 11, printed.find('\n', at) - at - 11);
+  }
+  return "";
+}
+
+// Every page of a TIFF, else the one image. The caller (read_frames) has
+// already checked that the file is there, not empty, and starts with an
+// image signature, so a failure here is a damaged (or exotic) file.
+std::vector<Array> decode_frames(const std::string& path) {
+  const std::string ext = extension_of(path);
+  std::vector<cv::Mat> pages;
+  bool ok = false;
+  bool unsupported_tiff = false;
+  std::string detail;
+  {
+    StderrCapture capture;
+    try {
+      if (ext == ".tif" || ext == ".tiff") {
+        ok = cv::imreadmulti(path, pages, cv::IMREAD_UNCHANGED);
+      } else {
+        pages.push_back(cv::imread(path, cv::IMREAD_UNCHANGED));
+        ok = !pages.back().empty();
+      }
+    } catch (const cv::Exception& e) {
+      ok = false;
+      detail = e.err;
+    }
+    const auto empty = [](const cv::Mat& m) { return m.empty(); };
+    ok = ok && !pages.empty() && std::none_of(pages.begin(), pages.end(), empty);
+    if (!ok) {
+      capture.discard();
+      const std::string printed = capture.finish();
+      // OpenCV 4.6's TiffDecoder::readHeader check for 32/64-bit samples.
+      unsupported_tiff = printed.find("sample_format == SAMPLEFORMAT_IEEEFP") != std::string::npos;
+      if (detail.empty()) detail = codec_diagnostic(printed);
+    }
+  }
+  if (!ok && unsupported_tiff) {
+    throw Error(Errc::invalid_argument, "cannot read '" + path +
+                                            "': OpenCV 4 reads no 32- or 64-bit unsigned integer TIFF; "
+                                            "save the image as .npy or with a signed or float type");
+  }
+  if (!ok) {
+    throw Error(Errc::invalid_argument, "cannot read '" + path + "': corrupt or truncated image data" +
+                                            (detail.empty() ? "" : " (" + detail + ")"));
+  }
+  std::vector<Array> frames;
+  frames.reserve(pages.size());
+  for (cv::Mat& m : pages) {
+    try {
+      frames.push_back(to_array(std::move(m)));
+    } catch (const Error& e) {
+      throw Error(e.code(), "cannot read '" + path + "': " + e.what());
+    }
+  }
+  return frames;
+}
+
+// Cellpose's utils.outlines_list_single, mask by mask, on each mask's
+// bounding box (padded by one background pixel, which is what findContours
+// does to the whole image itself, so the contours are the same).
+std::vector<Polygon> trace_outlines(const std::uint32_t* labels, int height, int width, std::uint32_t count) {
+  struct Box {
+    int x0 = std::numeric_limits<int>::max(), y0 = std::numeric_limits<int>::max(), x1 = -1, y1 = -1;
+  };
+  // Sized by the largest label present, not by `count`, which may be anything.
+  std::uint32_t largest_label = 0;
+  const std::size_t pixels = static_cast<std::size_t>(height) * width;
+  for (std::size_t i = 0; i < pixels; ++i) {
+    if (labels[i] <= count) largest_label = std::max(largest_label, labels[i]);
+  }
+  count = largest_label;
+  std::vector<Box> boxes(static_cast<std::size_t>(count) + 1);
+  for (int y = 0; y < height; ++y) {
+    const std::uint32_t* row = labels + static_cast<std::size_t>(y) * width;
+    for (int x = 0; x < width; ++x) {
+      const std::uint32_t n = row[x];
+      if (n == 0 || n > count) continue;
+      Box& b = boxes[n];
+      b.x0 = std::min(b.x0, x);
+      b.x1 = std::max(b.x1, x);
+      b.y0 = std::min(b.y0, y);
+      b.y1 = std::max(b.y1, y);
+    }
+  }
+  std::vector<Polygon> out;
+  std::vector<std::vector<cv::Point>> contours;
+  for (std::uint32_t n = 1; n <= count; ++n) {
+    const Box& b = boxes[n];
+    if (b.x1 < 0) continue;  // absent: np.unique does not list it
+    cv::Mat mask = cv::Mat::zeros(b.y1 - b.y0 + 3, b.x1 - b.x0 + 3, CV_8U);
+    for (int y = b.y0; y <= b.y1; ++y) {
+      const std::uint32_t* row = labels + static_cast<std::size_t>(y) * width;
+      auto* m = mask.ptr<std::uint8_t>(y - b.y0 + 1) + 1 - b.x0;
+      for (int x = b.x0; x <= b.x1; ++x) m[x] = row[x] == n ? 1 : 0;
+    }
+    contours.clear();
+    cv::findContours(mask, contours, cv::RETR_EXTERNAL, cv::CHAIN_APPROX_NONE, cv::Point(b.x0 - 1, b.y0 - 1));
+    Polygon& polygon = out.emplace_back();
+    std::size_t largest = 0;  // np.argmax: the first of the longest
+    for (std::size_t i = 1; i < contours.size(); ++i) {
+      if (contours[i].size() > contours[largest].size()) largest = i;
+    }
+    // Cellpose keeps a contour only if len(pix) > 4 (a 1-point contour squeezes to 2 numbers).
+    if (contours.empty() || contours[largest].size() <= 4) continue;
+    polygon.reserve(contours[largest].size());
+    for (const cv::Point& p : contours[largest]) polygon.push_back({p.x, p.y});
+  }
+  return out;
 }
 
 void encode(const std::string& path, const ipc::HostView& v, const std::string& ext) {
@@ -131,9 +316,15 @@ void encode(const std::string& path, const ipc::HostView& v, const std::string& 
     if (depth < 0 || (png && depth != CV_8U && depth != CV_16U)) {
       throw Error(Errc::invalid_argument, "cannot write " + d.to_string() + " to '" + path + "'; save as .npy");
     }
-    m = cv::Mat(rows, cols, CV_MAKETYPE(depth, channels), const_cast<std::byte*>(v.data));
-    if (channels == 3) cv::cvtColor(m, m, cv::COLOR_RGB2BGR);
-    if (channels == 4) cv::cvtColor(m, m, cv::COLOR_RGBA2BGRA);
+    // Wraps the caller's pixels: converted into a new Mat, never in place.
+    const cv::Mat pixels(rows, cols, CV_MAKETYPE(depth, channels), const_cast<std::byte*>(v.data));
+    if (channels == 3) {
+      cv::cvtColor(pixels, m, cv::COLOR_RGB2BGR);
+    } else if (channels == 4) {
+      cv::cvtColor(pixels, m, cv::COLOR_RGBA2BGRA);
+    } else {
+      m = pixels;
+    }
   }
   // A path that cannot be written fails here with errno's reason, before
   // libtiff can print its own message on stderr.
@@ -159,15 +350,24 @@ int guarded(std::string* error, const auto& body) {
     return 0;
   } catch (const Error& e) {
     *error = e.what();
-    return static_cast<int>(e.code());
+    return error_status(e.code());
   } catch (const std::exception& e) {
     *error = e.what();
-    return static_cast<int>(Errc::io);
+    return error_status(Errc::io);
   }
 }
 
 int read_entry(const char* path, Array* out, std::string* error) {
   return guarded(error, [&] { *out = decode(path); });
+}
+
+int read_frames_entry(const char* path, std::vector<Array>* out, std::string* error) {
+  return guarded(error, [&] { *out = decode_frames(path); });
+}
+
+int outlines_entry(const std::uint32_t* labels, int height, int width, std::uint32_t count, std::vector<Polygon>* out,
+                   std::string* error) {
+  return guarded(error, [&] { *out = trace_outlines(labels, height, width, count); });
 }
 
 int write_entry(const char* path, const ipc::HostView* view, const char* ext, std::string* error) {
@@ -179,7 +379,8 @@ int write_entry(const char* path, const ipc::HostView* view, const char* ext, st
 
 // Exceptions do not cross the plugin boundary: the API returns codes.
 extern "C" __attribute__((visibility("default"))) const cpipc::io::detail::CodecApi* cpipc_codecs_api() {
-  static const cpipc::io::detail::CodecApi api{cpipc::io::detail::kCodecApiVersion, &cpipc::io::detail::read_entry,
-                                               &cpipc::io::detail::write_entry};
+  namespace d = cpipc::io::detail;
+  static const d::CodecApi api{d::kCodecApiVersion, &d::read_entry, &d::write_entry, &d::read_frames_entry,
+                               &d::outlines_entry};
   return &api;
 }

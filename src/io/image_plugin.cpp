@@ -15,6 +15,7 @@ namespace {
 struct Loaded {
   const CodecApi* api = nullptr;
   std::string why;  // when api is null
+  std::string fix;
 };
 
 const Loaded& plugin() {
@@ -22,6 +23,7 @@ const Loaded& plugin() {
     Loaded l;
 #ifndef CPIPC_CODECS_BUILD_PATH
     l.why = "this cpipc was built without OpenCV";
+    l.fix = "rebuild it with OpenCV (libopencv-dev, -DCPIPC_WITH_OPENCV=ON) or convert the file to .npy";
     return l;
 #else
     // Next to the executable (install), then where the build put it.
@@ -47,35 +49,58 @@ const Loaded& plugin() {
       }
       l.why = path + " is not a compatible cpipc codec plugin";
     }
+    l.fix = "put this build's libcpipc_codecs.so next to the cpipc binary or name it in CPIPC_CODECS, or use .npy";
     return l;
 #endif
   }();
   return loaded;
 }
 
-[[noreturn]] void unavailable(const std::string& path) {
-  throw Error(Errc::invalid_argument,
-              "cannot handle '" + path + "': image codecs are unavailable (" + plugin().why + "); use .npy or .bin");
+// `what`: "cannot read 'x.png'", ...
+[[noreturn]] void unavailable(const std::string& what) {
+  throw Error(Errc::invalid_argument, what + ": image codecs are unavailable (" + plugin().why + "); " + plugin().fix);
 }
 
 }  // namespace
 
 Array read_image(const std::string& path) {
   const CodecApi* api = plugin().api;
-  if (!api) unavailable(path);
+  if (!api) unavailable("cannot read '" + path + "'");
   Array out;
   std::string error;
-  if (const int code = api->read(path.c_str(), &out, &error); code != 0) throw Error(static_cast<Errc>(code), error);
+  if (const int code = api->read(path.c_str(), &out, &error); code != 0) throw Error(error_code(code), error);
   return out;
 }
 
 void write_image(const std::string& path, const ipc::HostView& view, const std::string& ext) {
   const CodecApi* api = plugin().api;
-  if (!api) unavailable(path);
+  if (!api) unavailable("cannot write '" + path + "'");
   std::string error;
   if (const int code = api->write(path.c_str(), &view, ext.c_str(), &error); code != 0) {
-    throw Error(static_cast<Errc>(code), error);
+    throw Error(error_code(code), error);
   }
+}
+
+std::vector<Array> read_image_frames(const std::string& path) {
+  const CodecApi* api = plugin().api;
+  if (!api) unavailable("cannot read '" + path + "'");
+  std::vector<Array> out;
+  std::string error;
+  if (const int code = api->read_frames(path.c_str(), &out, &error); code != 0) {
+    throw Error(error_code(code), error);
+  }
+  return out;
+}
+
+std::vector<Polygon> outlines(const std::uint32_t* labels, int height, int width, std::uint32_t count) {
+  const CodecApi* api = plugin().api;
+  if (!api) unavailable("cannot trace mask outlines");
+  std::vector<Polygon> out;
+  std::string error;
+  if (const int code = api->outlines(labels, height, width, count, &out, &error); code != 0) {
+    throw Error(error_code(code), error);
+  }
+  return out;
 }
 
 bool have_image_codecs() noexcept { return plugin().api != nullptr; }

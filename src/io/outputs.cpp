@@ -1,0 +1,171 @@
+#include "cpipc/io/outputs.hpp"
+
+#include <bit>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <system_error>
+
+#include "cpipc/error.hpp"
+#include "cpipc/io/array.hpp"
+#include "cpipc/io/array_file.hpp"
+#include "cpipc/io/outlines.hpp"
+
+namespace cpipc::io {
+
+namespace {
+
+namespace fs = std::filesystem;
+using ipc::DTypeCode;
+
+constexpr std::uint32_t kPngMaxCount = 65535;  // Cellpose: masks.max() < 2**16 -> PNG
+
+template <class T>
+void widen(const ipc::HostView& v, std::vector<std::uint32_t>& out) {
+  const T* p = v.as<T>();
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    if constexpr (std::numeric_limits<T>::is_signed) {
+      if (p[i] < 0)
+        throw Error(Errc::invalid_argument, "save_cellpose_outputs: negative label " + std::to_string(p[i]));
+    }
+    if (static_cast<std::uint64_t>(p[i]) > std::numeric_limits<std::uint32_t>::max()) {
+      throw Error(Errc::invalid_argument, "save_cellpose_outputs: label " + std::to_string(p[i]) + " exceeds uint32");
+    }
+    out[i] = static_cast<std::uint32_t>(p[i]);
+  }
+}
+
+std::vector<std::uint32_t> labels_u32(const ipc::HostView& v) {
+  std::vector<std::uint32_t> out(static_cast<std::size_t>(v.desc.numel()));
+  const auto d = v.desc.dtype;
+  const bool u = d.code == DTypeCode::uint;
+  const bool s = d.code == DTypeCode::int_;
+  if (u && d.bits == 8) return widen<std::uint8_t>(v, out), out;
+  if (u && d.bits == 16) return widen<std::uint16_t>(v, out), out;
+  if (u && d.bits == 32) return widen<std::uint32_t>(v, out), out;
+  if (u && d.bits == 64) return widen<std::uint64_t>(v, out), out;
+  if (s && d.bits == 8) return widen<std::int8_t>(v, out), out;
+  if (s && d.bits == 16) return widen<std::int16_t>(v, out), out;
+  if (s && d.bits == 32) return widen<std::int32_t>(v, out), out;
+  if (s && d.bits == 64) return widen<std::int64_t>(v, out), out;
+  throw Error(Errc::invalid_argument,
+              "save_cellpose_outputs: labels are " + ipc::to_string(d) + "; expected an integer type");
+}
+
+template <class T>
+void put(std::string& b, T v) {
+  static_assert(std::endian::native == std::endian::little);
+  b.append(reinterpret_cast<const char*>(&v), sizeof v);
+}
+
+// A baseline uncompressed TIFF of uint32 samples (SampleFormat = unsigned),
+// one strip: what OpenCV 4, which has no 32-bit unsigned type, cannot write.
+void write_uint32_tiff(const std::string& path, const std::vector<std::uint32_t>& labels, std::uint32_t height,
+                       std::uint32_t width) {
+  const std::uint64_t bytes = std::uint64_t{height} * width * 4;
+  constexpr std::uint32_t kDataOffset = 160;  // after the header and the 11-entry IFD, 32-byte aligned
+  if (bytes + kDataOffset > std::numeric_limits<std::uint32_t>::max()) {
+    throw Error(Errc::invalid_argument, "cannot write '" + path + "': over 4 GiB of masks; save them as .npy");
+  }
+  std::string b;
+  b += "II";
+  put<std::uint16_t>(b, 42);
+  put<std::uint32_t>(b, 8);
+  const auto entry = [&](std::uint16_t tag, bool long_value, std::uint32_t value) {
+    put<std::uint16_t>(b, tag);
+    put<std::uint16_t>(b, long_value ? 4 : 3);  // LONG or SHORT
+    put<std::uint32_t>(b, 1);
+    if (long_value) {
+      put<std::uint32_t>(b, value);
+    } else {
+      put<std::uint16_t>(b, static_cast<std::uint16_t>(value));
+      put<std::uint16_t>(b, 0);
+    }
+  };
+  put<std::uint16_t>(b, 11);
+  entry(256, true, width);                              // ImageWidth
+  entry(257, true, height);                             // ImageLength
+  entry(258, false, 32);                                // BitsPerSample
+  entry(259, false, 1);                                 // Compression: none
+  entry(262, false, 1);                                 // Photometric: BlackIsZero
+  entry(273, true, kDataOffset);                        // StripOffsets
+  entry(277, false, 1);                                 // SamplesPerPixel
+  entry(278, true, height);                             // RowsPerStrip
+  entry(279, true, static_cast<std::uint32_t>(bytes));  // StripByteCounts
+  entry(284, false, 1);                                 // PlanarConfiguration: contiguous
+  entry(339, false, 1);                                 // SampleFormat: unsigned integer
+  put<std::uint32_t>(b, 0);                             // no next IFD
+  b.resize(kDataOffset, '\0');
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out) throw Error(Errc::io, "cannot write '" + path + "': " + std::strerror(errno));
+  out.write(b.data(), static_cast<std::streamsize>(b.size()));
+  out.write(reinterpret_cast<const char*>(labels.data()), static_cast<std::streamsize>(bytes));
+  if (!out.flush()) throw Error(Errc::io, "cannot write '" + path + "': " + std::strerror(errno));
+}
+
+void make_dir(const std::string& dir) {
+  if (dir.empty()) return;
+  std::error_code ec;
+  if (fs::is_directory(dir, ec)) return;
+  if (fs::exists(dir, ec)) throw Error(Errc::io, "cannot save into '" + dir + "': it exists and is not a directory");
+  fs::create_directories(dir, ec);
+  if (ec) throw Error(Errc::io, "cannot create output directory '" + dir + "': " + ec.message());
+}
+
+}  // namespace
+
+std::string masks_output_path(const std::string& dir, const std::string& stem, std::uint32_t count) {
+  return (fs::path(dir) / (stem + "_cp_masks" + (count > kPngMaxCount ? ".tif" : ".png"))).string();
+}
+
+std::string outlines_output_path(const std::string& dir, const std::string& stem) {
+  return (fs::path(dir) / (stem + "_cp_outlines.txt")).string();
+}
+
+std::vector<std::string> save_cellpose_outputs(const std::string& dir, const std::string& stem,
+                                               const ipc::HostView& labels, std::uint32_t count, bool outlines) {
+  const auto& d = labels.desc;
+  if (d.ndim != 2 || !d.is_contiguous() || (labels.data == nullptr && d.numel() > 0)) {
+    throw Error(Errc::invalid_argument,
+                "save_cellpose_outputs: labels must be a C-contiguous [H, W] view, not " + d.to_string());
+  }
+  if (d.shape[0] > std::numeric_limits<int>::max() || d.shape[1] > std::numeric_limits<int>::max()) {
+    throw Error(Errc::invalid_argument, "save_cellpose_outputs: image too large (" + d.to_string() + ")");
+  }
+  if (stem.empty()) throw Error(Errc::invalid_argument, "save_cellpose_outputs: empty file stem");
+  const int height = static_cast<int>(d.shape[0]);
+  const int width = static_cast<int>(d.shape[1]);
+  const std::vector<std::uint32_t> wide = labels_u32(labels);
+  for (const std::uint32_t v : wide) {
+    if (v > count) {
+      throw Error(Errc::invalid_argument,
+                  "save_cellpose_outputs: label " + std::to_string(v) + " is above the count " + std::to_string(count));
+    }
+  }
+  // Traced before anything is written, so that a missing codec leaves no half output.
+  std::vector<Polygon> polygons;
+  if (outlines) polygons = outline_polygons(wide.data(), height, width, count);
+
+  make_dir(dir);
+  std::vector<std::string> written{masks_output_path(dir, stem, count)};
+  if (count > kPngMaxCount) {
+    write_uint32_tiff(written[0], wide, static_cast<std::uint32_t>(height), static_cast<std::uint32_t>(width));
+  } else {
+    Array png;  // Cellpose: masks.astype(np.uint16), whatever their type
+    const std::int64_t shape[2] = {height, width};
+    png.desc = ipc::TensorDesc::contiguous(ipc::kUInt16, shape);
+    png.data.resize(png.desc.nbytes());
+    auto* q = reinterpret_cast<std::uint16_t*>(png.data.data());
+    for (std::size_t i = 0; i < wide.size(); ++i) q[i] = static_cast<std::uint16_t>(wide[i]);
+    write_array(written[0], png.view());
+  }
+  if (outlines) {
+    written.push_back(outlines_output_path(dir, stem));
+    write_outlines_txt(written.back(), polygons);
+  }
+  return written;
+}
+
+}  // namespace cpipc::io
