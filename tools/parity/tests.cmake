@@ -1,0 +1,23 @@
+# Live parity fixtures: where Cellpose 3 is installed, make_parity.py regenerates every
+# case (the committed ones and the large float_large) into the build tree and checks the
+# committed tests/data/model against it; the C++ parity tests then also run on the fresh
+# set. include() this inside if(CPIPC_BUILD_TESTS), after add_subdirectory(tests).
+set(CPIPC_CELLPOSE3_PYTHON "${CPIPC_CACHE_DIR}/cellpose3-venv/bin/python" CACHE FILEPATH "Python with cellpose==3.1.1.2")
+if(EXISTS "${CPIPC_CELLPOSE3_PYTHON}")
+  set(_cpipc_model_live ${CMAKE_BINARY_DIR}/model-live-fixtures)
+  add_test(NAME model_live_fixtures
+           COMMAND ${CPIPC_CELLPOSE3_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/make_parity.py
+                   --out ${_cpipc_model_live} --cases all
+                   --compare ${PROJECT_SOURCE_DIR}/tests/data/model)
+  set_tests_properties(model_live_fixtures PROPERTIES FIXTURES_SETUP model_live_fixtures
+                       LABELS model TIMEOUT 600 ENVIRONMENT "PYTHONWARNINGS=ignore")
+  if(TARGET cpipc_model_tests)
+    add_test(NAME model_against_live_cellpose
+             COMMAND cpipc_model_tests --gtest_filter=Fixtures/CellposeParity.*)
+    set_tests_properties(model_against_live_cellpose PROPERTIES
+                         FIXTURES_REQUIRED model_live_fixtures LABELS model TIMEOUT 600
+                         ENVIRONMENT "CPIPC_MODEL_FIXTURES=${_cpipc_model_live}")
+  endif()
+else()
+  message(STATUS "cpipc: ${CPIPC_CELLPOSE3_PYTHON} not found; live model parity fixtures are off")
+endif()
