@@ -225,6 +225,8 @@ def compare(out_dir, ref_dir, names):
     Arrays: |a - b| <= tol * (1 + |b|), relative because an out-of-distribution input
     (two16_down) gives cellprob logits of ~240. Masks: same count +-1 and at most 0.2 %
     of pixels switching between background and foreground (labels may renumber)."""
+    if not os.path.isdir(ref_dir):
+        return [f"reference directory {ref_dir} not found"]
     bad = []
     for name in names:
         if not os.path.isdir(os.path.join(ref_dir, name)):

@@ -8,7 +8,7 @@ if(EXISTS "${CPIPC_CELLPOSE3_PYTHON}")
   add_test(NAME model_live_fixtures
            COMMAND ${CPIPC_CELLPOSE3_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/make_parity.py
                    --out ${_cpipc_model_live} --cases all
-                   --compare ${PROJECT_SOURCE_DIR}/tests/data/model)
+                   --compare ${CMAKE_CURRENT_LIST_DIR}/../../tests/data/model)
   set_tests_properties(model_live_fixtures PROPERTIES FIXTURES_SETUP model_live_fixtures
                        LABELS model TIMEOUT 600 ENVIRONMENT "PYTHONWARNINGS=ignore")
   if(TARGET cpipc_model_tests)
