@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "cpipc/error.hpp"
+#include "cpipc/util/memory.hpp"
 
 namespace cpipc::io {
 
@@ -158,6 +159,12 @@ Array read_npy(const std::string& path) {
   const auto available = static_cast<std::uint64_t>(in.tellg() - data_start);
   if (available < a.desc.nbytes()) {
     bad(path, "data is truncated (" + std::to_string(available) + " of " + std::to_string(a.desc.nbytes()) + " bytes)");
+  }
+  const std::uint64_t memory = util::available_memory();
+  if (memory > 0 && a.desc.nbytes() > memory) {
+    bad(path, "holds " + a.desc.to_string() + " (" + util::gib_string(static_cast<double>(a.desc.nbytes())) +
+                  "), more than the " + util::gib_string(static_cast<double>(memory)) +
+                  " of memory available; crop it or split it into tiles");
   }
   in.seekg(data_start);
   a.data.resize(a.desc.nbytes());

@@ -1,0 +1,98 @@
+// A Cellpose network exported to TorchScript, loaded with LibTorch, checked
+// against cpipc's model contract (shared/DESIGN.md, "Model contract"):
+// forward(x float32 [B, C, H, W]) returns y [B, 3, H, W] (dY, dX, cellprob
+// logit), or a tuple whose first element is y and whose second, if present,
+// is the style [B, 256]. The file carries its metadata as the extra file
+// cpipc.json, written by tools/export.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+namespace cpipc::model {
+
+// Where a network runs: "cpu", "cuda" or "cuda:N".
+struct Device {
+  bool cuda = false;
+  int index = 0;
+
+  // Throws Error(invalid_argument) for anything else.
+  static Device parse(const std::string& text);
+  [[nodiscard]] std::string to_string() const;
+};
+
+// Numeric precision of the forward pass. bf16/fp16 only on CUDA.
+enum class Precision { fp32, bf16, fp16 };
+[[nodiscard]] Precision parse_precision(const std::string& text);  // "fp32", "bf16", "fp16"
+[[nodiscard]] const char* to_string(Precision p) noexcept;
+
+// cpipc.json, as far as the runtime needs it.
+struct ModelInfo {
+  std::string architecture;        // "CPnet", "vit_sam.Transformer", ...
+  int input_channels = 2;          // C of the network input
+  std::string channel_convention;  // "cellpose3 [seg, nuc]" or "cellpose4 first-three"
+  double diam_mean = 30.0;         // cells are rescaled to this diameter (px)
+  double diam_labels = 30.0;       // mean diameter of the training masks (px)
+  int tile = 224;                  // tile side the network was trained on
+  std::string cellpose_version;
+  std::string json;  // the whole cpipc.json text
+
+  // Parses cpipc.json text; `source` names the file in errors. Throws
+  // Error(invalid_argument) for malformed JSON or missing/invalid fields.
+  static ModelInfo parse(const std::string& text, const std::string& source);
+  // True for Cellpose 3's two-channel [seg, nuc] networks.
+  [[nodiscard]] bool uses_cellpose3_channels() const noexcept;
+};
+
+// The network's outputs for a batch of tiles.
+struct NetOutput {
+  at::Tensor y;      // float32 [B, 3, H, W]
+  at::Tensor style;  // float32 [B, S]; undefined when the network has none
+};
+
+class Model {
+ public:
+  // Loads a TorchScript file onto `device` and checks the contract with a
+  // tiny forward. Throws Error(not_found) for a missing file,
+  // Error(invalid_argument) for a file that is not TorchScript, lacks or has
+  // a bad cpipc.json, or whose outputs break the contract (each naming what
+  // was expected), Error(system) when the device cannot be used.
+  static Model load(const std::string& path, Device device, Precision precision = Precision::fp32);
+  // The same from bytes in memory (the embedded default network).
+  static Model load_bytes(std::span<const std::byte> bytes, const std::string& name, Device device,
+                          Precision precision = Precision::fp32);
+
+  Model(Model&&) noexcept;
+  Model& operator=(Model&&) noexcept;
+  ~Model();
+
+  [[nodiscard]] const ModelInfo& info() const noexcept;
+  [[nodiscard]] Device device() const noexcept;
+  [[nodiscard]] Precision precision() const noexcept;
+  [[nodiscard]] const std::string& source() const noexcept;  // path or name
+
+  // Runs forward on x (float32 [B, C, H, W] on this model's device, H and W
+  // multiples of 8) under InferenceMode. Throws Error(invalid_argument) if
+  // the output breaks the contract.
+  [[nodiscard]] NetOutput forward(const at::Tensor& x) const;
+
+  // One forward on a batch of `batch` tiles of the network's tile size, so
+  // that the first real image does not pay for allocator and kernel set-up.
+  void warm_up(int batch = 1) const;
+
+ private:
+  struct Impl;
+  friend struct ModelLoader;
+  explicit Model(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// The network that ships inside the cpipc binary (models/cpipc_default_cpnet.pt).
+[[nodiscard]] std::span<const std::byte> default_model_bytes() noexcept;
+inline constexpr const char* kDefaultModelName = "cpipc_default_cpnet (embedded)";
+
+}  // namespace cpipc::model

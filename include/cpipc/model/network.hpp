@@ -1,0 +1,33 @@
+// Cellpose's run_net on one image: rescale, pad, overlapping tiles in
+// batches, taper blend, crop, resize back (shared/CELLPOSE.md, "Eval
+// pipeline"). Everything stays on the model's device.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <functional>
+
+#include "cpipc/model/model.hpp"
+
+namespace cpipc::model {
+
+struct NetworkOptions {
+  float rescale = 1.0f;       // diam_mean / diameter; the image is resized by it
+  double tile_overlap = 0.1;  // fraction, clipped to [0.05, 0.5]
+  int batch_size = 8;         // tiles per forward
+  // Called after each batch with (tiles done, tiles in all).
+  std::function<void(int, int)> on_tiles;
+};
+
+struct NetworkResult {
+  at::Tensor flows;  // float32 [3, H, W] at the input's size: dY, dX, cellprob logit
+  at::Tensor style;  // float32 [S], L2-normalised sum over tiles; zeros if the net has none
+  int tiles = 0;
+};
+
+// `input` is float32 [C, H, W] (the normalised network input) on the model's
+// device. Throws Error(invalid_argument) if the rescaled image is empty or
+// the network breaks its contract.
+[[nodiscard]] NetworkResult run_network(const Model& model, const at::Tensor& input, const NetworkOptions& options);
+
+}  // namespace cpipc::model

@@ -1,0 +1,68 @@
+// Image in, masks out: Cellpose's eval on one device end to end (the
+// preprocessing, the network with its tiles, the dynamics).
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cpipc/dynamics/dynamics.hpp"
+#include "cpipc/io/array.hpp"
+#include "cpipc/model/model.hpp"
+#include "cpipc/model/preprocess.hpp"
+
+namespace cpipc::model {
+
+// Where a segmentation is, for progress reports.
+struct Progress {
+  enum class Stage { preprocess, network, dynamics, done } stage = Stage::preprocess;
+  int tiles_done = 0;
+  int tiles_total = 0;
+};
+[[nodiscard]] const char* to_string(Progress::Stage stage) noexcept;
+
+struct SegmentOptions {
+  ChannelSpec channels;                   // Cellpose 3 [seg, nuc]; ignored by cellpose4 networks
+  std::optional<double> diameter;         // px; unset or <= 0: the model's diam_labels
+  Normalization normalization;            // percentiles 1 and 99
+  double tile_overlap = 0.1;              // fraction of a tile
+  int batch_size = 8;                     // tiles per forward
+  dynamics::Params dynamics{.niter = 0};  // niter 0: 200 / rescale, as Cellpose
+  bool keep_flows = false;                // return the flows as well
+  std::function<void(const Progress&)> progress;
+};
+
+struct Segmentation {
+  dynamics::Labels masks;    // at the image's size
+  std::vector<float> flows;  // [3, H, W] dY, dX, cellprob when keep_flows
+  std::vector<float> style;  // the image's style vector
+  double diameter = 0.0;     // the diameter used (px)
+  float rescale = 1.0f;      // diam_mean / diameter
+  int niter = 0;             // flow-following steps used
+  int tiles = 0;
+  struct Timings {
+    double preprocess_s = 0.0;
+    double network_s = 0.0;
+    double dynamics_s = 0.0;
+    double total_s = 0.0;
+  } timings;
+};
+
+class Segmenter {
+ public:
+  explicit Segmenter(Model model);
+
+  [[nodiscard]] const Model& model() const noexcept { return model_; }
+
+  // Segments a 2-D image ([H, W] or [H, W, C], integer or float). Throws
+  // Error(invalid_argument) for images or options that cannot be segmented
+  // (each naming what was wrong), including an image too large for the
+  // memory this machine (or device) has free.
+  [[nodiscard]] Segmentation segment(const io::Array& image, const SegmentOptions& options = {}) const;
+
+ private:
+  Model model_;
+};
+
+}  // namespace cpipc::model

@@ -1,0 +1,138 @@
+#include <torch/torch.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "cpipc/error.hpp"
+#include "cpipc/model/network.hpp"
+#include "cpipc/model/tiling.hpp"
+
+namespace cpipc::model {
+
+namespace {
+
+// Source positions and weights of a bilinear resize along one axis, with
+// half-pixel centres and edges clamped, computed in double as OpenCV's
+// cv2.resize (INTER_LINEAR) does. torch's interpolate computes the position in
+// float32, which is off by ~1e-4 at a few hundred pixels: too far from
+// Cellpose for our 1e-3 flow tolerance.
+struct AxisWeights {
+  at::Tensor lo, hi;      // int64 source indices
+  at::Tensor w_lo, w_hi;  // float32 weights
+};
+
+AxisWeights axis_weights(std::int64_t in, std::int64_t out, const c10::Device& device) {
+  const double scale = static_cast<double>(in) / static_cast<double>(out);
+  std::vector<std::int64_t> lo(out), hi(out);
+  std::vector<float> w_lo(out), w_hi(out);
+  for (std::int64_t d = 0; d < out; ++d) {
+    auto f = static_cast<float>((d + 0.5) * scale - 0.5);
+    auto s = static_cast<std::int64_t>(std::floor(f));
+    f -= static_cast<float>(s);
+    if (s < 0) s = 0, f = 0.0f;
+    if (s >= in - 1) s = in - 1, f = 0.0f;
+    lo[d] = s;
+    hi[d] = std::min(s + 1, in - 1);
+    w_lo[d] = 1.0f - f;
+    w_hi[d] = f;
+  }
+  const auto i64 = torch::TensorOptions().dtype(torch::kLong);
+  const auto f32 = torch::TensorOptions().dtype(torch::kFloat);
+  return {torch::tensor(lo, i64).to(device), torch::tensor(hi, i64).to(device), torch::tensor(w_lo, f32).to(device),
+          torch::tensor(w_hi, f32).to(device)};
+}
+
+// Bilinear resize of [C, H, W] planes: rows first, then columns, as OpenCV.
+at::Tensor resize(const at::Tensor& planes, std::int64_t height, std::int64_t width) {
+  const AxisWeights wx = axis_weights(planes.size(2), width, planes.device());
+  const AxisWeights wy = axis_weights(planes.size(1), height, planes.device());
+  const at::Tensor rows = planes.index_select(2, wx.lo) * wx.w_lo + planes.index_select(2, wx.hi) * wx.w_hi;
+  return rows.index_select(1, wy.lo) * wy.w_lo.unsqueeze(1) + rows.index_select(1, wy.hi) * wy.w_hi.unsqueeze(1);
+}
+
+}  // namespace
+
+NetworkResult run_network(const Model& model, const at::Tensor& input, const NetworkOptions& options) {
+  c10::InferenceMode guard;
+  if (input.dim() != 3 || input.size(0) != model.info().input_channels) {
+    throw Error(Errc::invalid_argument,
+                "network input must be [" + std::to_string(model.info().input_channels) + ", H, W]");
+  }
+  const std::int64_t height = input.size(1);
+  const std::int64_t width = input.size(2);
+  if (!(options.rescale > 0.0f)) throw Error(Errc::invalid_argument, "rescale must be > 0");
+  if (options.batch_size < 1) throw Error(Errc::invalid_argument, "batch size must be >= 1");
+
+  // Rescale so that cells have the network's diameter.
+  at::Tensor x = input;
+  std::int64_t ly = height;
+  std::int64_t lx = width;
+  if (options.rescale != 1.0f) {
+    ly = rescaled_length(height, options.rescale);
+    lx = rescaled_length(width, options.rescale);
+    if (ly < 1 || lx < 1) {
+      throw Error(Errc::invalid_argument, "the image (" + std::to_string(height) + "x" + std::to_string(width) +
+                                              ") vanishes when rescaled by " + std::to_string(options.rescale) +
+                                              "; give a smaller --diameter");
+    }
+    x = resize(x, ly, lx);
+  }
+
+  // Pad to a multiple of 16 plus 8 px each side, then cut overlapping tiles.
+  const Padding py = network_padding(ly);
+  const Padding px = network_padding(lx);
+  x = at::constant_pad_nd(x, {px.before, px.after, py.before, py.after}, 0.0);
+  const std::int64_t pad_h = x.size(1);
+  const std::int64_t pad_w = x.size(2);
+  const int tile = model.info().tile;
+  const TileAxis ty = tile_axis(pad_h, tile, options.tile_overlap);
+  const TileAxis tx = tile_axis(pad_w, tile, options.tile_overlap);
+  const std::vector<double> mask_host = taper_mask(ty.size, tx.size);
+  const auto opts = x.options();
+  const at::Tensor mask = torch::from_blob(const_cast<double*>(mask_host.data()), {ty.size, tx.size},
+                                           torch::TensorOptions().dtype(torch::kDouble))
+                              .to(opts.dtype(torch::kFloat).device(x.device()));
+
+  struct Tile {
+    std::int64_t y, x;
+  };
+  std::vector<Tile> tiles;
+  for (std::int64_t y0 : ty.starts) {
+    for (std::int64_t x0 : tx.starts) tiles.push_back({y0, x0});
+  }
+  const int ntiles = static_cast<int>(tiles.size());
+
+  at::Tensor sum = torch::zeros({3, pad_h, pad_w}, opts);
+  at::Tensor weight = torch::zeros({pad_h, pad_w}, opts);
+  at::Tensor style;
+  for (int first = 0; first < ntiles; first += options.batch_size) {
+    const int last = std::min(ntiles, first + options.batch_size);
+    std::vector<at::Tensor> batch;
+    batch.reserve(static_cast<std::size_t>(last - first));
+    for (int j = first; j < last; ++j) {
+      batch.push_back(x.slice(1, tiles[j].y, tiles[j].y + ty.size).slice(2, tiles[j].x, tiles[j].x + tx.size));
+    }
+    const NetOutput out = model.forward(torch::stack(batch));
+    for (int j = first; j < last; ++j) {
+      const Tile& t = tiles[j];
+      sum.slice(1, t.y, t.y + ty.size).slice(2, t.x, t.x + tx.size).add_(out.y[j - first] * mask);
+      weight.slice(0, t.y, t.y + ty.size).slice(1, t.x, t.x + tx.size).add_(mask);
+    }
+    if (out.style.defined()) {
+      const at::Tensor s = out.style.sum(0);
+      style = style.defined() ? style + s : s;
+    }
+    if (options.on_tiles) options.on_tiles(last, ntiles);
+  }
+  at::Tensor flows = (sum / weight).slice(1, py.before, py.before + ly).slice(2, px.before, px.before + lx);
+  if (ly != height || lx != width) flows = resize(flows, height, width);
+
+  NetworkResult result;
+  result.flows = flows.contiguous();
+  result.style = style.defined() ? style / style.pow(2).sum().sqrt() : torch::zeros({256}, opts);
+  result.tiles = ntiles;
+  return result;
+}
+
+}  // namespace cpipc::model

@@ -1,0 +1,181 @@
+#include "cpipc/model/segmenter.hpp"
+
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+
+#include "cpipc/error.hpp"
+#include "cpipc/model/network.hpp"
+#include "cpipc/model/tiling.hpp"
+#include "cpipc/util/memory.hpp"
+
+#if CPIPC_MODEL_CUDA_DYNAMICS
+#include <c10/cuda/CUDAStream.h>
+#include <cuda_runtime_api.h>
+
+#include "cpipc/dynamics/cuda.hpp"
+#endif
+
+namespace cpipc::model {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// Refuses an image whose working set would not fit, with a message instead
+// of an OOM kill half-way. The estimate counts the float copies of the image,
+// the rescaled and padded input, the blended flows and the dynamics' buffers.
+void check_memory(std::int64_t h, std::int64_t w, std::int64_t hr, std::int64_t wr, int channels, Device device) {
+  const double full = static_cast<double>(h) * static_cast<double>(w);
+  const double scaled = static_cast<double>(hr + 64) * static_cast<double>(wr + 64);
+  const double host = full * (8.0 * channels + 64.0) + (device.cuda ? 0.0 : scaled * (8.0 * channels + 32.0));
+  const std::uint64_t available = util::available_memory();
+  if (available > 0 && host > 0.9 * static_cast<double>(available)) {
+    throw Error(Errc::invalid_argument, "image " + std::to_string(h) + "x" + std::to_string(w) + " needs about " +
+                                            util::gib_string(host) + " of memory to segment, more than the " +
+                                            util::gib_string(static_cast<double>(available)) +
+                                            " available; crop or tile it, or segment at a larger --diameter");
+  }
+#if CPIPC_MODEL_CUDA_DYNAMICS
+  if (device.cuda) {
+    std::size_t free_bytes = 0;
+    std::size_t total_bytes = 0;
+    if (cudaSetDevice(device.index) == cudaSuccess && cudaMemGetInfo(&free_bytes, &total_bytes) == cudaSuccess) {
+      const double dev = scaled * (8.0 * channels + 32.0) + full * 48.0;
+      if (dev > 0.9 * static_cast<double>(free_bytes)) {
+        throw Error(Errc::invalid_argument, "image " + std::to_string(h) + "x" + std::to_string(w) + " needs about " +
+                                                util::gib_string(dev) + " of GPU memory, more than the " +
+                                                util::gib_string(static_cast<double>(free_bytes)) + " free on " +
+                                                device.to_string() + "; crop or tile it, or use --device cpu");
+      }
+    }
+  }
+#endif
+}
+
+dynamics::Labels masks_on_host(const at::Tensor& flows, const dynamics::Params& params) {
+  const at::Tensor f = flows.to(torch::kCPU).contiguous();
+  const auto h = static_cast<int>(f.size(1));
+  const auto w = static_cast<int>(f.size(2));
+  const std::size_t plane = static_cast<std::size_t>(h) * static_cast<std::size_t>(w);
+  const float* p = f.data_ptr<float>();
+  dynamics::Flows view{{p, plane}, {p + plane, plane}, {p + 2 * plane, plane}, h, w};
+  return dynamics::masks_from_flows(view, params);
+}
+
+#if CPIPC_MODEL_CUDA_DYNAMICS
+// The dynamics on the device, on the current stream; only the labels come back.
+dynamics::Labels masks_on_device(const at::Tensor& flows, const dynamics::Params& params, int device_index) {
+  const auto h = static_cast<int>(flows.size(1));
+  const auto w = static_cast<int>(flows.size(2));
+  const std::size_t plane = static_cast<std::size_t>(h) * static_cast<std::size_t>(w);
+  const float* p = flows.data_ptr<float>();
+  at::Tensor labels = torch::empty({h, w}, flows.options().dtype(torch::kInt32));
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(static_cast<c10::DeviceIndex>(device_index)).stream();
+  dynamics::Labels out;
+  out.height = h;
+  out.width = w;
+  out.count = dynamics::gpu::masks_from_flows({p, p + plane, p + 2 * plane, h, w},
+                                              reinterpret_cast<std::uint32_t*>(labels.data_ptr<std::int32_t>()), params,
+                                              stream);
+  const at::Tensor host = labels.to(torch::kCPU);
+  out.data.resize(plane);
+  std::memcpy(out.data.data(), host.data_ptr<std::int32_t>(), plane * sizeof(std::uint32_t));
+  return out;
+}
+#endif
+
+}  // namespace
+
+const char* to_string(Progress::Stage stage) noexcept {
+  switch (stage) {
+    case Progress::Stage::preprocess:
+      return "preprocess";
+    case Progress::Stage::network:
+      return "network";
+    case Progress::Stage::dynamics:
+      return "dynamics";
+    default:
+      return "done";
+  }
+}
+
+Segmenter::Segmenter(Model model) : model_(std::move(model)) {}
+
+Segmentation Segmenter::segment(const io::Array& image, const SegmentOptions& options) const {
+  const auto t0 = Clock::now();
+  const ModelInfo& info = model_.info();
+  const auto report = [&](Progress::Stage stage, int done = 0, int total = 0) {
+    if (options.progress) options.progress({stage, done, total});
+  };
+  report(Progress::Stage::preprocess);
+
+  Segmentation result;
+  // Cellpose 3: rescale = diam_mean / diameter, or diam_mean / diam_labels
+  // without one; float32 throughout, as numpy computes it from the net's
+  // float32 parameters.
+  const bool have_diameter = options.diameter && *options.diameter > 0.0;
+  if (options.diameter && !std::isfinite(*options.diameter)) {
+    throw Error(Errc::invalid_argument, "--diameter must be a finite number of pixels");
+  }
+  result.diameter = have_diameter ? *options.diameter : info.diam_labels;
+  result.rescale = static_cast<float>(info.diam_mean) / static_cast<float>(result.diameter);
+  dynamics::Params dyn = options.dynamics;
+  if (dyn.niter <= 0) {
+    const float niter = 1.0f / result.rescale * 200.0f;
+    dyn.niter = niter >= 1.0f && niter < 1e6f ? static_cast<int>(niter) : 200;
+  }
+  result.niter = dyn.niter;
+
+  const ChannelSpec channels =
+      info.uses_cellpose3_channels() ? options.channels : ChannelSpec{ChannelSpec::Kind::first};
+  NetworkInput input = network_input(image, channels, info.input_channels, options.normalization);
+  check_memory(input.height, input.width, rescaled_length(input.height, result.rescale),
+               rescaled_length(input.width, result.rescale), input.channels, model_.device());
+
+  c10::InferenceMode guard;
+  const c10::Device device = model_.device().cuda
+                                 ? c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(model_.device().index))
+                                 : c10::Device(c10::kCPU);
+  const at::Tensor x = torch::from_blob(input.data.data(), {input.channels, input.height, input.width},
+                                        torch::TensorOptions().dtype(torch::kFloat))
+                           .to(device);
+  const auto t1 = Clock::now();
+  result.timings.preprocess_s = std::chrono::duration<double>(t1 - t0).count();
+
+  report(Progress::Stage::network);
+  NetworkOptions net;
+  net.rescale = result.rescale;
+  net.tile_overlap = options.tile_overlap;
+  net.batch_size = options.batch_size;
+  net.on_tiles = [&](int done, int total) { report(Progress::Stage::network, done, total); };
+  NetworkResult out = run_network(model_, x, net);
+  result.tiles = out.tiles;
+  const at::Tensor style = out.style.to(torch::kCPU).contiguous();
+  result.style.assign(style.data_ptr<float>(), style.data_ptr<float>() + style.numel());
+  const auto t2 = Clock::now();
+  result.timings.network_s = std::chrono::duration<double>(t2 - t1).count();
+
+  report(Progress::Stage::dynamics);
+#if CPIPC_MODEL_CUDA_DYNAMICS
+  result.masks =
+      model_.device().cuda ? masks_on_device(out.flows, dyn, model_.device().index) : masks_on_host(out.flows, dyn);
+#else
+  result.masks = masks_on_host(out.flows, dyn);
+#endif
+  if (options.keep_flows) {
+    const at::Tensor f = out.flows.to(torch::kCPU).contiguous();
+    result.flows.assign(f.data_ptr<float>(), f.data_ptr<float>() + f.numel());
+  }
+  result.timings.dynamics_s = seconds_since(t2);
+  result.timings.total_s = seconds_since(t0);
+  report(Progress::Stage::done);
+  return result;
+}
+
+}  // namespace cpipc::model

@@ -1,0 +1,205 @@
+// cpipc segment: images to Cellpose masks with a network (LibTorch), one
+// device end to end; writes Cellpose's conventional outputs.
+#include <torch/cuda.h>
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <optional>
+
+#include "cpipc/error.hpp"
+#include "cpipc/io/array_file.hpp"
+#include "cpipc/io/frames.hpp"
+#include "cpipc/io/outputs.hpp"
+#include "cpipc/model/segmenter.hpp"
+#include "progress.hpp"
+#include "torch_commands.hpp"
+
+namespace cpipc::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct SegmentArgs {
+  std::vector<std::string> images;
+  std::string model;  // empty: the embedded default
+  double diameter = 0.0;
+  std::string channels = "0,0";
+  std::string device = "auto";
+  std::string precision = "fp32";
+  std::string output_dir;  // empty: beside each image
+  model::SegmentOptions options;
+  bool outlines = true;
+  bool save_flows = false;
+  bool json = false;
+};
+
+model::Device choose_device(const std::string& text) {
+  if (text == "auto") return {torch::cuda::is_available(), 0};
+  return model::Device::parse(text);
+}
+
+io::Array labels_array(const dynamics::Labels& labels) {
+  io::Array out;
+  const std::int64_t shape[2] = {labels.height, labels.width};
+  out.desc = ipc::TensorDesc::contiguous(ipc::kUInt32, shape);
+  out.data.resize(out.desc.nbytes());
+  std::memcpy(out.data.data(), labels.data.data(), out.data.size());
+  return out;
+}
+
+struct Written {
+  std::string masks;
+  std::string outlines;
+  std::string flows;
+};
+
+// Cellpose's names: <stem>_cp_masks.png (.tif from 65 536 masks),
+// <stem>_cp_outlines.txt, and <stem>_flows.npy on request.
+Written save_outputs(const SegmentArgs& a, const fs::path& dir, const std::string& stem, const model::Segmentation& s) {
+  const io::Array masks = labels_array(s.masks);
+  const std::vector<std::string> paths =
+      io::save_cellpose_outputs(dir.string(), stem, masks.view(), s.masks.count, a.outlines);
+  Written w;
+  w.masks = paths.at(0);
+  if (paths.size() > 1) w.outlines = paths[1];
+  if (a.save_flows) {
+    io::Array flows;
+    const std::int64_t shape[3] = {3, s.masks.height, s.masks.width};
+    flows.desc = ipc::TensorDesc::contiguous(ipc::kFloat32, shape);
+    flows.data.resize(flows.desc.nbytes());
+    std::memcpy(flows.data.data(), s.flows.data(), flows.data.size());
+    w.flows = (dir / (stem + "_flows.npy")).string();
+    io::write_array(w.flows, flows.view());
+  }
+  return w;
+}
+
+// "<stem>" for a single-frame file, "<stem>_<k>" (zero-padded) for the pages
+// of a stack.
+std::string frame_stem(const std::string& path, std::size_t frame, std::size_t frames) {
+  std::string stem = fs::path(path).stem().string();
+  if (frames > 1) {
+    std::string k = std::to_string(frame);
+    k.insert(0, std::to_string(frames - 1).size() - k.size(), '0');
+    stem += "_" + k;
+  }
+  return stem;
+}
+
+void run_segment(SegmentArgs a) {
+  const model::Device device = choose_device(a.device);
+  const model::Precision precision = model::parse_precision(a.precision);
+  a.options.channels = model::ChannelSpec::parse(a.channels);
+  if (a.diameter > 0.0) a.options.diameter = a.diameter;
+  a.options.keep_flows = a.save_flows;
+  if (!a.output_dir.empty()) {
+    std::error_code ec;
+    fs::create_directories(a.output_dir, ec);
+    if (ec) throw Error(Errc::io, "cannot create output directory '" + a.output_dir + "': " + ec.message());
+  }
+
+  const auto t_load = std::chrono::steady_clock::now();
+  model::Model net = a.model.empty() ? model::Model::load_bytes(model::default_model_bytes(), model::kDefaultModelName,
+                                                                device, precision)
+                                     : model::Model::load(a.model, device, precision);
+  net.warm_up();
+  const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_load).count();
+  const model::Segmenter segmenter(std::move(net));
+  if (!a.json) {
+    std::fprintf(stderr, "model %s on %s (%s), loaded in %.2f s\n", segmenter.model().source().c_str(),
+                 device.to_string().c_str(), model::to_string(precision), load_s);
+  }
+
+  const int total = static_cast<int>(a.images.size());
+  ProgressBar bar(total, total > 1 && !a.json);
+  int first_failure = 0;
+  for (int i = 0; i < total; ++i) {
+    const std::string& path = a.images[static_cast<std::size_t>(i)];
+    bar.update(i, fs::path(path).filename().string());
+    try {
+      const std::vector<io::Array> frames = io::read_frames(path);
+      const fs::path dir = a.output_dir.empty() ? fs::path(path).parent_path() : fs::path(a.output_dir);
+      for (std::size_t k = 0; k < frames.size(); ++k) {
+        const model::Segmentation s = segmenter.segment(frames[k], a.options);
+        const Written w = save_outputs(a, dir.empty() ? fs::path(".") : dir, frame_stem(path, k, frames.size()), s);
+        bar.clear();
+        if (a.json) {
+          nlohmann::json j{{"image", path},
+                           {"frame", k},
+                           {"objects", s.masks.count},
+                           {"shape", {s.masks.height, s.masks.width}},
+                           {"masks", w.masks},
+                           {"diameter", s.diameter},
+                           {"rescale", s.rescale},
+                           {"niter", s.niter},
+                           {"tiles", s.tiles},
+                           {"device", device.to_string()},
+                           {"timings_s",
+                            {{"preprocess", s.timings.preprocess_s},
+                             {"network", s.timings.network_s},
+                             {"dynamics", s.timings.dynamics_s},
+                             {"total", s.timings.total_s}}}};
+          if (!w.outlines.empty()) j["outlines"] = w.outlines;
+          if (!w.flows.empty()) j["flows"] = w.flows;
+          std::printf("%s\n", j.dump().c_str());
+        } else {
+          const std::string page = frames.size() > 1 ? " [" + std::to_string(k) + "]" : "";
+          std::printf("%s%s: %u objects in %d x %d; network %.3f s, dynamics %.3f s, total %.3f s -> %s\n",
+                      path.c_str(), page.c_str(), s.masks.count, s.masks.height, s.masks.width, s.timings.network_s,
+                      s.timings.dynamics_s, s.timings.total_s, w.masks.c_str());
+        }
+        std::fflush(stdout);
+      }
+    } catch (const Error& e) {
+      bar.clear();
+      if (first_failure == 0) first_failure = exit_status(e.code());
+      if (a.json) {
+        std::printf("%s\n", nlohmann::json{{"image", path}, {"error", e.what()}}.dump().c_str());
+        std::fflush(stdout);
+      }
+      std::fprintf(stderr, "cpipc: error: %s\n", e.what());
+    }
+  }
+  bar.update(total, "done");
+  bar.clear();
+  if (first_failure != 0) throw ExitStatus{first_failure};
+}
+
+}  // namespace
+
+void register_segment(CLI::App& app) {
+  auto a = std::make_shared<SegmentArgs>();
+  CLI::App* cmd = app.add_subcommand("segment", "Segment images with a Cellpose network: masks, outlines, timings");
+  cmd->add_option("images", a->images, "Images: TIFF (multi-page: one result per page), PNG, JPEG, .npy")->required();
+  cmd->add_option("--model", a->model, "TorchScript model exported by tools/export (default: the embedded network)");
+  cmd->add_option("--diameter", a->diameter, "Cell diameter in pixels (default: the model's mean training diameter)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--channels", a->channels,
+                  "SEG,NUC 1-based channels, 0,0 = grayscale (Cellpose 3 networks); 'first' = first channels");
+  cmd->add_option("--device", a->device, "auto (CUDA when there is one), cpu, cuda or cuda:N");
+  cmd->add_option("--precision", a->precision, "fp32, or bf16 / fp16 on CUDA")
+      ->check(CLI::IsMember({"fp32", "bf16", "fp16"}));
+  cmd->add_option("-o,--output-dir", a->output_dir, "Where outputs go (default: beside each image)");
+  auto& p = a->options.dynamics;
+  cmd->add_option("--flow-threshold", p.flow_threshold, "Flow-error QC threshold, 0 = off (0.4)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--cellprob-threshold", p.cellprob_threshold, "Foreground: cellprob above this (0.0)");
+  cmd->add_option("--min-size", p.min_size, "Remove masks smaller than this, pixels (15; <= 0 keeps all)");
+  cmd->add_option("--max-size-fraction", p.max_size_fraction, "Remove masks over this fraction of the image (0.4)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--niter", p.niter, "Flow-following steps (default 200 / rescale)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--tile-overlap", a->options.tile_overlap, "Tile overlap fraction (0.1)")
+      ->check(CLI::Range(0.0, 0.5));
+  cmd->add_option("--batch-size", a->options.batch_size, "Tiles per forward (8)")->check(CLI::Range(1, 1024));
+  cmd->add_flag("--invert", a->options.normalization.invert, "Invert intensities after normalisation");
+  cmd->add_flag("!--no-outlines", a->outlines, "Do not write <stem>_cp_outlines.txt");
+  cmd->add_flag("--save-flows", a->save_flows, "Also write <stem>_flows.npy (float32 [3, H, W]: dY, dX, cellprob)");
+  cmd->add_flag("--json", a->json, "One JSON object per image on stdout (errors too), no progress bar");
+  cmd->callback([a] { run_segment(*a); });
+}
+
+}  // namespace cpipc::cli

@@ -1,0 +1,29 @@
+// A one-line progress bar on stderr for runs over many images; plain lines
+// when stderr is not a terminal, so logs stay readable.
+#pragma once
+
+#include <cstdio>
+#include <string>
+
+namespace cpipc::cli {
+
+class ProgressBar {
+ public:
+  ProgressBar(int total, bool enabled);
+  ~ProgressBar();
+  ProgressBar(const ProgressBar&) = delete;
+  ProgressBar& operator=(const ProgressBar&) = delete;
+
+  // Shows `done` of total, with a short note (the current file, a stage).
+  void update(int done, const std::string& note);
+  // Clears the bar so that a normal line can be printed.
+  void clear();
+
+ private:
+  int total_;
+  bool enabled_;
+  bool tty_;
+  bool drawn_ = false;
+};
+
+}  // namespace cpipc::cli
