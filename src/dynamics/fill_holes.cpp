@@ -2,6 +2,7 @@
 #include <vector>
 
 #include "cpipc/dynamics/dynamics.hpp"
+#include "flows_detail.hpp"
 #include "labels_detail.hpp"
 
 namespace cpipc::dynamics {
@@ -22,8 +23,10 @@ void remove_small(Labels& labels, int min_size) {
 // Fills the holes of label `l` inside its bounding box: pixels not of `l`
 // that background flood fill (4-connected) from the box's border cannot
 // reach. Like fill_voids, this also claims other labels enclosed by `l`.
+// With `sizes`, keeps them up to date and sets `claimed` when a pixel of
+// another label is taken.
 void fill_holes(Labels& labels, const detail::Box& b, std::uint32_t l, std::vector<std::uint8_t>& reach,
-                std::vector<int>& stack) {
+                std::vector<int>& stack, std::vector<std::int64_t>* sizes = nullptr, bool* claimed = nullptr) {
   const int bh = b.y1 - b.y0;
   const int bw = b.x1 - b.x0;
   const int w = labels.width;
@@ -57,8 +60,16 @@ void fill_holes(Labels& labels, const detail::Box& b, std::uint32_t l, std::vect
   }
   for (int y = 0; y < bh; ++y) {
     for (int x = 0; x < bw; ++x) {
-      if (!reach[static_cast<std::size_t>(y) * bw + x])
-        labels.data[static_cast<std::size_t>(b.y0 + y) * w + (b.x0 + x)] = l;
+      if (reach[static_cast<std::size_t>(y) * bw + x]) continue;
+      std::uint32_t& v = labels.data[static_cast<std::size_t>(b.y0 + y) * w + (b.x0 + x)];
+      if (sizes && v != l) {
+        ++(*sizes)[l];
+        if (v != 0) {
+          --(*sizes)[v];
+          *claimed = true;
+        }
+      }
+      v = l;
     }
   }
 }
@@ -80,5 +91,41 @@ void fill_holes_and_remove_small_masks(Labels& labels, int min_size) {
     renumber(labels);  // a mask swallowed whole by its neighbour leaves a gap
   }
 }
+
+namespace detail {
+
+void fill_holes_and_remove_small_masks(Labels& labels, int min_size, Stats& stats) {
+  if (min_size > 0) {
+    std::vector<bool> drop(static_cast<std::size_t>(labels.count) + 1, false);
+    for (std::uint32_t l = 1; l <= labels.count; ++l) drop[l] = stats.sizes[l] < min_size;
+    drop_and_compact(labels, drop, stats);
+  }
+  // Boxes as before any filling (Cellpose's find_objects); filling keeps
+  // the sizes. Filling background inside a mask keeps the order of first
+  // appearance (a hole has a pixel of its mask above it); taking another
+  // label's pixels may not, and then the labels are renumbered in full.
+  std::vector<std::uint8_t> reach;
+  std::vector<int> stack;
+  bool claimed = false;
+  for (std::uint32_t l = 1; l <= labels.count; ++l) {
+    if (stats.boxes[l].y1 > stats.boxes[l].y0)
+      fill_holes(labels, stats.boxes[l], l, reach, stack, &stats.sizes, &claimed);
+  }
+  std::vector<bool> drop(static_cast<std::size_t>(labels.count) + 1, false);
+  bool any = false;
+  if (min_size > 0) {
+    for (std::uint32_t l = 1; l <= labels.count; ++l) {
+      if (stats.sizes[l] < min_size) drop[l] = any = true;
+    }
+  }
+  if (!claimed) {
+    if (any) drop_and_compact(labels, drop, stats);
+    return;
+  }
+  if (any) drop_labels(labels.data, drop);
+  renumber(labels);
+}
+
+}  // namespace detail
 
 }  // namespace cpipc::dynamics

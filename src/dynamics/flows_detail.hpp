@@ -1,8 +1,11 @@
 #pragma once
 
+#include <cstdint>
+#include <span>
 #include <vector>
 
 #include "cpipc/dynamics/dynamics.hpp"
+#include "labels_detail.hpp"
 
 namespace cpipc::dynamics::detail {
 
@@ -12,5 +15,31 @@ struct DoubleFlows {
   std::vector<double> dx;
 };
 DoubleFlows unit_flows(const Labels& labels);
+
+// Per-mask mean flow error (index label-1), as Cellpose's flow_error, from
+// the labels' bounding boxes; `temp` is scratch of height x width doubles
+// (any contents).
+std::vector<double> flow_errors(const Labels& labels, const Flows& flows, const std::vector<Box>& boxes, double* temp);
+
+// Flow following into caller-provided memory: `field` holds
+// 2 x (height + 2) x (width + 2) floats (any contents); the final positions go
+// to out_y and out_x, or, when `bins` is given, straight to their bins in the
+// padded histogram of masks_from_positions (kHistPad around the image).
+void follow_flows(const Flows& f, std::span<const std::int64_t> pixels, float cellprob_threshold, int niter,
+                  float* field, std::int32_t* out_y, std::int32_t* out_x, std::int32_t* bins);
+
+// masks_from_positions from the final positions' bins (as follow_flows
+// writes them); `hist` is scratch of (height + 2 kHistPad) x (width + 2
+// kHistPad) int32 (any contents). Also gives the sizes and boxes.
+Labels masks_from_bins(std::span<const std::int32_t> bin, std::span<const std::int64_t> pixels, int height, int width,
+                       float max_size_fraction, std::int32_t* hist, Stats& stats);
+
+// Drops masks whose flow error is over `threshold` (labels in first-appearance
+// order, their stats given; `temp`: height x width doubles of scratch).
+void remove_bad_flow_masks(Labels& labels, const Flows& flows, float threshold, Stats& stats, double* temp);
+
+// fill_holes_and_remove_small_masks for labels in first-appearance order,
+// their stats given.
+void fill_holes_and_remove_small_masks(Labels& labels, int min_size, Stats& stats);
 
 }  // namespace cpipc::dynamics::detail

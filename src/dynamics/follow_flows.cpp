@@ -10,6 +10,8 @@
 #include <cmath>
 
 #include "cpipc/dynamics/dynamics.hpp"
+#include "flows_detail.hpp"
+#include "labels_detail.hpp"
 
 namespace cpipc::dynamics {
 
@@ -81,12 +83,15 @@ __attribute__((target("avx2"), always_inline)) inline void transpose_lanes(__m25
 
 // step_block with eight pixels per AVX2 vector: the same operations in the
 // same order, so the same results. Pixel k and k + 4 share a row of the
-// lane-wise transpose. m must be a multiple of 8.
+// lane-wise transpose. m must be a multiple of 8; the field's offsets must
+// fit in int32 (2 (height + 2) (width + 2) < 2^31).
 __attribute__((target("avx2"))) void step_block_avx2(const float* field, int height, int width, float* gx, float* gy,
                                                      int m, int niter) {
   const __m256 one = _mm256_set1_ps(1.0f), minus_one = _mm256_set1_ps(-1.0f), half = _mm256_set1_ps(0.5f);
   const __m256 fw = _mm256_set1_ps(static_cast<float>(width)), fh = _mm256_set1_ps(static_cast<float>(height));
   const std::int64_t stride = width + 2;
+  const __m256i one_i = _mm256_set1_epi32(1), stride_v = _mm256_set1_epi32(static_cast<std::int32_t>(stride));
+  const float* field_below = field + 2 * stride;
   for (int t = 0; t < niter; ++t) {
     for (int j = 0; j < m; j += 8) {
       __m256 vx = _mm256_loadu_ps(gx + j), vy = _mm256_loadu_ps(gy + j);
@@ -98,14 +103,16 @@ __attribute__((target("avx2"))) void step_block_avx2(const float* field, int hei
       const __m256 fx0 = _mm256_cvtepi32_ps(xi), fy0 = _mm256_cvtepi32_ps(yi);
       const __m256 wx1 = _mm256_sub_ps(ix, fx0), wy1 = _mm256_sub_ps(iy, fy0);
       const __m256 wx0 = _mm256_sub_ps(_mm256_add_ps(fx0, one), ix), wy0 = _mm256_sub_ps(_mm256_add_ps(fy0, one), iy);
-      alignas(32) std::int32_t xs[8], ys[8];
-      _mm256_store_si256(reinterpret_cast<__m256i*>(xs), xi);
-      _mm256_store_si256(reinterpret_cast<__m256i*>(ys), yi);
+      // Offsets of the top-left corners, in vector arithmetic: the scalar
+      // ports stay free for the loads' addressing.
+      alignas(32) std::int32_t offs[8];
+      const __m256i off =
+          _mm256_add_epi32(_mm256_mullo_epi32(_mm256_add_epi32(yi, one_i), stride_v), _mm256_add_epi32(xi, one_i));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(offs), _mm256_slli_epi32(off, 1));
       __m128 top[8], bottom[8];
       for (int k = 0; k < 8; ++k) {
-        const float* p = field + 2 * ((static_cast<std::int64_t>(ys[k]) + 1) * stride + (xs[k] + 1));
-        top[k] = _mm_loadu_ps(p);
-        bottom[k] = _mm_loadu_ps(p + 2 * stride);
+        top[k] = _mm_loadu_ps(field + offs[k]);
+        bottom[k] = _mm_loadu_ps(field_below + offs[k]);
       }
       __m256 a0 = _mm256_set_m128(top[4], top[0]), a1 = _mm256_set_m128(top[5], top[1]);
       __m256 a2 = _mm256_set_m128(top[6], top[2]), a3 = _mm256_set_m128(top[7], top[3]);
@@ -129,13 +136,13 @@ __attribute__((target("avx2"))) void step_block_avx2(const float* field, int hei
 
 }  // namespace
 
-Positions follow_flows(const Flows& f, std::span<const std::int64_t> pixels, float cellprob_threshold, int niter) {
+namespace detail {
+
+void follow_flows(const Flows& f, std::span<const std::int64_t> pixels, float cellprob_threshold, int niter,
+                  float* field, std::int32_t* out_y, std::int32_t* out_x, std::int32_t* bins) {
   const int h = f.height;
   const int w = f.width;
   const auto n = static_cast<std::int64_t>(pixels.size());
-  Positions out;
-  out.y.resize(pixels.size());
-  out.x.resize(pixels.size());
   // An axis of length 1 cannot move (Cellpose would divide by zero there).
   const float sx = w > 1 ? static_cast<float>(2.0 / (w - 1)) : 0.0f;
   const float sy = h > 1 ? static_cast<float>(2.0 / (h - 1)) : 0.0f;
@@ -145,20 +152,26 @@ Positions follow_flows(const Flows& f, std::span<const std::int64_t> pixels, flo
   // The field Cellpose samples: dP * foreground / 5, in normalised units,
   // with a zero border.
   const std::int64_t stride = w + 2;
-  std::vector<float> field(static_cast<std::size_t>(2 * (h + 2) * stride), 0.0f);  // (fx, fy) pairs
 #pragma omp parallel for schedule(static)
-  for (int y = 0; y < h; ++y) {
+  for (int y = -1; y <= h; ++y) {
+    float* row = field + 2 * (y + 1) * stride;
+    if (y < 0 || y == h) {
+      std::fill(row, row + 2 * stride, 0.0f);
+      continue;
+    }
+    row[0] = row[1] = row[2 * stride - 2] = row[2 * stride - 1] = 0.0f;
     for (int x = 0; x < w; ++x) {
       const std::int64_t i = static_cast<std::int64_t>(y) * w + x;
       const bool fg = f.cellprob[i] > cellprob_threshold;
-      const auto k = static_cast<std::size_t>((y + 1) * stride + x + 1);
-      field[2 * k] = (fg ? f.dx[i] : 0.0f) / 5.0f * sx;
-      field[2 * k + 1] = (fg ? f.dy[i] : 0.0f) / 5.0f * sy;
+      row[2 * (x + 1)] = (fg ? f.dx[i] : 0.0f) / 5.0f * sx;
+      row[2 * (x + 1) + 1] = (fg ? f.dy[i] : 0.0f) / 5.0f * sy;
     }
   }
 
   const std::int64_t blocks = (n + kBlock - 1) / kBlock;
-  static const bool use_avx2 = __builtin_cpu_supports("avx2");
+  static const bool has_avx2 = __builtin_cpu_supports("avx2");
+  const bool use_avx2 = has_avx2 && 2 * (h + 2) * stride < (std::int64_t{1} << 31);
+  const int wp = w + 2 * kHistPad;
 #pragma omp parallel for schedule(dynamic, 16)
   for (std::int64_t blk = 0; blk < blocks; ++blk) {
     const std::int64_t first = blk * kBlock;
@@ -172,15 +185,32 @@ Positions follow_flows(const Flows& f, std::span<const std::int64_t> pixels, flo
     const int mv = (m + 7) / 8 * 8;  // whole vectors: pad with a harmless start (a corner)
     for (int j = m; j < mv; ++j) gx[j] = gy[j] = -1.0f;
     if (use_avx2) {
-      step_block_avx2(field.data(), h, w, gx, gy, mv, niter);
+      step_block_avx2(field, h, w, gx, gy, mv, niter);
     } else {
-      step_block(field.data(), h, w, gx, gy, mv, niter);
+      step_block(field, h, w, gx, gy, mv, niter);
     }
     for (int j = 0; j < m; ++j) {
-      out.x[first + j] = static_cast<std::int32_t>((gx[j] + 1.0f) * 0.5f * lx);
-      out.y[first + j] = static_cast<std::int32_t>((gy[j] + 1.0f) * 0.5f * ly);
+      const auto x = static_cast<std::int32_t>((gx[j] + 1.0f) * 0.5f * lx);
+      const auto y = static_cast<std::int32_t>((gy[j] + 1.0f) * 0.5f * ly);
+      if (bins) {
+        bins[first + j] =
+            std::clamp(y + kHistPad, 0, h + kHistPad - 1) * wp + std::clamp(x + kHistPad, 0, w + kHistPad - 1);
+      } else {
+        out_x[first + j] = x;
+        out_y[first + j] = y;
+      }
     }
   }
+}
+
+}  // namespace detail
+
+Positions follow_flows(const Flows& f, std::span<const std::int64_t> pixels, float cellprob_threshold, int niter) {
+  Positions out;
+  out.y.resize(pixels.size());
+  out.x.resize(pixels.size());
+  std::vector<float> field(static_cast<std::size_t>(2) * (f.height + 2) * (f.width + 2));
+  detail::follow_flows(f, pixels, cellprob_threshold, niter, field.data(), out.y.data(), out.x.data(), nullptr);
   return out;
 }
 

@@ -1,4 +1,8 @@
+#include <sys/mman.h>
+
 #include <algorithm>
+#include <cstdlib>
+#include <new>
 #include <unordered_map>
 
 #include "cpipc/dynamics/dynamics.hpp"
@@ -64,6 +68,69 @@ std::vector<Box> bounding_boxes(const std::vector<std::uint32_t>& labels, int he
     if (b.y1 == 0) b = Box{0, 0, 0, 0};
   }
   return boxes;
+}
+
+void drop_and_compact(Labels& labels, const std::vector<bool>& drop, Stats& stats) {
+  std::vector<std::uint32_t> map(static_cast<std::size_t>(labels.count) + 1, 0);
+  std::uint32_t next = 0;
+  for (std::uint32_t l = 1; l <= labels.count; ++l) {
+    if (drop[l]) continue;
+    map[l] = ++next;
+    stats.sizes[next] = stats.sizes[l];
+    stats.boxes[next] = stats.boxes[l];
+  }
+  if (next == labels.count) return;
+  stats.sizes.resize(static_cast<std::size_t>(next) + 1);
+  stats.boxes.resize(static_cast<std::size_t>(next) + 1);
+  labels.count = next;
+  std::uint32_t* d = labels.data.data();
+  const auto n = static_cast<std::int64_t>(labels.data.size());
+#pragma omp parallel for schedule(static)
+  for (std::int64_t i = 0; i < n; ++i) d[i] = map[d[i]];
+}
+
+Workspace::~Workspace() { release(); }
+
+void Workspace::release() {
+  if (mapped_) {
+    munmap(data_, size_);
+  } else {
+    std::free(data_);
+  }
+  data_ = nullptr;
+  size_ = 0;
+  mapped_ = false;
+}
+
+void* Workspace::get(std::size_t bytes) {
+  if (bytes <= size_) return data_;
+  release();
+  constexpr std::size_t kHuge = std::size_t{2} << 20;
+  if (bytes >= kHuge) {
+    // Whole 2 MiB pages: a fresh process faults in a few huge pages instead
+    // of thousands of small ones (transparent huge pages in "madvise" mode).
+    const std::size_t size = (bytes + kHuge - 1) / kHuge * kHuge;
+    void* p = mmap(nullptr, size + kHuge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p != MAP_FAILED) {
+      // Align to 2 MiB and give back the slack on both sides.
+      const auto base = reinterpret_cast<std::uintptr_t>(p);
+      const std::uintptr_t aligned = (base + kHuge - 1) / kHuge * kHuge;
+      if (aligned > base) munmap(p, aligned - base);
+      if (aligned + size < base + size + kHuge) munmap(reinterpret_cast<void*>(aligned + size), base + kHuge - aligned);
+#ifdef MADV_HUGEPAGE
+      madvise(reinterpret_cast<void*>(aligned), size, MADV_HUGEPAGE);
+#endif
+      data_ = reinterpret_cast<void*>(aligned);
+      size_ = size;
+      mapped_ = true;
+      return data_;
+    }
+  }
+  const std::size_t size = (bytes + 63) / 64 * 64;
+  data_ = std::aligned_alloc(64, size);
+  if (!data_) throw std::bad_alloc();
+  size_ = size;
+  return data_;
 }
 
 }  // namespace detail

@@ -10,40 +10,12 @@ namespace cpipc::dynamics {
 
 namespace {
 
-constexpr int kPad = 20;           // histogram padding, pixels
-constexpr int kPeakWindow = 5;     // seeds: maxima over 5 x 5
-constexpr int kMinSeedCount = 10;  // seeds: more than this many pixels converged
-constexpr int kPatch = 11;         // seed growth patch, 11 x 11 around the seed
-constexpr int kGrowSteps = 5;      // 3 x 3 dilations
-constexpr int kMinGrowCount = 2;   // grow only over bins with more than this
-
-// Max over a window of `size` along rows, then columns, truncated at edges
-// (Cellpose's max_pool_nd with stride 1).
-std::vector<std::int32_t> max_filter(const std::vector<std::int32_t>& h, int height, int width, int size) {
-  const int r = size / 2;
-  std::vector<std::int32_t> rows(h.size());
-  std::vector<std::int32_t> out(h.size());
-#pragma omp parallel for schedule(static)
-  for (int y = 0; y < height; ++y) {
-    const std::int32_t* in = &h[static_cast<std::size_t>(y) * width];
-    std::int32_t* o = &rows[static_cast<std::size_t>(y) * width];
-    for (int x = 0; x < width; ++x) {
-      std::int32_t m = in[x];
-      for (int d = std::max(0, x - r); d <= std::min(width - 1, x + r); ++d) m = std::max(m, in[d]);
-      o[x] = m;
-    }
-  }
-#pragma omp parallel for schedule(static)
-  for (int y = 0; y < height; ++y) {
-    std::int32_t* o = &out[static_cast<std::size_t>(y) * width];
-    for (int x = 0; x < width; ++x) o[x] = rows[static_cast<std::size_t>(y) * width + x];
-    for (int d = std::max(0, y - r); d <= std::min(height - 1, y + r); ++d) {
-      const std::int32_t* in = &rows[static_cast<std::size_t>(d) * width];
-      for (int x = 0; x < width; ++x) o[x] = std::max(o[x], in[x]);
-    }
-  }
-  return out;
-}
+constexpr int kPad = detail::kHistPad;  // histogram padding, pixels
+constexpr int kPeakWindow = 5;          // seeds: maxima over 5 x 5
+constexpr int kMinSeedCount = 10;       // seeds: more than this many pixels converged
+constexpr int kPatch = 11;              // seed growth patch, 11 x 11 around the seed
+constexpr int kGrowSteps = 5;           // 3 x 3 dilations
+constexpr int kMinGrowCount = 2;        // grow only over bins with more than this
 
 // Grows one seed inside its 11 x 11 patch of the histogram: five 3 x 3
 // dilations, each limited to bins with more than two pixels.
@@ -69,36 +41,49 @@ void grow_seed(const std::int32_t* patch, bool* region) {
 
 }  // namespace
 
-Labels masks_from_positions(const Positions& pos, std::span<const std::int64_t> pixels, int height, int width,
-                            float max_size_fraction) {
+namespace detail {
+
+Labels masks_from_bins(std::span<const std::int32_t> bin, std::span<const std::int64_t> pixels, int height, int width,
+                       float max_size_fraction, std::int32_t* hist, Stats& stats) {
   Labels out;
   out.height = height;
   out.width = width;
   out.data.assign(static_cast<std::size_t>(height) * width, 0);
+  stats.sizes.assign(1, 0);
+  stats.boxes.assign(1, Box{0, 0, 0, 0});
   const int hp = height + 2 * kPad;
   const int wp = width + 2 * kPad;
   const std::size_t n = pixels.size();
 
   // Histogram of final positions, padded.
-  std::vector<std::int32_t> bin(n);
-  std::vector<std::int32_t> hist(static_cast<std::size_t>(hp) * wp, 0);
-  for (std::size_t k = 0; k < n; ++k) {
-    const int y = std::clamp(pos.y[k] + kPad, 0, height + kPad - 1);
-    const int x = std::clamp(pos.x[k] + kPad, 0, width + kPad - 1);
-    bin[k] = y * wp + x;
-    ++hist[static_cast<std::size_t>(bin[k])];
-  }
+  std::fill(hist, hist + static_cast<std::size_t>(hp) * wp, 0);
+  for (std::size_t k = 0; k < n; ++k) ++hist[bin[k]];
 
-  // Seeds: local maxima with enough pixels, weakest first (a stronger seed's
-  // region overwrites a weaker one's where they overlap).
-  const std::vector<std::int32_t> peak = max_filter(hist, hp, wp, kPeakWindow);
+  // Seeds: local maxima (over 5 x 5, truncated at the edges, as Cellpose's
+  // max_pool) with enough pixels, in raster order. Only bins that pixels
+  // fell into can have a count, so they are the candidates (each marked by
+  // a negated count while it is collected).
   std::vector<std::int32_t> seeds;
-  for (std::int32_t i = 0; i < hp * wp; ++i) {
-    if (hist[static_cast<std::size_t>(i)] > kMinSeedCount &&
-        hist[static_cast<std::size_t>(i)] == peak[static_cast<std::size_t>(i)]) {
-      seeds.push_back(i);
+  for (std::size_t k = 0; k < n; ++k) {
+    std::int32_t& c = hist[bin[k]];
+    if (c > kMinSeedCount) {
+      seeds.push_back(bin[k]);
+      c = -c;
     }
   }
+  for (const std::int32_t s : seeds) hist[s] = -hist[s];
+  const int r = kPeakWindow / 2;
+  std::erase_if(seeds, [&](std::int32_t s) {
+    const int cy = s / wp, cx = s % wp;
+    const std::int32_t c = hist[s];
+    for (int y = std::max(0, cy - r); y <= std::min(hp - 1, cy + r); ++y) {
+      for (int x = std::max(0, cx - r); x <= std::min(wp - 1, cx + r); ++x) {
+        if (hist[static_cast<std::size_t>(y) * wp + x] > c) return true;
+      }
+    }
+    return false;
+  });
+  std::sort(seeds.begin(), seeds.end());
   if (seeds.empty()) return out;
   // Cellpose orders seeds with torch's argsort, which is not stable: torch's
   // CPU sort is libstdc++'s std::sort over (value, index) pairs compared by
@@ -133,35 +118,81 @@ Labels masks_from_positions(const Positions& pos, std::span<const std::int64_t> 
     grow_seed(patch, region);
     for (int i = 0; i < kPatch * kPatch; ++i) regions[static_cast<std::size_t>(s) * kPatch * kPatch + i] = region[i];
   }
-  std::vector<std::uint32_t> painted(static_cast<std::size_t>(hp) * wp, 0);
+  // The histogram is not needed any more: paint label s + 1 into it as
+  // -(s + 1), so that a bin reads as a label when negative.
   for (std::size_t s = 0; s < ns; ++s) {
     const int cy = seeds[s] / wp;
     const int cx = seeds[s] % wp;
     for (int y = 0; y < kPatch; ++y) {
       for (int x = 0; x < kPatch; ++x) {
         if (regions[s * kPatch * kPatch + y * kPatch + x]) {
-          painted[static_cast<std::size_t>(cy + y - kPatch / 2) * wp + (cx + x - kPatch / 2)] =
-              static_cast<std::uint32_t>(s + 1);
+          hist[static_cast<std::size_t>(cy + y - kPatch / 2) * wp + (cx + x - kPatch / 2)] =
+              -static_cast<std::int32_t>(s + 1);
         }
       }
     }
   }
 
-  // Each pixel takes the label painted where it converged.
-  for (std::size_t k = 0; k < n; ++k)
-    out.data[static_cast<std::size_t>(pixels[k])] = painted[static_cast<std::size_t>(bin[k])];
-
-  // Remove masks larger than max_size_fraction of the image, then renumber.
-  const std::vector<std::int64_t> sizes = detail::label_sizes(out.data, static_cast<std::uint32_t>(ns));
-  const double big = static_cast<double>(height) * width * max_size_fraction;
-  std::vector<bool> drop(ns + 1, false);
-  bool any = false;
-  for (std::size_t l = 1; l <= ns; ++l) {
-    if (static_cast<double>(sizes[l]) > big) drop[l] = any = true;
+  // Each pixel takes the label painted where it converged. Masks larger than
+  // max_size_fraction of the image go, and the rest are numbered in order of
+  // first appearance: the pixels are listed in raster order, so all of this
+  // works on the list, not the image.
+  std::vector<std::uint32_t> label(n);
+  std::vector<std::int64_t> sizes(ns + 1, 0);
+  for (std::size_t k = 0; k < n; ++k) {
+    const std::int32_t v = hist[bin[k]];
+    label[k] = v < 0 ? static_cast<std::uint32_t>(-v) : 0u;
+    ++sizes[label[k]];
   }
-  if (any) detail::drop_labels(out.data, drop);
-  renumber(out);
+  const double big = static_cast<double>(height) * width * max_size_fraction;
+  std::vector<std::uint32_t> map(ns + 1, 0);
+  constexpr std::uint32_t kDropped = 0xffffffffu;
+  for (std::size_t l = 1; l <= ns; ++l) {
+    if (static_cast<double>(sizes[l]) > big) map[l] = kDropped;
+  }
+  std::uint32_t next = 0;
+  int y = 0;
+  std::int64_t row_end = width;
+  for (std::size_t k = 0; k < n; ++k) {
+    std::uint32_t& m = map[label[k]];
+    if (label[k] == 0 || m == kDropped) continue;
+    if (m == 0) {
+      m = ++next;
+      stats.sizes.push_back(0);
+      stats.boxes.push_back(Box{height, 0, width, 0});
+    }
+    const std::int64_t p = pixels[k];
+    out.data[static_cast<std::size_t>(p)] = m;
+    while (p >= row_end) {
+      ++y;
+      row_end += width;
+    }
+    const int x = static_cast<int>(p - (row_end - width));
+    ++stats.sizes[m];
+    Box& b = stats.boxes[m];
+    b.y0 = std::min(b.y0, y);
+    b.y1 = std::max(b.y1, y + 1);
+    b.x0 = std::min(b.x0, x);
+    b.x1 = std::max(b.x1, x + 1);
+  }
+  out.count = next;
   return out;
+}
+
+}  // namespace detail
+
+Labels masks_from_positions(const Positions& pos, std::span<const std::int64_t> pixels, int height, int width,
+                            float max_size_fraction) {
+  const int wp = width + 2 * kPad;
+  std::vector<std::int32_t> bin(pixels.size());
+  for (std::size_t k = 0; k < pixels.size(); ++k) {
+    const int y = std::clamp(pos.y[k] + kPad, 0, height + kPad - 1);
+    const int x = std::clamp(pos.x[k] + kPad, 0, width + kPad - 1);
+    bin[k] = y * wp + x;
+  }
+  std::vector<std::int32_t> hist(static_cast<std::size_t>(height + 2 * kPad) * wp);
+  detail::Stats stats;
+  return detail::masks_from_bins(bin, pixels, height, width, max_size_fraction, hist.data(), stats);
 }
 
 }  // namespace cpipc::dynamics
