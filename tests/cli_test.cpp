@@ -28,6 +28,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using test::CommandResult;
+using test::expect_failure;
 using test::run_cpipc;
 using test::shm_exists;
 using test::unique_name;
@@ -74,16 +75,6 @@ class Publisher {
  private:
   util::ChildProcess process_;
 };
-
-// A failed command: the expected status, and exactly one line on stderr
-// that says it is cpipc's error.
-void expect_failure(const CommandResult& r, int status) {
-  EXPECT_EQ(r.status, status) << "stderr: " << r.err;
-  const auto lines = r.err_lines();
-  ASSERT_EQ(lines.size(), 1u) << "stderr was:\n" << r.err;
-  EXPECT_TRUE(lines[0].starts_with("cpipc: error: ")) << lines[0];
-  EXPECT_TRUE(r.err.ends_with('\n')) << "the line ends with a newline";
-}
 
 #define SKIP_WITHOUT_IMAGE_CODECS()                                              \
   if (!io::image_codecs_available()) {                                           \
@@ -296,6 +287,14 @@ TEST_F(Cli, AnUnwritableOutputExits1) {
     expect_failure(run_cpipc({"save", name_, dir_.file("no-such-dir/" + file)}), 1);
   }
 }
+
+#if !CPIPC_HAVE_TORCH_CLI
+TEST_F(Cli, SegmentWithoutLibTorchSaysHowToGetIt) {
+  const CommandResult r = run_cpipc({"segment", input("labels.npy")});
+  expect_failure(r, 1);
+  EXPECT_NE(r.err.find("this build has no LibTorch"), std::string::npos) << r.err;
+}
+#endif
 
 TEST_F(Cli, UsageErrorsExit2) {
   expect_failure(run_cpipc({}), 2);

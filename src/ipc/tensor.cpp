@@ -89,6 +89,7 @@ std::int64_t TensorDesc::numel() const noexcept {
 }
 
 bool TensorDesc::is_contiguous() const noexcept {
+  if (numel() == 0) return true;  // no element to be out of place (as numpy and DLPack see it)
   std::int64_t expected = 1;
   for (std::uint32_t i = ndim; i-- > 0;) {
     if (shape[i] != 1 && strides[i] != expected) return false;

@@ -123,3 +123,15 @@ std::vector<std::byte> read_file_bytes(const std::string& path) {
 }
 
 }  // namespace cpipc::test
+
+namespace cpipc::test {
+
+void expect_failure(const CommandResult& r, int status) {
+  EXPECT_EQ(r.status, status) << "stderr: " << r.err;
+  const auto lines = r.err_lines();
+  ASSERT_EQ(lines.size(), 1u) << "stderr was:\n" << r.err;
+  EXPECT_TRUE(lines[0].starts_with("cpipc: error: ")) << lines[0];
+  EXPECT_TRUE(r.err.ends_with('\n')) << "the line ends with a newline";
+}
+
+}  // namespace cpipc::test

@@ -53,6 +53,10 @@ struct CommandResult {
   [[nodiscard]] std::vector<std::string> err_lines() const;
 };
 
+// Expects a failed command: `status`, and exactly one line on stderr that
+// starts with "cpipc: error: " (what every cpipc failure prints).
+void expect_failure(const CommandResult& r, int status);
+
 // Runs the real cpipc binary with `args` to completion; fails the test if
 // it does not finish within `timeout`.
 [[nodiscard]] CommandResult run_cpipc(const std::vector<std::string>& args,

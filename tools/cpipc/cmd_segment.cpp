@@ -3,6 +3,8 @@
 #include <torch/cuda.h>
 #include <nlohmann/json.hpp>
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -109,7 +111,8 @@ void run_segment(SegmentArgs a) {
   net.warm_up();
   const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_load).count();
   const model::Segmenter segmenter(std::move(net));
-  if (!a.json) {
+  // Chatter for people at a terminal; scripts and logs get results and errors only.
+  if (!a.json && ::isatty(STDERR_FILENO) == 1) {
     std::fprintf(stderr, "model %s on %s (%s), loaded in %.2f s\n", segmenter.model().source().c_str(),
                  device.to_string().c_str(), model::to_string(precision), load_s);
   }

@@ -12,18 +12,14 @@ ProgressBar::ProgressBar(int total, bool enabled)
 ProgressBar::~ProgressBar() { clear(); }
 
 void ProgressBar::update(int done, const std::string& note) {
-  if (!enabled_) return;
+  if (!enabled_ || !tty_) return;
   constexpr int kWidth = 30;
   const int filled = kWidth * std::clamp(done, 0, total_) / total_;
-  if (tty_) {
-    std::string bar(static_cast<std::size_t>(filled), '#');
-    bar.resize(kWidth, '.');
-    std::fprintf(stderr, "\r\033[K[%s] %d/%d %s", bar.c_str(), done, total_, note.substr(0, 60).c_str());
-    drawn_ = true;
-  } else {
-    std::fprintf(stderr, "[%d/%d] %s\n", done, total_, note.c_str());
-  }
+  std::string bar(static_cast<std::size_t>(filled), '#');
+  bar.resize(kWidth, '.');
+  std::fprintf(stderr, "\r\033[K[%s] %d/%d %s", bar.c_str(), done, total_, note.substr(0, 60).c_str());
   std::fflush(stderr);
+  drawn_ = true;
 }
 
 void ProgressBar::clear() {

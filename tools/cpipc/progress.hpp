@@ -1,5 +1,5 @@
-// A one-line progress bar on stderr for runs over many images; plain lines
-// when stderr is not a terminal, so logs stay readable.
+// A one-line progress bar on stderr for runs over many images, drawn only
+// when stderr is a terminal: logs and scripts see results and errors only.
 #pragma once
 
 #include <cstdio>

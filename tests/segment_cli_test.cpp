@@ -1,0 +1,207 @@
+// `cpipc segment` as users run it: the real binary (which executes
+// cpipc-torch) on real files, outputs read back; bad input of every kind
+// ends in one line and the documented exit status.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "cpipc/io/array_file.hpp"
+#include "cpipc/io/convert.hpp"
+#include "cpipc/io/npy.hpp"
+#include "support/metrics.hpp"
+#include "support/test_support.hpp"
+
+namespace cpipc {
+namespace {
+
+using test::CommandResult;
+using test::expect_failure;
+using test::run_cpipc;
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+const std::string kFixtures = CPIPC_SOURCE_DIR "/tests/data/model";
+
+std::vector<nlohmann::json> json_lines(const std::string& out) {
+  std::vector<nlohmann::json> lines;
+  std::istringstream in(out);
+  for (std::string line; std::getline(in, line);) lines.push_back(nlohmann::json::parse(line));
+  return lines;
+}
+
+void write_bytes(const std::string& path, const std::string& bytes) { std::ofstream(path, std::ios::binary) << bytes; }
+
+// A .npy whose header describes `shape` of uint16 and whose data is a hole:
+// the file claims the size without taking the disk.
+void write_sparse_npy(const std::string& path, std::int64_t h, std::int64_t w) {
+  std::string header =
+      "{'descr': '<u2', 'fortran_order': False, 'shape': (" + std::to_string(h) + ", " + std::to_string(w) + "), }";
+  while ((10 + header.size() + 1) % 64 != 0) header += ' ';
+  header += '\n';
+  std::string file = "\x93NUMPY\x01";
+  file += '\0';
+  file += static_cast<char>(header.size() & 0xff);
+  file += static_cast<char>(header.size() >> 8);
+  file += header;
+  write_bytes(path, file);
+  ASSERT_EQ(::truncate(path.c_str(), static_cast<off_t>(file.size() + 2 * h * w)), 0);
+}
+
+class Segment : public ::testing::Test {
+ protected:
+  CommandResult segment(std::vector<std::string> args) {
+    args.insert(args.begin(), "segment");
+    args.insert(args.end(), {"-o", dir_.file("out"), "--device", "cpu"});
+    return run_cpipc(args, 120s);
+  }
+  test::TempDir dir_;
+};
+
+TEST_F(Segment, WritesCellposeOutputsThatAgreeWithCellpose) {
+  // The parity fixture gray16_up: Cellpose 3.1.1.2's masks with diameter 20.
+  const CommandResult r = segment({kFixtures + "/gray16_up/image.npy", "--diameter", "20", "--json"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.err, "");
+  const auto lines = json_lines(r.out);
+  ASSERT_EQ(lines.size(), 1u);
+  const nlohmann::json& j = lines[0];
+  EXPECT_EQ(j["masks"], dir_.file("out/image_cp_masks.png"));
+  EXPECT_EQ(j["outlines"], dir_.file("out/image_cp_outlines.txt"));
+  EXPECT_EQ(j["shape"], nlohmann::json({250, 333}));
+  EXPECT_FLOAT_EQ(j["rescale"].get<float>(), 1.5f);
+  EXPECT_EQ(j["niter"], 133);
+
+  const io::Array masks = io::read_array(j["masks"]);
+  EXPECT_EQ(masks.desc.dtype, ipc::kUInt16);
+  const std::vector<std::uint32_t> ours = io::to_labels(masks, "masks");
+  const std::vector<std::uint32_t> cellpose = io::to_labels(io::read_npy(kFixtures + "/gray16_up/masks.npy"), "ref");
+  EXPECT_EQ(*std::max_element(ours.begin(), ours.end()), j["objects"].get<std::uint32_t>());
+  EXPECT_GE(test::ap50(cellpose, ours), 0.98);
+
+  // One outline per mask.
+  std::ifstream outlines(j["outlines"].get<std::string>());
+  std::size_t n = 0;
+  for (std::string line; std::getline(outlines, line);) ++n;
+  EXPECT_EQ(n, j["objects"].get<std::size_t>());
+}
+
+TEST_F(Segment, EachPageOfAStackIsAFrameWithItsOwnOutputs) {
+  const CommandResult r = segment({CPIPC_SOURCE_DIR "/tests/data/io/stack3.tif", "--json", "--no-outlines"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto lines = json_lines(r.out);
+  ASSERT_EQ(lines.size(), 3u);
+  for (int k = 0; k < 3; ++k) {
+    EXPECT_EQ(lines[k]["frame"], k);
+    EXPECT_TRUE(fs::exists(dir_.file("out/stack3_" + std::to_string(k) + "_cp_masks.png")));
+  }
+  EXPECT_FALSE(fs::exists(dir_.file("out/stack3_0_cp_outlines.txt")));
+}
+
+TEST_F(Segment, AOnePixelImageGivesEmptyMasks) {
+  io::Array one;
+  const std::int64_t shape[2] = {1, 1};
+  one.desc = ipc::TensorDesc::contiguous(ipc::kUInt8, shape);
+  one.data.assign(1, std::byte{200});
+  io::write_npy(dir_.file("one.npy"), one.view());
+  const CommandResult r = segment({dir_.file("one.npy"), "--json"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(json_lines(r.out).at(0)["objects"], 0);
+}
+
+TEST_F(Segment, FlowsAreSavedOnRequest) {
+  const CommandResult r = segment({kFixtures + "/tiny16/image.npy", "--save-flows", "--json"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  const io::Array flows = io::read_npy(json_lines(r.out).at(0)["flows"]);
+  EXPECT_EQ(flows.desc.to_string(), "float32[3, 17, 23]");
+}
+
+TEST_F(Segment, MissingAndUnreadableImagesAreOneLineEach) {
+  expect_failure(segment({dir_.file("absent.png")}), 3);
+  write_bytes(dir_.file("empty.png"), "");
+  expect_failure(segment({dir_.file("empty.png")}), 2);
+  write_bytes(dir_.file("text.png"), "this is not a PNG\n");
+  expect_failure(segment({dir_.file("text.png")}), 2);
+  expect_failure(segment({dir_.path().string()}), 2);  // a directory
+  // A real PNG cut in half.
+  io::Array img;
+  const std::int64_t shape[2] = {64, 64};
+  img.desc = ipc::TensorDesc::contiguous(ipc::kUInt16, shape);
+  img.data.resize(img.desc.nbytes());
+  std::mt19937 rng(3);
+  for (auto& b : img.data) b = static_cast<std::byte>(rng());
+  if (io::image_codecs_available()) {
+    io::write_array(dir_.file("full.png"), img.view());
+    const auto size = fs::file_size(dir_.file("full.png"));
+    fs::copy_file(dir_.file("full.png"), dir_.file("cut.png"));
+    fs::resize_file(dir_.file("cut.png"), size / 2);
+    expect_failure(segment({dir_.file("cut.png")}), 2);
+  }
+}
+
+TEST_F(Segment, ImagesThatCannotBeSegmentedSayWhy) {
+  io::Array empty;
+  const std::int64_t zero[2] = {0, 0};
+  empty.desc = ipc::TensorDesc::contiguous(ipc::kUInt8, zero);
+  io::write_npy(dir_.file("zero.npy"), empty.view());
+  expect_failure(segment({dir_.file("zero.npy")}), 2);
+
+  io::Array five;
+  const std::int64_t shape[3] = {32, 32, 5};
+  five.desc = ipc::TensorDesc::contiguous(ipc::kUInt8, shape);
+  five.data.assign(five.desc.nbytes(), std::byte{7});
+  io::write_npy(dir_.file("five.npy"), five.view());
+  const CommandResult r = segment({dir_.file("five.npy"), "--channels", "6,0"});
+  expect_failure(r, 2);
+  EXPECT_NE(r.err.find("channel 6 requested"), std::string::npos) << r.err;
+  expect_failure(segment({dir_.file("five.npy"), "--channels", "red"}), 2);
+}
+
+TEST_F(Segment, AnImageLargerThanMemoryIsRefusedNotKilled) {
+  write_sparse_npy(dir_.file("huge.npy"), 200000, 200000);  // 80 GB of uint16
+  const CommandResult r = segment({dir_.file("huge.npy")});
+  expect_failure(r, 2);
+  EXPECT_NE(r.err.find("of memory available"), std::string::npos) << r.err;
+}
+
+TEST_F(Segment, ARandomBlobIsNotAModel) {
+  std::string blob(8192, '\0');
+  std::mt19937 rng(5);
+  for (char& c : blob) c = static_cast<char>(rng());
+  write_bytes(dir_.file("blob.pt"), blob);
+  const CommandResult r = segment({kFixtures + "/tiny16/image.npy", "--model", dir_.file("blob.pt")});
+  expect_failure(r, 2);
+  EXPECT_NE(r.err.find("is not a TorchScript model"), std::string::npos) << r.err;
+  expect_failure(segment({kFixtures + "/tiny16/image.npy", "--model", dir_.file("none.pt")}), 3);
+}
+
+TEST_F(Segment, OneBadImageDoesNotStopTheOthers) {
+  const CommandResult r = segment({dir_.file("absent.npy"), kFixtures + "/tiny16/image.npy", "--json"});
+  expect_failure(r, 3);
+  const auto lines = json_lines(r.out);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_TRUE(lines[0].contains("error"));
+  EXPECT_EQ(lines[1]["objects"].get<int>(), lines[1]["objects"].get<int>());
+  EXPECT_TRUE(fs::exists(dir_.file("out/image_cp_masks.png")));
+}
+
+TEST_F(Segment, UsageErrorsExit2) {
+  expect_failure(run_cpipc({"segment"}), 2);
+  expect_failure(segment({kFixtures + "/tiny16/image.npy", "--precision", "fp8"}), 2);
+  expect_failure(segment({kFixtures + "/tiny16/image.npy", "--precision", "bf16"}), 2);  // on the CPU
+  expect_failure(run_cpipc({"segment", kFixtures + "/tiny16/image.npy", "--device", "tpu"}), 2);
+}
+
+}  // namespace
+}  // namespace cpipc
