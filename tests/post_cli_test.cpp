@@ -1,0 +1,217 @@
+// `cpipc stats` and `cpipc outlines` as users run them: the real binary
+// reading a label image another process (`cpipc publish`) serves, outputs
+// read back and compared with scikit-image's and Cellpose's (tests/data/stats).
+#include <signal.h>
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cpipc/io/array_file.hpp"
+#include "cpipc/io/npy.hpp"
+#include "cpipc/util/child_process.hpp"
+#include "post_fixture.hpp"
+#include "support/test_support.hpp"
+
+namespace cpipc {
+namespace {
+
+using namespace std::chrono_literals;
+using test::CommandResult;
+using test::expect_failure;
+using test::parse_csv;
+using test::read_text;
+using test::run_cpipc;
+using test::stats_data;
+
+#define SKIP_WITHOUT_IMAGE_CODECS()                                              \
+  if (!io::image_codecs_available()) {                                           \
+    GTEST_SKIP() << "this cpipc was built without OpenCV: no PNG or TIFF files"; \
+  }
+
+// `cpipc publish FILE NAME`, published once constructed, SIGTERM when it goes.
+class Publisher {
+ public:
+  Publisher(const std::string& file, const std::string& name)
+      : process_({test::cpipc_binary(), "publish", file, name}) {
+    const auto line = process_.read_line(10s);
+    if (!line || !line->starts_with("published")) {
+      throw std::runtime_error("cpipc publish did not start: " + line.value_or("no output"));
+    }
+  }
+  Publisher(const Publisher&) = delete;
+  Publisher& operator=(const Publisher&) = delete;
+  ~Publisher() {
+    process_.signal(SIGTERM);
+    (void)process_.wait(10s);
+  }
+
+ private:
+  util::ChildProcess process_;
+};
+
+// The fixture's label image (uint16 [48, 64]) published under a fresh name.
+class PostCli : public ::testing::Test {
+ protected:
+  void SetUp() override { publisher_.emplace(stats_data("labels.npy"), name_); }
+
+  std::string out(const std::string& file) const { return dir_.file(file); }
+
+  test::TempDir dir_;
+  std::string name_ = test::unique_name();
+  std::optional<Publisher> publisher_;
+};
+
+TEST_F(PostCli, StatsMatchRegionpropsOfThePublishedFrame) {
+  const CommandResult r = run_cpipc({"stats", name_, "--image", stats_data("gray.npy"), "-o", out("x.csv")});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.err, "");
+  EXPECT_NE(r.out.find("22 objects in frame 1 of '" + name_ + "' (uint16[48, 64])"), std::string::npos) << r.out;
+  test::expect_table_near(parse_csv(read_text(out("x.csv"))), parse_csv(read_text(stats_data("stats_gray.csv"))));
+}
+
+TEST_F(PostCli, StatsOfAnRgbImageHaveColumnsPerChannel) {
+  const CommandResult r = run_cpipc({"stats", name_, "--image", stats_data("rgb.npy"), "-o", out("x.csv")});
+  ASSERT_EQ(r.status, 0) << r.err;
+  test::expect_table_near(parse_csv(read_text(out("x.csv"))), parse_csv(read_text(stats_data("stats_rgb.csv"))));
+}
+
+TEST_F(PostCli, StatsOfOneChannelUseThePlainColumnNames) {
+  const CommandResult r =
+      run_cpipc({"stats", name_, "--image", stats_data("rgb.npy"), "--channel", "2", "-o", out("x.csv")});
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto got = parse_csv(read_text(out("x.csv")));
+  ASSERT_EQ(got.header.back(), "intensity_max");
+  // The blue channel's columns of the per-channel table, renamed.
+  const auto rgb = parse_csv(read_text(stats_data("stats_rgb.csv")));
+  test::Csv want{{"label", "intensity_mean", "intensity_min", "intensity_max"}, {}};
+  for (const auto& row : rgb.rows) want.rows.push_back({row[0], row[7], row[8], row[9]});
+  test::expect_table_near(got, want);
+}
+
+TEST_F(PostCli, StatsWithoutAnImageToStdout) {
+  const CommandResult r = run_cpipc({"stats", name_, "-o", "-"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto got = parse_csv(r.out);
+  EXPECT_EQ(got.header.size(), 10u);
+  EXPECT_EQ(got.header.front(), "label");
+  auto want = parse_csv(read_text(stats_data("stats_gray.csv")));
+  want.header.resize(10);
+  test::expect_table_near(got, want);
+}
+
+TEST_F(PostCli, StatsJsonSummary) {
+  const CommandResult r = run_cpipc({"stats", name_, "-o", out("x.csv"), "--json"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j.at("segment"), name_);
+  EXPECT_EQ(j.at("objects"), 22);
+  EXPECT_EQ(j.at("frame_id"), 1);
+  EXPECT_EQ(j.at("masks"), "uint16[48, 64]");
+  EXPECT_TRUE(j.at("image").is_null());
+}
+
+TEST_F(PostCli, OutlinesOnAPngImageAreCellposesPicture) {
+  SKIP_WITHOUT_IMAGE_CODECS();
+  const std::string image = out("img.png");
+  io::write_array(image, io::read_npy(stats_data("gray.npy")).view());  // 16-bit PNG
+  const CommandResult r = run_cpipc({"outlines", name_, "--image", image, "-o", out("y.png")});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.err, "");
+  const io::Array got = io::read_array(out("y.png"));
+  const io::Array want = io::read_npy(stats_data("outlines_rgb.npy"));
+  EXPECT_TRUE(got.desc.same_layout(want.desc)) << got.desc.to_string();
+  EXPECT_EQ(got.data, want.data);
+}
+
+TEST_F(PostCli, OutlinesWithoutAnImageAreRedOnBlack) {
+  SKIP_WITHOUT_IMAGE_CODECS();
+  const CommandResult r = run_cpipc({"outlines", name_, "-o", out("y.png")});
+  ASSERT_EQ(r.status, 0) << r.err;
+  const io::Array got = io::read_array(out("y.png"));
+  const io::Array mask = io::read_npy(stats_data("outlines.npy"));
+  ASSERT_EQ(got.data.size(), mask.data.size() * 3) << got.desc.to_string();
+  for (std::size_t i = 0; i < mask.data.size(); ++i) {
+    const bool outline = mask.data[i] != std::byte{0};
+    ASSERT_EQ(got.data[3 * i], std::byte{static_cast<unsigned char>(outline ? 255 : 0)}) << i;
+    ASSERT_EQ(got.data[3 * i + 1], std::byte{0}) << i;
+    ASSERT_EQ(got.data[3 * i + 2], std::byte{0}) << i;
+  }
+}
+
+TEST_F(PostCli, OutlinesAsNpyNeedNoCodecs) {
+  const CommandResult r =
+      run_cpipc({"outlines", name_, "--image", stats_data("gray.npy"), "-o", out("y.npy"), "--json"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out).at("output"), out("y.npy"));
+  EXPECT_EQ(io::read_npy(out("y.npy")).data, io::read_npy(stats_data("outlines_rgb.npy")).data);
+}
+
+TEST_F(PostCli, MissingSegmentExits3) {
+  for (const char* command : {"stats", "outlines"}) {
+    const CommandResult r = run_cpipc({command, name_ + "-nope", "-o", out("x.csv")});
+    expect_failure(r, 3);
+  }
+}
+
+TEST_F(PostCli, ImageOfAnotherSizeExits2NamingBothShapes) {
+  const std::string image = out("small.npy");
+  io::Array small;
+  const std::int64_t shape[2] = {30, 40};
+  small.desc = ipc::TensorDesc::contiguous(ipc::kUInt16, shape);
+  small.data.resize(small.desc.nbytes());
+  io::write_array(image, small.view());
+  for (const char* command : {"stats", "outlines"}) {
+    const CommandResult r = run_cpipc({command, name_, "--image", image, "-o", out("x.png")});
+    expect_failure(r, 2);
+    EXPECT_NE(r.err.find("uint16[30, 40]"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("uint16[48, 64]"), std::string::npos) << r.err;
+  }
+}
+
+TEST_F(PostCli, ChannelTheImageLacksExits2) {
+  const CommandResult r =
+      run_cpipc({"stats", name_, "--image", stats_data("rgb.npy"), "--channel", "3", "-o", out("x.csv")});
+  expect_failure(r, 2);
+}
+
+TEST_F(PostCli, MissingImageExits3) {
+  const CommandResult r = run_cpipc({"outlines", name_, "--image", out("none.png"), "-o", out("y.png")});
+  expect_failure(r, 3);
+}
+
+TEST_F(PostCli, UnwritableOutputExits1) {
+  const CommandResult stats = run_cpipc({"stats", name_, "-o", out("no/such/dir/x.csv")});
+  expect_failure(stats, 1);
+  const CommandResult outlines = run_cpipc({"outlines", name_, "-o", out("no/such/dir/y.npy")});
+  expect_failure(outlines, 1);
+}
+
+TEST_F(PostCli, NoNextFrameExits4) {
+  const CommandResult r = run_cpipc({"stats", name_, "--frame", "next", "--wait-ms", "200", "-o", out("x.csv")});
+  expect_failure(r, 4);
+}
+
+TEST(PostCliInput, FloatFramesAreNotLabelsExit2) {
+  test::TempDir dir;
+  io::Array a;
+  const std::int64_t shape[2] = {4, 4};
+  a.desc = ipc::TensorDesc::contiguous(ipc::kFloat32, shape);
+  a.data.resize(a.desc.nbytes());
+  const std::string file = dir.file("float.npy");
+  io::write_array(file, a.view());
+  const std::string name = test::unique_name();
+  const Publisher publisher(file, name);
+  const CommandResult r = run_cpipc({"stats", name, "-o", dir.file("x.csv")});
+  expect_failure(r, 2);
+  EXPECT_NE(r.err.find("float32"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace cpipc

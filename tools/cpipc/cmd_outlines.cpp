@@ -1,0 +1,77 @@
+// cpipc outlines NAME --image IMAGE -o FILE.png: the source image with the
+// outlines of a segment's masks drawn on it, as Cellpose saves it.
+#include <cstdio>
+#include <memory>
+
+#include "cli_common.hpp"
+#include "cpipc/error.hpp"
+#include "cpipc/io/array_file.hpp"
+#include "cpipc/post/outlines.hpp"
+#include "post_input.hpp"
+
+namespace cpipc::cli {
+
+namespace {
+
+struct OutlinesOptions {
+  std::string name;
+  std::string image;
+  std::string output;
+  int channel = -1;
+  std::vector<int> colour{255, 0, 0};
+  FrameOptions frame;
+  bool json = false;
+};
+
+void run_outlines(const OutlinesOptions& o) {
+  if (o.channel >= 0 && o.image.empty()) throw Error(Errc::invalid_argument, "--channel needs --image");
+  const LabelFrame masks = read_label_frame(o.name, o.frame);
+  SourceImage image;
+  if (!o.image.empty()) image = read_source_image(o.image, masks, o.name, o.channel);
+  const post::Rgb colour{static_cast<std::uint8_t>(o.colour[0]), static_cast<std::uint8_t>(o.colour[1]),
+                         static_cast<std::uint8_t>(o.colour[2])};
+  const std::vector<std::uint8_t> rgb =
+      post::draw_outlines(masks.labels.data(), masks.height, masks.width,
+                          o.image.empty() ? nullptr : image.pixels.data(), image.channels, colour);
+  const std::int64_t shape[3] = {masks.height, masks.width, 3};
+  const ipc::TensorDesc desc = ipc::TensorDesc::contiguous(ipc::kUInt8, shape);
+  io::write_array(o.output, ipc::HostView{reinterpret_cast<const std::byte*>(rgb.data()), desc});
+  if (o.json) {
+    nlohmann::json j = {{"segment", o.name},
+                        {"frame_id", masks.frame_id},
+                        {"masks", masks.desc.to_string()},
+                        {"image", o.image.empty() ? nlohmann::json() : nlohmann::json(o.image)},
+                        {"output", o.output}};
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    std::printf("outlines of frame %llu of '%s' (%s) on %s -> %s\n", static_cast<unsigned long long>(masks.frame_id),
+                o.name.c_str(), masks.desc.to_string().c_str(), o.image.empty() ? "black" : o.image.c_str(),
+                o.output.c_str());
+  }
+}
+
+}  // namespace
+
+void register_outlines(CLI::App& app) {
+  auto o = std::make_shared<OutlinesOptions>();
+  CLI::App* cmd =
+      app.add_subcommand("outlines",
+                         "Draw the outlines of a segment's masks on the source image (8-bit, 1-99 percentile) as RGB: "
+                         ".png, .tif, .npy (see docs/CONSUMERS.md)");
+  cmd->add_option("NAME", o->name, "Segment name (a label image, 0 = background)")->required();
+  cmd->add_option("-o,--output", o->output, "Picture file: .png, .tif, .npy (uint8 [H, W, 3]), .bin")->required();
+  cmd->add_option("--image", o->image,
+                  "Source image (.tif, .png, .jpg, .npy; first frame), same height and width as the masks; "
+                  "without it the outlines are drawn on black");
+  cmd->add_option("--channel", o->channel, "Show only this channel of --image, as gray (0-based)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--colour,--color", o->colour, "Outline colour R,G,B (default 255,0,0, Cellpose's red)")
+      ->delimiter(',')
+      ->expected(3)
+      ->check(CLI::Range(0, 255));
+  o->frame.add_to(cmd);
+  cmd->add_flag("--json", o->json, "Print the summary as one JSON object");
+  cmd->callback([o] { run_outlines(*o); });
+}
+
+}  // namespace cpipc::cli

@@ -1,0 +1,126 @@
+// What `cpipc stats` and `cpipc outlines` share: the label frame of a
+// segment and the source image beside it, checked, as plain arrays.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cpipc/error.hpp"
+#include "cpipc/io/array.hpp"
+#include "cpipc/io/convert.hpp"
+#include "cpipc/io/frames.hpp"
+#include "cpipc/ipc/reader.hpp"
+
+namespace cpipc::cli {
+
+// Which frame of the segment to read, and how long to wait for it.
+struct FrameOptions {
+  std::string frame = "latest";  // latest | next
+  long wait_ms = -1;             // -1: latest waits 0 ms, next 10 s
+
+  void add_to(CLI::App* cmd) {
+    cmd->add_option("--frame", frame,
+                    "latest: the newest frame (default); next: the first frame published after this starts")
+        ->check(CLI::IsMember({"latest", "next"}));
+    cmd->add_option("--wait-ms", wait_ms,
+                    "How long to wait for the frame: latest waits only if there is none yet (default 0), "
+                    "next waits for a new one (default 10000)")
+        ->check(CLI::NonNegativeNumber);
+  }
+};
+
+// A label image from a segment, as uint32.
+struct LabelFrame {
+  std::vector<std::uint32_t> labels;
+  int height = 0;
+  int width = 0;
+  std::uint64_t frame_id = 0;
+  ipc::TensorDesc desc;
+};
+
+// Attaches to segment `name` and reads the frame `o` asks for, copying it
+// out (a seqlock copy: never torn, never holds the producer up). The frame
+// must be a C-contiguous [H, W] array of unsigned or non-negative signed
+// integers. Throws Error(not_found) for a missing segment or one with no
+// frame, Error(producer_gone) when its producer is gone, Error(timed_out)
+// when no next frame comes, Error(invalid_argument) for another tensor.
+inline LabelFrame read_label_frame(const std::string& name, const FrameOptions& o) {
+  const ipc::SegmentReader reader = ipc::SegmentReader::attach(name);
+  const ipc::TensorDesc& desc = reader.desc();
+  if (desc.ndim != 2 || !desc.is_contiguous()) {
+    throw Error(Errc::invalid_argument,
+                "segment '" + name + "' holds " + desc.to_string() + "; expected a label image [H, W] (C-contiguous)");
+  }
+  io::Array frame{desc, {}};
+  std::optional<ipc::FrameInfo> info;
+  if (o.frame == "next") {
+    const auto latest = reader.status().latest;
+    const long wait_ms = o.wait_ms < 0 ? 10000 : o.wait_ms;
+    reader.wait_next(latest ? latest->frame_id : 0, std::chrono::milliseconds(wait_ms));
+    info = reader.copy_latest(frame.data);
+  } else {
+    info = reader.copy_latest(frame.data);
+    if (!info && o.wait_ms > 0) {
+      reader.wait_next(0, std::chrono::milliseconds(o.wait_ms));
+      info = reader.copy_latest(frame.data);
+    }
+  }
+  if (!info) {
+    reader.check_producer();
+    throw Error(Errc::not_found, "segment '" + name + "' has no frame yet; wait for one with --wait-ms");
+  }
+  LabelFrame f;
+  f.labels = io::to_labels(frame, "segment '" + name + "'");
+  f.height = static_cast<int>(desc.shape[0]);
+  f.width = static_cast<int>(desc.shape[1]);
+  f.frame_id = info->frame_id;
+  f.desc = desc;
+  return f;
+}
+
+// A source image as float32, channels last.
+struct SourceImage {
+  std::vector<float> pixels;
+  int channels = 1;
+  ipc::TensorDesc desc;  // as read from the file
+};
+
+// The first frame of image file `path`, which must be `masks.height` x
+// `masks.width`; `channel` >= 0 keeps only that channel (0-based).
+// Throws what io::read_frames throws, and Error(invalid_argument) for
+// another size or a channel the image does not have.
+inline SourceImage read_source_image(const std::string& path, const LabelFrame& masks, const std::string& name,
+                                     int channel) {
+  std::vector<io::Array> frames = io::read_frames(path);
+  io::Array& image = frames.front();
+  const ipc::TensorDesc& d = image.desc;
+  if (d.shape[0] != masks.height || d.shape[1] != masks.width) {
+    throw Error(Errc::invalid_argument, "image '" + path + "' is " + d.to_string() + " but the masks of '" + name +
+                                            "' are " + masks.desc.to_string() + "; height and width must match");
+  }
+  SourceImage s;
+  s.desc = d;
+  s.channels = d.ndim == 3 ? static_cast<int>(d.shape[2]) : 1;
+  s.pixels = io::to_float32(image, "image '" + path + "'");
+  if (channel >= 0) {
+    if (channel >= s.channels) {
+      throw Error(Errc::invalid_argument, "--channel " + std::to_string(channel) + ": image '" + path + "' (" +
+                                              d.to_string() + ") has " + std::to_string(s.channels) +
+                                              (s.channels == 1 ? " channel" : " channels") + ", numbered from 0");
+    }
+    if (s.channels > 1) {
+      const std::size_t pixels = s.pixels.size() / static_cast<std::size_t>(s.channels);
+      for (std::size_t i = 0; i < pixels; ++i) s.pixels[i] = s.pixels[i * s.channels + channel];
+      s.pixels.resize(pixels);
+      s.channels = 1;
+    }
+  }
+  return s;
+}
+
+}  // namespace cpipc::cli
