@@ -14,6 +14,7 @@ enum class Errc {
   not_found,         // no such segment or file: exit 3
   producer_gone,     // the segment's producer exited or was killed: exit 4
   timed_out,         // a wait ran out of time: exit 4
+  cancelled,         // a request was cancelled: exit 4
   corrupt,           // a segment whose header fails validation: exit 2
   exists,            // a segment of that name already exists: exit 1
   system,            // an OS call failed (errno in the message): exit 1
@@ -39,6 +40,7 @@ class Error : public std::runtime_error {
       return 3;
     case Errc::producer_gone:
     case Errc::timed_out:
+    case Errc::cancelled:
       return 4;
     default:
       return 1;

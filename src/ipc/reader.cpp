@@ -162,6 +162,23 @@ std::optional<FrameInfo> SegmentReader::copy_latest(std::vector<std::byte>& out)
   }
 }
 
+std::optional<FrameInfo> SegmentReader::copy_frame(std::uint32_t slot, std::uint64_t seq,
+                                                   std::vector<std::byte>& out) const {
+  if (slot >= layout_.slot_count || seq == 0 || seq % 2 != 0) return std::nullopt;
+  Header& h = header();
+  auto seq_ref = atomic(h.slots[slot].seq);
+  if (seq_ref.load(std::memory_order_acquire) != seq) return std::nullopt;
+  SlotRecord rec;
+  std::memcpy(&rec, &h.slots[slot], sizeof rec);
+  const std::size_t nbytes = layout_.desc.nbytes();
+  out.resize(nbytes);
+  if (nbytes) std::memcpy(out.data(), map_.data() + layout_.slot_offset(slot), nbytes);
+  std::atomic_thread_fence(std::memory_order_acquire);
+  // Seqlock: the frame is ours only if nobody started writing the slot meanwhile.
+  if (seq_ref.load(std::memory_order_relaxed) != seq || !(rec.flags & format::kSlotHostValid)) return std::nullopt;
+  return info_from(rec, slot, seq);
+}
+
 std::optional<FrameLease> SegmentReader::lease_latest(std::chrono::milliseconds duration) const {
   Header& h = header();
   const std::uint64_t now = monotonic_ns();

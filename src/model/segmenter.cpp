@@ -9,14 +9,12 @@
 
 #include "cpipc/error.hpp"
 #include "cpipc/model/network.hpp"
+#include "cpipc/model/tensor_dynamics.hpp"
 #include "cpipc/model/tiling.hpp"
 #include "cpipc/util/memory.hpp"
 
 #if CPIPC_MODEL_CUDA_DYNAMICS
-#include <c10/cuda/CUDAStream.h>
 #include <cuda_runtime_api.h>
-
-#include "cpipc/dynamics/cuda.hpp"
 #endif
 
 namespace cpipc::model {
@@ -58,37 +56,17 @@ void check_memory(std::int64_t h, std::int64_t w, std::int64_t hr, std::int64_t 
 #endif
 }
 
-dynamics::Labels masks_on_host(const at::Tensor& flows, const dynamics::Params& params) {
-  const at::Tensor f = flows.to(torch::kCPU).contiguous();
-  const auto h = static_cast<int>(f.size(1));
-  const auto w = static_cast<int>(f.size(2));
-  const std::size_t plane = static_cast<std::size_t>(h) * static_cast<std::size_t>(w);
-  const float* p = f.data_ptr<float>();
-  dynamics::Flows view{{p, plane}, {p + plane, plane}, {p + 2 * plane, plane}, h, w};
-  return dynamics::masks_from_flows(view, params);
-}
-
-#if CPIPC_MODEL_CUDA_DYNAMICS
-// The dynamics on the device, on the current stream; only the labels come back.
-dynamics::Labels masks_on_device(const at::Tensor& flows, const dynamics::Params& params, int device_index) {
-  const auto h = static_cast<int>(flows.size(1));
-  const auto w = static_cast<int>(flows.size(2));
-  const std::size_t plane = static_cast<std::size_t>(h) * static_cast<std::size_t>(w);
-  const float* p = flows.data_ptr<float>();
-  at::Tensor labels = torch::empty({h, w}, flows.options().dtype(torch::kInt32));
-  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(static_cast<c10::DeviceIndex>(device_index)).stream();
+// Labels to the host: the dynamics ran on the flows' device.
+dynamics::Labels to_host(const TensorLabels& t) {
+  const at::Tensor host = t.labels.to(torch::kCPU).contiguous();
   dynamics::Labels out;
-  out.height = h;
-  out.width = w;
-  out.count = dynamics::gpu::masks_from_flows({p, p + plane, p + 2 * plane, h, w},
-                                              reinterpret_cast<std::uint32_t*>(labels.data_ptr<std::int32_t>()), params,
-                                              stream);
-  const at::Tensor host = labels.to(torch::kCPU);
-  out.data.resize(plane);
-  std::memcpy(out.data.data(), host.data_ptr<std::int32_t>(), plane * sizeof(std::uint32_t));
+  out.height = static_cast<int>(host.size(0));
+  out.width = static_cast<int>(host.size(1));
+  out.count = t.count;
+  out.data.resize(static_cast<std::size_t>(host.numel()));
+  std::memcpy(out.data.data(), host.data_ptr<std::int32_t>(), out.data.size() * sizeof(std::uint32_t));
   return out;
 }
-#endif
 
 }  // namespace
 
@@ -162,12 +140,7 @@ Segmentation Segmenter::segment(const io::Array& image, const SegmentOptions& op
   result.timings.network_s = std::chrono::duration<double>(t2 - t1).count();
 
   report(Progress::Stage::dynamics);
-#if CPIPC_MODEL_CUDA_DYNAMICS
-  result.masks =
-      model_.device().cuda ? masks_on_device(out.flows, dyn, model_.device().index) : masks_on_host(out.flows, dyn);
-#else
-  result.masks = masks_on_host(out.flows, dyn);
-#endif
+  result.masks = to_host(masks_from_flows(out.flows, dyn));
   if (options.keep_flows) {
     const at::Tensor f = out.flows.to(torch::kCPU).contiguous();
     result.flows.assign(f.data_ptr<float>(), f.data_ptr<float>() + f.numel());

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "cpipc/ipc/reader.hpp"
+#include "exit_status.hpp"
 
 namespace cpipc::cli {
 
@@ -18,6 +19,10 @@ void register_registry(CLI::App& app);  // ls, info, rm, gc
 void register_demo(CLI::App& app);
 void register_devices(CLI::App& app);
 void register_masks(CLI::App& app);
+void register_stats(CLI::App& app);
+void register_outlines(CLI::App& app);
+void register_submit(CLI::App& app);
+void register_watch(CLI::App& app);
 
 // Blocks SIGINT, SIGTERM and SIGHUP in this thread (and threads it starts),
 // so that wait_for_stop_signal() receives them instead of the default

@@ -39,11 +39,6 @@ struct SegmentArgs {
   bool json = false;
 };
 
-model::Device choose_device(const std::string& text) {
-  if (text == "auto") return {torch::cuda::is_available(), 0};
-  return model::Device::parse(text);
-}
-
 io::Array labels_array(const dynamics::Labels& labels) {
   io::Array out;
   const std::int64_t shape[2] = {labels.height, labels.width};
@@ -105,12 +100,8 @@ void run_segment(SegmentArgs a) {
   }
 
   const auto t_load = std::chrono::steady_clock::now();
-  model::Model net = a.model.empty() ? model::Model::load_bytes(model::default_model_bytes(), model::kDefaultModelName,
-                                                                device, precision)
-                                     : model::Model::load(a.model, device, precision);
-  net.warm_up();
+  const model::Segmenter segmenter(load_model(a.model, a.device, a.precision));
   const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_load).count();
-  const model::Segmenter segmenter(std::move(net));
   // Chatter for people at a terminal; scripts and logs get results and errors only.
   if (!a.json && ::isatty(STDERR_FILENO) == 1) {
     std::fprintf(stderr, "model %s on %s (%s), loaded in %.2f s\n", segmenter.model().source().c_str(),
@@ -173,6 +164,21 @@ void run_segment(SegmentArgs a) {
 }
 
 }  // namespace
+
+model::Device choose_device(const std::string& text) {
+  if (text == "auto") return {torch::cuda::is_available(), 0};
+  return model::Device::parse(text);
+}
+
+model::Model load_model(const std::string& path, const std::string& device_text, const std::string& precision_text) {
+  const model::Device device = choose_device(device_text);
+  const model::Precision precision = model::parse_precision(precision_text);
+  model::Model net =
+      path.empty() ? model::Model::load_bytes(model::default_model_bytes(), model::kDefaultModelName, device, precision)
+                   : model::Model::load(path, device, precision);
+  net.warm_up();
+  return net;
+}
 
 void register_segment(CLI::App& app) {
   auto a = std::make_shared<SegmentArgs>();

@@ -17,7 +17,7 @@ namespace {
 
 // The subcommands that need LibTorch live in cpipc-torch, beside this
 // program; running them here would make every cpipc process load LibTorch.
-constexpr std::string_view kTorchCommands[] = {"segment"};
+constexpr std::string_view kTorchCommands[] = {"segment", "serve"};
 
 [[noreturn]] void exec_torch_program(char** argv) {
   std::error_code ec;
@@ -44,7 +44,12 @@ int main(int argc, char** argv) {
   cpipc::cli::register_demo(app);
   cpipc::cli::register_devices(app);
   cpipc::cli::register_masks(app);
+  cpipc::cli::register_stats(app);
+  cpipc::cli::register_outlines(app);
   app.add_subcommand("segment", "Segment images with a Cellpose network (see 'cpipc segment --help')");
+  app.add_subcommand("serve", "Keep a model loaded and segment for clients (see 'cpipc serve --help')");
+  cpipc::cli::register_submit(app);
+  cpipc::cli::register_watch(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {  // --help, --version
@@ -52,6 +57,8 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     std::fprintf(stderr, "cpipc: error: %s; see 'cpipc --help' or 'cpipc SUBCOMMAND --help'\n", e.what());
     return 2;
+  } catch (const cpipc::cli::ExitStatus& e) {
+    return e.status;
   } catch (const cpipc::Error& e) {
     std::fprintf(stderr, "cpipc: error: %s\n", e.what());
     return cpipc::exit_status(e.code());

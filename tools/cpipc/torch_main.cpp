@@ -7,16 +7,17 @@
 #include "torch_commands.hpp"
 
 int main(int argc, char** argv) {
-  CLI::App app{"cpipc: Cellpose segmentation with LibTorch (run as 'cpipc segment')"};
+  CLI::App app{"cpipc: Cellpose segmentation with LibTorch (run as 'cpipc segment' and 'cpipc serve')"};
   app.name("cpipc");
   app.require_subcommand(1);
   cpipc::cli::register_segment(app);
+  cpipc::cli::register_serve(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "cpipc: error: %s; see 'cpipc segment --help'\n", e.what());
+    std::fprintf(stderr, "cpipc: error: %s; see 'cpipc SUBCOMMAND --help'\n", e.what());
     return 2;
   } catch (const cpipc::cli::ExitStatus& e) {
     return e.status;

@@ -79,6 +79,10 @@ class SegmentReader {
   // nullopt if nothing has been published yet. Never torn (seqlock retry).
   std::optional<FrameInfo> copy_latest(std::vector<std::byte>& out) const;
 
+  // Copies the frame published as (slot, seq) into `out` (resized) and
+  // returns its info, or nullopt if the slot has been written again since:
+  // how a client reads the result the producer named in a message.
+  std::optional<FrameInfo> copy_frame(std::uint32_t slot, std::uint64_t seq, std::vector<std::byte>& out) const;
   // A zero-copy lease on the latest frame, nullopt if nothing was published.
   // Throws Error(system) when all lease entries are taken by live readers.
   [[nodiscard]] std::optional<FrameLease> lease_latest(

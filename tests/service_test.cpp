@@ -1,0 +1,333 @@
+// `cpipc serve` and its clients, as real processes: the producer is the real
+// binary with the embedded network; clients are the client library in this
+// process, raw sockets, and `cpipc submit` processes that get killed.
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <thread>
+
+#include "cpipc/error.hpp"
+#include "cpipc/io/array_file.hpp"
+#include "cpipc/io/convert.hpp"
+#include "cpipc/io/npy.hpp"
+#include "cpipc/ipc/writer.hpp"
+#include "cpipc/service/client.hpp"
+#include "cpipc/util/child_process.hpp"
+#include "support/test_support.hpp"
+
+namespace cpipc {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+const std::string kFixtures = CPIPC_SOURCE_DIR "/tests/data/model";
+
+// A float32 image of tiles of a fixture, big enough to take seconds.
+std::string large_image(const test::TempDir& dir) {
+  const io::Array src = io::read_npy(kFixtures + "/float_multitile/image.npy");
+  const std::vector<float> v = io::to_float32(src, "src");
+  const std::int64_t h = src.desc.shape[0], w = src.desc.shape[1];
+  io::Array big;
+  const std::int64_t shape[2] = {4 * h, 4 * w};
+  big.desc = ipc::TensorDesc::contiguous(ipc::kFloat32, shape);
+  big.data.resize(big.desc.nbytes());
+  auto* p = reinterpret_cast<float*>(big.data.data());
+  for (std::int64_t y = 0; y < 4 * h; ++y) {
+    for (std::int64_t x = 0; x < 4 * w; ++x) p[y * 4 * w + x] = v[(y % h) * w + (x % w)];
+  }
+  const std::string path = dir.file("large.npy");
+  io::write_npy(path, big.view());
+  return path;
+}
+
+// The producer process, serving once constructed; SIGTERM when it goes.
+class Producer {
+ public:
+  explicit Producer(const test::TempDir& dir, std::vector<std::string> extra = {})
+      : stream_(test::unique_name("s")), socket_(dir.file("serve.sock")) {
+    std::vector<std::string> argv{test::cpipc_binary(), "serve", "--name",   stream_,
+                                  "--socket",           socket_, "--device", "cpu"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    process_.emplace(argv);
+    const auto line = process_->read_line(60s);
+    if (!line || !line->starts_with("serving on")) {
+      throw std::runtime_error("cpipc serve did not start: " + line.value_or("no output"));
+    }
+  }
+  ~Producer() {
+    if (process_) {
+      process_->signal(SIGTERM);
+      (void)process_->wait(10s);
+    }
+  }
+  const std::string& socket() const { return socket_; }
+  const std::string& stream() const { return stream_; }
+  util::ChildProcess& process() { return *process_; }
+
+ private:
+  std::string stream_;
+  std::string socket_;
+  std::optional<util::ChildProcess> process_;
+};
+
+service::SubmitRequest request(const std::string& id, const std::string& image) {
+  service::SubmitRequest r;
+  r.id = id;
+  r.image = image;
+  return r;
+}
+
+// The masks `cpipc segment` gives for the same image, read back.
+std::vector<std::uint32_t> one_shot(const test::TempDir& dir, const std::string& image) {
+  const std::string out = dir.file("oneshot-" + std::to_string(std::hash<std::string>{}(image)));
+  const test::CommandResult r = test::run_cpipc({"segment", image, "-o", out, "--device", "cpu", "--json"}, 120s);
+  EXPECT_EQ(r.status, 0) << r.err;
+  return io::to_labels(io::read_array(json::parse(r.out)["masks"].get<std::string>()), "one-shot");
+}
+
+// A raw connection, for what the client library would never send.
+class RawConnection {
+ public:
+  explicit RawConnection(const std::string& path) {
+    fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+    if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) throw std::runtime_error("connect");
+    hello_ = *service::receive_message(fd_, 10s);
+  }
+  ~RawConnection() { ::close(fd_); }
+  void send_raw(const std::string& bytes) {
+    ASSERT_EQ(::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL), static_cast<ssize_t>(bytes.size()));
+  }
+  void send_json_text(const std::string& text) {
+    std::string frame(4, '\0');
+    for (int i = 0; i < 4; ++i) frame[i] = static_cast<char>((text.size() >> (8 * i)) & 0xff);
+    send_raw(frame + text);
+  }
+  json next() {
+    auto m = service::receive_message(fd_, 30s);
+    if (!m) throw std::runtime_error("no message in 30 s");
+    return *m;
+  }
+  int fd() const { return fd_; }
+
+ private:
+  int fd_ = -1;
+  json hello_;
+};
+
+TEST(Service, EightConcurrentClientsEachGetTheOneShotMasks) {
+  test::TempDir dir;
+  const std::vector<std::string> images = {kFixtures + "/gray16_up/image.npy", kFixtures + "/rgb8/image.npy",
+                                           kFixtures + "/float_multitile/image.npy", kFixtures + "/tiny16/image.npy"};
+  std::vector<std::vector<std::uint32_t>> expected;
+  for (const auto& image : images) expected.push_back(one_shot(dir, image));
+
+  Producer producer(dir);
+  std::vector<std::future<std::vector<std::uint32_t>>> results;
+  for (int c = 0; c < 8; ++c) {
+    results.push_back(std::async(std::launch::async, [&, c] {
+      service::Client client = service::Client::connect(producer.socket());
+      const service::SegmentResult r = client.segment(request("c" + std::to_string(c), images[c % 4]));
+      EXPECT_EQ(r.result["segment"], producer.stream());
+      return io::to_labels(r.masks, "result");
+    }));
+  }
+  for (int c = 0; c < 8; ++c) EXPECT_EQ(results[c].get(), expected[c % 4]) << "client " << c;
+}
+
+TEST(Service, AClientCanCancelALargeImageMidway) {
+  test::TempDir dir;
+  Producer producer(dir);
+  service::Client client = service::Client::connect(producer.socket());
+  client.submit(request("big", large_image(dir)));
+  json m;
+  do {
+    m = *client.next(60s);
+  } while (!(m["type"] == "progress" && m["tiles_done"].get<int>() > 0));
+  client.cancel("big");
+  do {
+    m = *client.next(60s);
+  } while (m["type"] == "progress");
+  EXPECT_EQ(m["type"], "error");
+  EXPECT_EQ(m["code"], "cancelled");
+  // The producer goes on serving.
+  EXPECT_EQ(client.segment(request("small", kFixtures + "/tiny16/image.npy")).result["type"], "result");
+}
+
+TEST(Service, ATimeoutFires) {
+  test::TempDir dir;
+  Producer producer(dir);
+  service::Client client = service::Client::connect(producer.socket());
+  service::SubmitRequest r = request("slow", large_image(dir));
+  r.timeout_s = 0.5;
+  try {
+    (void)client.segment(r);
+    ADD_FAILURE() << "no timeout";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Errc::timed_out) << e.what();
+    EXPECT_NE(std::string(e.what()).find("timed_out"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Service, AClientKilledMidRequestDoesNotStopTheOthers) {
+  test::TempDir dir;
+  Producer producer(dir);
+  {
+    util::ChildProcess submitter({test::cpipc_binary(), "submit", large_image(dir), "--socket", producer.socket()});
+    std::this_thread::sleep_for(1500ms);
+    submitter.kill();
+  }
+  service::Client client = service::Client::connect(producer.socket());
+  const auto r = client.segment(request("after", kFixtures + "/tiny16/image.npy"), {}, 120s);
+  EXPECT_EQ(r.result["type"], "result");
+}
+
+TEST(Service, ClientsLearnWithinASecondThatTheProducerDied) {
+  test::TempDir dir;
+  Producer producer(dir);
+  service::Client client = service::Client::connect(producer.socket());
+  (void)client.segment(request("first", kFixtures + "/tiny16/image.npy"));  // the result segment now exists
+  client.submit(request("big", large_image(dir)));
+  (void)client.next(30s);  // accepted
+  producer.process().kill();
+  const auto t0 = std::chrono::steady_clock::now();
+  try {
+    for (;;) (void)client.next(10s);
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Errc::producer_gone) << e.what();
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s);
+  // The dead producer's segment is garbage now; gc removes it.
+  EXPECT_TRUE(test::shm_exists(producer.stream()));
+  EXPECT_EQ(test::run_cpipc({"gc"}).status, 0);
+  EXPECT_FALSE(test::shm_exists(producer.stream()));
+  // A new producer takes over the stale socket.
+  Producer again(dir);
+  EXPECT_EQ(service::Client::connect(again.socket()).hello()["type"], "hello");
+}
+
+TEST(Service, BadRequestsGetTypedErrorsAndTheConnectionLives) {
+  test::TempDir dir;
+  Producer producer(dir);
+  RawConnection raw(producer.socket());
+  raw.send_json_text("{not json");
+  EXPECT_EQ(raw.next()["code"], "bad_request");
+  raw.send_json_text("[1, 2]");
+  EXPECT_EQ(raw.next()["code"], "bad_request");
+  raw.send_json_text(R"({"type": "launch"})");
+  EXPECT_EQ(raw.next()["code"], "bad_request");
+  raw.send_json_text(R"({"type": "submit", "id": "a", "image": "/x.png", "colour": "red"})");
+  json m = raw.next();
+  EXPECT_EQ(m["code"], "bad_request");
+  EXPECT_NE(m["message"].get<std::string>().find("unknown field \"colour\""), std::string::npos) << m;
+  raw.send_json_text(R"({"type": "submit", "id": "b", "image": "/x.png", "diameter": -3})");
+  EXPECT_EQ(raw.next()["code"], "bad_request");
+  raw.send_json_text(R"({"type": "submit", "id": "c"})");
+  EXPECT_EQ(raw.next()["code"], "bad_request");
+  raw.send_json_text(R"({"type": "ping"})");
+  EXPECT_EQ(raw.next()["type"], "pong");
+}
+
+TEST(Service, BadImagesAndInputSegmentsAreTheirClientsErrorOnly) {
+  test::TempDir dir;
+  Producer producer(dir);
+  service::Client client = service::Client::connect(producer.socket());
+  const auto code_of = [&](const service::SubmitRequest& r) {
+    try {
+      (void)client.segment(r);
+      return std::string("result");
+    } catch (const Error& e) {
+      const std::string what = e.what();
+      return what.substr(0, what.find(':'));
+    }
+  };
+  EXPECT_EQ(code_of(request("missing", dir.file("absent.png"))), "bad_image");
+  std::ofstream(dir.file("text.png")) << "not an image\n";
+  EXPECT_EQ(code_of(request("text", dir.file("text.png"))), "bad_image");
+
+  // Input segments the client published itself: wrong dtype, wrong shape.
+  const std::int64_t shape4[4] = {2, 3, 4, 5};
+  ipc::SegmentWriter four =
+      ipc::SegmentWriter::create(test::unique_name("in4"), ipc::TensorDesc::contiguous(ipc::kFloat32, shape4));
+  four.publish(std::vector<std::byte>(four.desc().nbytes()));
+  service::SubmitRequest r4;
+  r4.id = "four";
+  r4.input = four.name();
+  EXPECT_EQ(code_of(r4), "bad_image");
+  const std::int64_t shape2[2] = {32, 32};
+  ipc::SegmentWriter wide = ipc::SegmentWriter::create(
+      test::unique_name("in64"), ipc::TensorDesc::contiguous({ipc::DTypeCode::uint, 64, 1}, shape2));
+  wide.publish(std::vector<std::byte>(wide.desc().nbytes()));
+  service::SubmitRequest r64;
+  r64.id = "wide";
+  r64.input = wide.name();
+  EXPECT_EQ(code_of(r64), "bad_image");
+  service::SubmitRequest none;
+  none.id = "none";
+  none.input = test::unique_name("absent");
+  EXPECT_EQ(code_of(none), "bad_image");
+  // A good input segment: the seed's two-way sharing.
+  const io::Array img = io::read_npy(kFixtures + "/tiny16/image.npy");
+  ipc::SegmentWriter good = ipc::SegmentWriter::create(test::unique_name("in"), img.desc);
+  good.publish(img.data);
+  service::SubmitRequest rg;
+  rg.id = "good";
+  rg.input = good.name();
+  EXPECT_EQ(code_of(rg), "result");
+}
+
+TEST(Service, AnOversizeMessageIsRefusedAndASilentClientHarmsNobody) {
+  test::TempDir dir;
+  Producer producer(dir);
+  RawConnection silent(producer.socket());  // connects and never sends
+  RawConnection half(producer.socket());
+  half.send_raw(std::string("\x10\x00", 2));  // half a length prefix, then nothing
+  {
+    RawConnection big(producer.socket());
+    big.send_raw(std::string("\xff\xff\xff\x7f", 4));
+    const json m = big.next();
+    EXPECT_EQ(m["code"], "bad_request");
+    EXPECT_THROW((void)big.next(), Error);  // and the producer hangs up
+  }
+  service::Client client = service::Client::connect(producer.socket());
+  EXPECT_EQ(client.segment(request("ok", kFixtures + "/tiny16/image.npy")).result["type"], "result");
+}
+
+TEST(Service, StopSignalCancelsWorkTellsClientsAndRemovesEverything) {
+  test::TempDir dir;
+  auto producer = std::make_unique<Producer>(dir);
+  const std::string socket = producer->socket();
+  const std::string stream = producer->stream();
+  service::Client client = service::Client::connect(socket);
+  (void)client.segment(request("first", kFixtures + "/tiny16/image.npy"));
+  client.submit(request("big", large_image(dir)));
+  (void)client.next(30s);  // accepted
+  producer->process().signal(SIGTERM);
+  EXPECT_EQ(producer->process().wait(20s), 0);
+  json m;
+  try {
+    do {
+      m = *client.next(5s);
+    } while (m["type"] == "progress");
+  } catch (const Error&) {
+  }
+  EXPECT_EQ(m.value("code", ""), "shutting_down") << m;
+  EXPECT_FALSE(fs::exists(socket));
+  EXPECT_FALSE(test::shm_exists(stream));
+}
+
+}  // namespace
+}  // namespace cpipc
