@@ -13,6 +13,7 @@
 #include "cpipc/error.hpp"
 #include "cpipc/io/convert.hpp"
 #include "cpipc/io/npy.hpp"
+#include "cpipc/post/metrics.hpp"
 
 namespace dyn = cpipc::dynamics;
 namespace io = cpipc::io;
@@ -52,23 +53,9 @@ dyn::Labels load_labels(const std::string& file) {
   return l;
 }
 
-// Matched-object AP at IoU 0.5, as Cellpose's average_precision: TP / (TP + FP + FN).
-// At IoU > 0.5 a match is unique, so counting pairs above 0.5 is the optimal matching.
+// Cellpose's AP at IoU 0.5 (cpipc::post's matching).
 double ap50(const dyn::Labels& truth, const dyn::Labels& pred) {
-  std::map<std::pair<std::uint32_t, std::uint32_t>, std::int64_t> overlap;
-  std::vector<std::int64_t> nt(truth.count + 1, 0), np(pred.count + 1, 0);
-  for (std::size_t i = 0; i < truth.data.size(); ++i) {
-    ++nt[truth.data[i]];
-    ++np[pred.data[i]];
-    if (truth.data[i] && pred.data[i]) ++overlap[{truth.data[i], pred.data[i]}];
-  }
-  std::int64_t tp = 0;
-  for (const auto& [key, inter] : overlap) {
-    const double iou = static_cast<double>(inter) / static_cast<double>(nt[key.first] + np[key.second] - inter);
-    if (iou > 0.5) ++tp;
-  }
-  const std::int64_t fp = pred.count - tp, fn = truth.count - tp;
-  return tp + fp + fn == 0 ? 1.0 : static_cast<double>(tp) / static_cast<double>(tp + fp + fn);
+  return cpipc::post::match_at_iou50(truth.data, pred.data).ap();
 }
 
 double same_pixels(const dyn::Labels& a, const dyn::Labels& b) {

@@ -1,4 +1,5 @@
-// cpipc demo: what the project does, end to end, with what ships. For now:
+// cpipc demo: what the project does, end to end, with what ships. With
+// LibTorch (cpipc-torch built): the service demo (demo_service.cpp). Without:
 // one process publishes a label image, another saves it, nothing is left.
 #include <signal.h>
 #include <sys/stat.h>
@@ -16,6 +17,7 @@
 #include "cpipc/io/array_file.hpp"
 #include "cpipc/ipc/name.hpp"
 #include "cpipc/util/child_process.hpp"
+#include "demo_service.hpp"
 
 namespace cpipc::cli {
 
@@ -110,11 +112,29 @@ void run_demo(const std::string& out_dir) {
 }  // namespace
 
 void register_demo(CLI::App& app) {
-  auto dir = std::make_shared<std::string>("cpipc-demo");
+  struct Args {
+    std::string dir = "cpipc-demo";
+    std::string samples = CPIPC_SAMPLES_DIR;
+    bool segment_only = false;
+  };
+  auto a = std::make_shared<Args>();
   CLI::App* cmd = app.add_subcommand(
-      "demo", "Run the end-to-end demo on built-in data (publish in one process, save from another)");
-  cmd->add_option("-o,--out", *dir, "Directory for the demo's files");
-  cmd->callback([dir] { run_demo(*dir); });
+      "demo", "Run the end-to-end demo: a producer segments the bundled samples, consumers save and measure them");
+  cmd->add_option("-o,--out", a->dir, "Directory for the demo's files");
+  cmd->add_option("--samples", a->samples, "Directory of sample images (*.tif; *_masks.npy = ground truth)");
+  cmd->add_flag("--segment-only", a->segment_only, "Only the shared-segment part (publish and save, no network)");
+  cmd->callback([a] {
+    namespace fs = std::filesystem;
+    const std::string torch = (fs::path(util::self_executable()).parent_path() / "cpipc-torch").string();
+    if (!a->segment_only && fs::exists(torch) && io::image_codecs_available()) {
+      run_service_demo(a->dir, a->samples, torch);
+    } else {
+      if (!a->segment_only) {
+        std::printf("(this build has no LibTorch or no image codecs: the segment demo only)\n");
+      }
+      run_demo(a->dir);
+    }
+  });
 }
 
 }  // namespace cpipc::cli
