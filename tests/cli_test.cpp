@@ -21,6 +21,7 @@
 #include "cpipc/io/npy.hpp"
 #include "cpipc/ipc/name.hpp"
 #include "cpipc/util/child_process.hpp"
+#include "support/cli_support.hpp"
 #include "support/test_support.hpp"
 
 namespace cpipc {
@@ -29,6 +30,7 @@ namespace {
 using namespace std::chrono_literals;
 using test::CommandResult;
 using test::expect_failure;
+using test::Publisher;
 using test::run_cpipc;
 using test::shm_exists;
 using test::unique_name;
@@ -50,36 +52,6 @@ io::Array label_image() {
   }
   return a;
 }
-
-// The process of `cpipc publish FILE NAME`, up and published once
-// constructed; stopped with SIGTERM (the clean way) when it goes.
-class Publisher {
- public:
-  Publisher(const std::string& file, const std::string& name)
-      : process_({test::cpipc_binary(), "publish", file, name}) {
-    const auto line = process_.read_line(10s);
-    if (!line || !line->starts_with("published")) {
-      throw std::runtime_error("cpipc publish did not start: " + line.value_or("no output"));
-    }
-  }
-  Publisher(const Publisher&) = delete;
-  Publisher& operator=(const Publisher&) = delete;
-  ~Publisher() { (void)stop(); }
-
-  std::optional<int> stop() {
-    process_.signal(SIGTERM);
-    return process_.wait(10s);
-  }
-  util::ChildProcess& process() { return process_; }
-
- private:
-  util::ChildProcess process_;
-};
-
-#define SKIP_WITHOUT_IMAGE_CODECS()                                              \
-  if (!io::image_codecs_available()) {                                           \
-    GTEST_SKIP() << "this cpipc was built without OpenCV: no PNG or TIFF files"; \
-  }
 
 class Cli : public ::testing::Test {
  protected:

@@ -17,6 +17,7 @@
 #include "cpipc/io/npy.hpp"
 #include "cpipc/util/child_process.hpp"
 #include "post_fixture.hpp"
+#include "support/cli_support.hpp"
 #include "support/test_support.hpp"
 
 namespace cpipc {
@@ -26,35 +27,10 @@ using namespace std::chrono_literals;
 using test::CommandResult;
 using test::expect_failure;
 using test::parse_csv;
+using test::Publisher;
 using test::read_text;
 using test::run_cpipc;
 using test::stats_data;
-
-#define SKIP_WITHOUT_IMAGE_CODECS()                                              \
-  if (!io::image_codecs_available()) {                                           \
-    GTEST_SKIP() << "this cpipc was built without OpenCV: no PNG or TIFF files"; \
-  }
-
-// `cpipc publish FILE NAME`, published once constructed, SIGTERM when it goes.
-class Publisher {
- public:
-  Publisher(const std::string& file, const std::string& name)
-      : process_({test::cpipc_binary(), "publish", file, name}) {
-    const auto line = process_.read_line(10s);
-    if (!line || !line->starts_with("published")) {
-      throw std::runtime_error("cpipc publish did not start: " + line.value_or("no output"));
-    }
-  }
-  Publisher(const Publisher&) = delete;
-  Publisher& operator=(const Publisher&) = delete;
-  ~Publisher() {
-    process_.signal(SIGTERM);
-    (void)process_.wait(10s);
-  }
-
- private:
-  util::ChildProcess process_;
-};
 
 // The fixture's label image (uint16 [48, 64]) published under a fresh name.
 class PostCli : public ::testing::Test {

@@ -50,21 +50,5 @@ int main(int argc, char** argv) {
   app.add_subcommand("serve", "Keep a model loaded and segment for clients (see 'cpipc serve --help')");
   cpipc::cli::register_submit(app);
   cpipc::cli::register_watch(app);
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::Success& e) {  // --help, --version
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "cpipc: error: %s; see 'cpipc --help' or 'cpipc SUBCOMMAND --help'\n", e.what());
-    return 2;
-  } catch (const cpipc::cli::ExitStatus& e) {
-    return e.status;
-  } catch (const cpipc::Error& e) {
-    std::fprintf(stderr, "cpipc: error: %s\n", e.what());
-    return cpipc::exit_status(e.code());
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "cpipc: error: %s\n", e.what());
-    return 1;
-  }
-  return 0;
+  return cpipc::cli::run_app(app, argc, argv);
 }
