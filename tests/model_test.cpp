@@ -3,7 +3,9 @@
 // embedded network compared with Cellpose's own pipeline on the same weights
 // (fixtures from tools/parity/make_parity.py in tests/data/model).
 #include <gtest/gtest.h>
+#include <torch/cuda.h>
 #include <torch/script.h>
+#include <torch/torch.h>
 
 #include <cmath>
 #include <cstdlib>
@@ -16,6 +18,7 @@
 #include "cpipc/io/npy.hpp"
 #include "cpipc/model/network.hpp"
 #include "cpipc/model/segmenter.hpp"
+#include "cpipc/model/tensor_dynamics.hpp"
 #include "cpipc/model/tiling.hpp"
 #include "support/metrics.hpp"
 #include "support/test_support.hpp"
@@ -357,6 +360,65 @@ TEST_P(CellposeParity, FlowsWithin1e3AndMasksAtAp50Of098) {
   EXPECT_LE(max_abs_diff(s.flows, c.flows), 1e-3f);
   const double ap = cpipc::test::ap50(c.masks, s.masks.data);
   EXPECT_GE(ap, 0.98) << s.masks.count << " masks here, Cellpose " << c.meta["n_masks"];
+}
+
+// --- On a GPU ---------------------------------------------------------------
+
+#define SKIP_WITHOUT_CUDA()                                                                 \
+  if (!torch::cuda::is_available()) {                                                       \
+    GTEST_SKIP() << "no CUDA device here: the model's GPU path runs on a lent GPU machine"; \
+  }
+
+TEST_P(CellposeParity, OnCudaTheFlowsAndMasksMatchTooInFp32) {
+  SKIP_WITHOUT_CUDA();
+  static const model::Segmenter gpu(
+      model::Model::load_bytes(model::default_model_bytes(), model::kDefaultModelName, {true, 0}));
+  const ParityCase c = load_parity(GetParam());
+  const model::Segmentation s = gpu.segment(c.image, c.options);
+  ASSERT_EQ(s.flows.size(), c.flows.size());
+  EXPECT_LE(max_abs_diff(s.flows, c.flows), 1e-3f);  // cuDNN's sums differ from the CPU's in the last bits
+  EXPECT_GE(cpipc::test::ap50(c.masks, s.masks.data), 0.98);
+}
+
+TEST_P(CellposeParity, OnCudaBf16StaysCloseToCellpose) {
+  SKIP_WITHOUT_CUDA();
+  static const model::Segmenter gpu(model::Model::load_bytes(model::default_model_bytes(), model::kDefaultModelName,
+                                                             {true, 0}, model::Precision::bf16));
+  const ParityCase c = load_parity(GetParam());
+  const model::Segmentation s = gpu.segment(c.image, c.options);
+  EXPECT_GE(cpipc::test::ap50(c.masks, s.masks.data), 0.9) << s.masks.count << " masks, Cellpose " << c.meta["n_masks"];
+}
+
+TEST(TensorDynamics, CpuTensorsGiveTheDynamicsLabelsAndBadShapesAreRefused) {
+  const ParityCase c = load_parity("gray16_up");
+  const std::int64_t h = c.image.desc.shape[0], w = c.image.desc.shape[1];
+  const at::Tensor flows = torch::from_blob(const_cast<float*>(c.flows.data()), {3, h, w});
+  const model::TensorLabels t = model::masks_from_flows(flows);
+  const std::size_t plane = static_cast<std::size_t>(h * w);
+  const cpipc::dynamics::Labels ref = cpipc::dynamics::masks_from_flows({{c.flows.data(), plane},
+                                                                         {c.flows.data() + plane, plane},
+                                                                         {c.flows.data() + 2 * plane, plane},
+                                                                         static_cast<int>(h),
+                                                                         static_cast<int>(w)});
+  EXPECT_EQ(t.count, ref.count);
+  EXPECT_EQ(t.labels.scalar_type(), torch::kInt32);
+  EXPECT_EQ(std::memcmp(t.labels.data_ptr<std::int32_t>(), ref.data.data(), plane * 4), 0);
+  expect_error([&] { (void)model::masks_from_flows(flows.slice(0, 0, 2)); }, Errc::invalid_argument,
+               "float32 [3, H, W]");
+  expect_error([&] { (void)model::masks_from_flows(flows.to(torch::kDouble)); }, Errc::invalid_argument,
+               "float32 [3, H, W]");
+}
+
+TEST(TensorDynamics, CudaTensorsGiveTheCpuLabels) {
+  SKIP_WITHOUT_CUDA();
+  const ParityCase c = load_parity("gray16_up");
+  const at::Tensor flows =
+      torch::from_blob(const_cast<float*>(c.flows.data()), {3, c.image.desc.shape[0], c.image.desc.shape[1]}).clone();
+  const model::TensorLabels cpu = model::masks_from_flows(flows);
+  const model::TensorLabels gpu = model::masks_from_flows(flows.to(torch::kCUDA));
+  EXPECT_EQ(gpu.labels.device().type(), c10::kCUDA);
+  EXPECT_EQ(gpu.count, cpu.count);
+  EXPECT_TRUE(torch::equal(gpu.labels.cpu(), cpu.labels));
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, CellposeParity, ::testing::ValuesIn(parity_cases()),

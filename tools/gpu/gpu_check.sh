@@ -52,6 +52,10 @@ if [ -d .gpu-fixtures ]; then
     done
   done
 fi
+if [ "$tests" = ON ] && [ -x build-gpu/tests/cpipc_model_tests ]; then
+  step "model on CUDA: parity with Cellpose (fp32, bf16), dynamics on CUDA tensors"
+  run build-gpu/tests/cpipc_model_tests --gtest_filter='*Cuda*:TensorDynamics.*' || status=1
+fi
 if [ "$tests" = ON ]; then
   step "ctest"
   run ctest --test-dir build-gpu --output-on-failure || status=1
