@@ -6,8 +6,13 @@ fixed seed), diameter 30, defaults otherwise (flow threshold 0.4, tiles 224, bat
 
     ~/.cache/cpipc/cellpose3-venv/bin/python benchmarks/segment_cellpose.py \
         [--sizes 512,1024] [--repeat 3] [--threads 2] [--out-json FILE]
+        [--write-images DIR] [--images-from DIR] [--save-masks DIR]
 
-One warm-up eval per size, then --repeat timed evals. Prints one JSON line per size:
+One warm-up eval per size, then --repeat timed evals (--repeat 0: the one eval only, no
+medians; for timing a whole one-image process from outside). --write-images DIR also
+writes each size's image as DIR/synth<size>.npy (what benchmarks/run_model_bench.sh gives
+`cpipc segment`); --images-from DIR reads them from there instead of generating them;
+--save-masks DIR writes the last eval's masks as DIR/synth<size>_cellpose_masks.npy. Prints one JSON line per size:
 median seconds per image for the whole eval, and inside it the network part
 (CellposeModel._run_net: resize, pad, tiles, forward, blend, resize back) and the
 dynamics part (_compute_masks: flows -> masks, flow QC, fill holes), timed by wrapping
@@ -57,6 +62,10 @@ def main():
     p.add_argument("--diameter", type=float, default=30.0)
     p.add_argument("--model", default=os.path.join(REPO, "models", "cpipc_default_cpnet.pt"))
     p.add_argument("--out-json", default=None, help="also write the lines to this file")
+    p.add_argument("--write-images", default=None, metavar="DIR", help="also save the images as DIR/synth<size>.npy")
+    p.add_argument("--images-from", default=None, metavar="DIR", help="read DIR/synth<size>.npy, do not generate")
+    p.add_argument("--save-masks", default=None, metavar="DIR",
+                   help="save the last masks as DIR/synth<size>_cellpose_masks.npy")
     a = p.parse_args()
 
     torch.set_num_threads(a.threads)
@@ -69,19 +78,30 @@ def main():
 
     lines = []
     for size in (int(s) for s in a.sizes.split(",")):
-        img, _ = synth.make_image(np.random.default_rng(a.seed), size, 1, 16)
-        model.eval(img, channels=[0, 0], diameter=a.diameter)  # warm-up
+        if a.images_from:
+            img = np.load(os.path.join(a.images_from, f"synth{size}.npy"))
+        else:
+            img, _ = synth.make_image(np.random.default_rng(a.seed), size, 1, 16)
+        if a.write_images:
+            os.makedirs(a.write_images, exist_ok=True)
+            np.save(os.path.join(a.write_images, f"synth{size}.npy"), img)
+        masks = model.eval(img, channels=[0, 0], diameter=a.diameter)[0]  # warm-up
         net_t.clear(), dyn_t.clear()
         total = []
         for _ in range(a.repeat):
             t0 = time.perf_counter()
             masks = model.eval(img, channels=[0, 0], diameter=a.diameter)[0]
             total.append(time.perf_counter() - t0)
-        med = float(np.median(total))
-        line = {"size": size, "images_per_s": round(1.0 / med, 4), "median_s": round(med, 4),
-                "net_s": round(float(np.median(net_t)), 4),
-                "dynamics_s": round(float(np.median(dyn_t)), 4),
+        if a.save_masks:
+            os.makedirs(a.save_masks, exist_ok=True)
+            np.save(os.path.join(a.save_masks, f"synth{size}_cellpose_masks.npy"), masks)
+        med = float(np.median(total)) if total else None
+        line = {"size": size, "images_per_s": round(1.0 / med, 4) if med else None,
+                "median_s": round(med, 4) if med else None,
+                "net_s": round(float(np.median(net_t)), 4) if net_t else None,
+                "dynamics_s": round(float(np.median(dyn_t)), 4) if dyn_t else None,
                 "masks": int(masks.max()), "repeat": a.repeat, "threads": a.threads,
+                "torch_threads": torch.get_num_threads(),
                 "diameter": a.diameter, "cellpose_version": cellpose.version,
                 "torch_version": torch.__version__, "machine": platform.machine(),
                 "cpus": os.cpu_count()}

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Segmentation (network + dynamics) on the CPU: `cpipc segment` with its
+# embedded network against Cellpose 3.1.1.2's own eval on the same TorchScript
+# weights (benchmarks/segment_cellpose.py), on the same synthetic 16-bit images
+# (512² and 1024², tools/synth/synth.py, seed 0), diameter 30, 2 threads.
+# Needs the Cellpose 3 venv (~/.cache/cpipc/cellpose3-venv) and build/cpipc.
+#
+#   benchmarks/run_model_bench.sh [--rounds 3] [--repeat 3] [--sizes 512,1024] [--threads 2]
+#
+# Rounds alternate the two sides (Cellpose, cpipc, Cellpose, cpipc, ...) so
+# that a change in the machine's load hits both. Per round and size:
+#   - Cellpose: one process, 1 warm-up eval + --repeat timed evals (medians of
+#     total, network = _run_net, dynamics = _compute_masks);
+#   - cpipc: one `cpipc segment --json` process with the image given
+#     1 + --repeat times; medians of the per-image timings_s, the first
+#     (warm-up) excluded;
+#   - peak RSS of both processes (/usr/bin/time);
+#   - wall time of a whole one-image process on each side (start-up, model
+#     load, reading the .npy, one segmentation; cpipc also writes its masks
+#     PNG and outlines).
+# benchmarks/model_report.py then writes results.json and results.md (medians
+# over the rounds, ratios, AP@0.5 of cpipc's masks against Cellpose's) into
+# benchmarks/results/model-<time>/ (git-ignored), with every raw file.
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cache=${CPIPC_CACHE_DIR:-$HOME/.cache/cpipc}
+py="$cache/cellpose3-venv/bin/python"
+cpipc="$repo/build/cpipc"
+rounds=3 repeat=3 sizes=512,1024 threads=2
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --rounds) rounds=$2; shift 2 ;;
+    --repeat) repeat=$2; shift 2 ;;
+    --sizes) sizes=$2; shift 2 ;;
+    --threads) threads=$2; shift 2 ;;
+    *) echo "usage: $0 [--rounds N] [--repeat N] [--sizes 512,1024] [--threads N]" >&2; exit 2 ;;
+  esac
+done
+[ -x "$py" ] || { echo "run_model_bench.sh: no Cellpose 3 venv at $cache/cellpose3-venv" >&2; exit 2; }
+[ -x "$cpipc" ] || { echo "run_model_bench.sh: no $cpipc; build it first" >&2; exit 2; }
+[ -x /usr/bin/time ] || { echo "run_model_bench.sh: needs /usr/bin/time (apt-get install time)" >&2; exit 2; }
+
+cd "$repo"
+export OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads
+out="benchmarks/results/model-$(date -u +%Y%m%d-%H%M%S)"
+mkdir -p "$out/masks"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+img="$tmp/images"
+timefmt='{"wall_s": %e, "max_rss_kb": %M, "user_s": %U, "sys_s": %S}'
+{
+  echo "command: benchmarks/run_model_bench.sh --rounds $rounds --repeat $repeat --sizes $sizes --threads $threads"
+  echo "OMP_NUM_THREADS=$OMP_NUM_THREADS"
+  lscpu
+} >"$out/machine.txt"
+
+IFS=, read -r -a size_list <<<"$sizes"
+for r in $(seq "$rounds"); do
+  echo "round $r/$rounds: load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+  cut -d' ' -f1-3 /proc/loadavg >"$out/load-$r-before.txt"
+  for s in "${size_list[@]}"; do
+    # Cellpose: warm-up + timed evals; round 1 also writes the images for cpipc.
+    write=()
+    [ "$r" = 1 ] && write=(--write-images "$img")
+    /usr/bin/time -f "$timefmt" -o "$out/cellpose-$r-$s.time" \
+      "$py" benchmarks/segment_cellpose.py --sizes "$s" --repeat "$repeat" --threads "$threads" \
+      "${write[@]}" --save-masks "$out/masks" --out-json "$out/cellpose-$r-$s.json" >/dev/null 2>"$out/cellpose-$r-$s.log"
+    # cpipc: the same image 1 + repeat times in one process.
+    paths=()
+    for _ in $(seq $((repeat + 1))); do paths+=("$img/synth$s.npy"); done
+    /usr/bin/time -f "$timefmt" -o "$out/cpipc-$r-$s.time" \
+      "$cpipc" segment "${paths[@]}" --json -o "$out/masks" --diameter 30 --device cpu \
+      >"$out/cpipc-$r-$s.jsonl" 2>"$out/cpipc-$r-$s.log"
+    echo "  $s: cellpose $(cut -c1-120 "$out/cellpose-$r-$s.json")" >&2
+    echo "  $s: cpipc    $(tail -1 "$out/cpipc-$r-$s.jsonl" | grep -o '"timings_s":{[^}]*}')" >&2
+  done
+  for s in "${size_list[@]}"; do
+    # Whole one-image processes, model load included.
+    /usr/bin/time -f "$timefmt" -o "$out/once-cellpose-$r-$s.time" \
+      "$py" benchmarks/segment_cellpose.py --sizes "$s" --repeat 0 --threads "$threads" \
+      --images-from "$img" >/dev/null 2>>"$out/cellpose-$r-$s.log"
+    /usr/bin/time -f "$timefmt" -o "$out/once-cpipc-$r-$s.time" \
+      "$cpipc" segment "$img/synth$s.npy" --json -o "$tmp/once" --diameter 30 --device cpu \
+      >/dev/null 2>>"$out/cpipc-$r-$s.log"
+    echo "  $s: one-image process wall: cellpose $(cut -c1-30 "$out/once-cellpose-$r-$s.time"), cpipc $(cut -c1-30 "$out/once-cpipc-$r-$s.time")" >&2
+  done
+  cut -d' ' -f1-3 /proc/loadavg >"$out/load-$r-after.txt"
+done
+"$py" benchmarks/model_report.py "$out"
+cat "$out/results.md"
