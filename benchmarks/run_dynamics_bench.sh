@@ -4,26 +4,36 @@
 # with and without the flow-error QC. Medians, ratios, peak memory, and
 # whether the masks are identical, into benchmarks/results/dynamics-<time>/.
 # Needs the Cellpose venv (scripts/setup.sh --reference).
-#   benchmarks/run_dynamics_bench.sh [--repeats N]
+#   benchmarks/run_dynamics_bench.sh [--repeats N] [--quick] [--out DIR]
+# --quick: 512² only, 1 repeat (a smoke run, not numbers to quote). --out DIR:
+# write there instead of benchmarks/results/dynamics-<time>/ (results.md and
+# rows.jsonl, one JSON object per case: what benchmarks/run_all.sh reads).
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cache=${CPIPC_CACHE_DIR:-$HOME/.cache/cpipc}
 py="$cache/cellpose-venv/bin/python"
-repeats=5
-[ "${1:-}" = "--repeats" ] && repeats=$2
+repeats=5 cases=large names="dense512 dense1024 dense2048" out=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --repeats) repeats=$2; shift 2 ;;
+    --quick) repeats=1 cases=dense512 names=dense512; shift ;;
+    --out) out=$2; shift 2 ;;
+    *) echo "usage: $0 [--repeats N] [--quick] [--out DIR]" >&2; exit 2 ;;
+  esac
+done
 [ -x "$py" ] || { echo "run_dynamics_bench.sh: no Cellpose venv at $cache/cellpose-venv; run scripts/setup.sh --reference" >&2; exit 2; }
 
 cd "$repo"
 [ -f build-release/build.ninja ] || cmake --preset release >/dev/null
 cmake --build --preset release --target cpipc >/dev/null
-out="benchmarks/results/dynamics-$(date -u +%Y%m%d-%H%M%S)"
+out=${out:-benchmarks/results/dynamics-$(date -u +%Y%m%d-%H%M%S)}
 fx="$out/fixtures"
 mkdir -p "$fx"
-"$py" tools/dynamics/make_fixtures.py "$fx" --cases large 2>/dev/null >/dev/null
+"$py" tools/dynamics/make_fixtures.py "$fx" --cases "$cases" 2>/dev/null >/dev/null
 
 rows="$out/rows.jsonl"
 : >"$rows"
-for name in dense512 dense1024 dense2048; do
+for name in $names; do
   for qc in 0.4 0; do
     tag=$([ "$qc" = 0 ] && echo noqc || echo qc)
     ref=$("$py" benchmarks/dynamics_cellpose.py "$fx/${name}_flows.npy" "$qc" "$repeats" 2>/dev/null)
