@@ -277,9 +277,13 @@ struct Server::Impl {
       return;
     }
     {
+      // Under the lock that drop() takes: a client that went away meanwhile
+      // (cancelled set) must not leave a result the worker would wait for.
       std::lock_guard lock(mutex);
-      unreleased[info.frame_id] = job.connection;
-      result_frames[{job.connection, r.id}] = info.frame_id;
+      if (!job.cancelled.load()) {
+        unreleased[info.frame_id] = job.connection;
+        result_frames[{job.connection, r.id}] = info.frame_id;
+      }
     }
     post(job.connection, json{{"type", "result"},
                               {"id", r.id},
