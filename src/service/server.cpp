@@ -315,7 +315,11 @@ struct Server::Impl {
         queue.pop_front();
         running = job;
       }
-      serve(*job);
+      try {
+        serve(*job);
+      } catch (const std::exception& e) {  // e.g. bad_alloc: this request fails, the producer goes on
+        post(job->connection, error_message(job->request.id, codes::internal, e.what()));
+      }
       std::lock_guard lock(mutex);
       running.reset();
     }
