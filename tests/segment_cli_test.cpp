@@ -171,8 +171,23 @@ TEST_F(Segment, ImagesThatCannotBeSegmentedSayWhy) {
 TEST_F(Segment, AnImageLargerThanMemoryIsRefusedNotKilled) {
   write_sparse_npy(dir_.file("huge.npy"), 200000, 200000);  // 80 GB of uint16
   const CommandResult r = segment({dir_.file("huge.npy")});
-  expect_failure(r, 2);
+  expect_failure(r, 5);
   EXPECT_NE(r.err.find("of memory available"), std::string::npos) << r.err;
+}
+
+// 36 MB on disk, about 4 GB to segment: under `ulimit -v` (what a container
+// or a shared workstation imposes) that is refused up front, exit 5.
+TEST_F(Segment, AnImageLargerThanTheProcessMemoryLimitIsRefused) {
+  io::Array big;
+  const std::int64_t shape[2] = {6000, 6000};
+  big.desc = ipc::TensorDesc::contiguous(ipc::kUInt8, shape);
+  big.data.assign(big.desc.nbytes(), std::byte{0});
+  io::write_npy(dir_.file("big.npy"), big.view());
+  const CommandResult r =
+      test::run_cpipc({"segment", dir_.file("big.npy"), "--device", "cpu", "-o", dir_.path().string()}, 120s,
+                      "ulimit -v " + std::to_string(test::kTorchAddressSpaceKiB));
+  expect_failure(r, 5);
+  EXPECT_NE(r.err.find("needs about"), std::string::npos) << r.err;
 }
 
 TEST_F(Segment, ARandomBlobIsNotAModel) {

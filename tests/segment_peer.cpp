@@ -61,6 +61,10 @@ const char* errc_name(Errc code) {
       return "system";
     case Errc::io:
       return "io";
+    case Errc::cancelled:
+      return "cancelled";
+    case Errc::out_of_memory:
+      return "out_of_memory";
   }
   return "unknown";
 }

@@ -141,6 +141,30 @@ TEST(Segment, WaitNextReturnsTheNextFrame) {
   EXPECT_EQ(copy, frame_of(2));
 }
 
+// A service promises each client its result until released: frames in `keep`
+// are skipped while another slot is free, and taken (oldest first) only when
+// nothing else is.
+TEST(Segment, PublishSkipsKeptFramesWhileAnotherSlotIsFree) {
+  const std::string name = unique_name();
+  SegmentWriter writer = create(name, 3);
+  const SegmentReader reader = SegmentReader::attach(name);
+  const FrameInfo first = writer.publish(frame_of(1));
+  writer.publish(frame_of(2));
+  writer.publish(frame_of(3));
+  const std::uint64_t keep[] = {first.frame_id};
+  const FrameInfo fourth = writer.publish(frame_of(4), {}, keep);  // the oldest is kept: frame 2's slot is taken
+  EXPECT_NE(fourth.slot, first.slot);
+  writer.publish(frame_of(5), {}, keep);  // then frame 3's
+  std::vector<std::byte> copy;
+  ASSERT_TRUE(reader.copy_frame(first.slot, first.seq, copy));
+  EXPECT_EQ(copy, frame_of(1));
+  // Every slot but the latest kept: the oldest goes, as without `keep`.
+  const std::uint64_t both[] = {first.frame_id, fourth.frame_id};
+  const FrameInfo sixth = writer.publish(frame_of(6), {}, both);
+  EXPECT_EQ(sixth.slot, first.slot);
+  EXPECT_FALSE(reader.copy_frame(first.slot, first.seq, copy));
+}
+
 TEST(Segment, WaitNextReturnsAtOnceWhenANewerFrameIsThere) {
   const std::string name = unique_name();
   SegmentWriter writer = create(name);

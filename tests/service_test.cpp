@@ -52,13 +52,15 @@ std::string large_image(const test::TempDir& dir) {
 }
 
 // The producer process, serving once constructed; SIGTERM when it goes.
+// `shell` runs first in a /bin/sh that then execs the producer (same pid).
 class Producer {
  public:
-  explicit Producer(const test::TempDir& dir, std::vector<std::string> extra = {})
+  explicit Producer(const test::TempDir& dir, std::vector<std::string> extra = {}, const std::string& shell = "")
       : stream_(test::unique_name("s")), socket_(dir.file("serve.sock")) {
     std::vector<std::string> argv{test::cpipc_binary(), "serve", "--name",   stream_,
                                   "--socket",           socket_, "--device", "cpu"};
     argv.insert(argv.end(), extra.begin(), extra.end());
+    if (!shell.empty()) argv.insert(argv.begin(), {"/bin/sh", "-c", shell + " && exec \"$@\"", "sh"});
     process_.emplace(argv);
     const auto line = process_->read_line(60s);
     if (!line || !line->starts_with("serving on")) {
@@ -304,6 +306,124 @@ TEST(Service, AnOversizeMessageIsRefusedAndASilentClientHarmsNobody) {
   }
   service::Client client = service::Client::connect(producer.socket());
   EXPECT_EQ(client.segment(request("ok", kFixtures + "/tiny16/image.npy")).result["type"], "result");
+}
+
+// A result as a client saw it.
+struct Seen {
+  std::string id;
+  std::uint64_t frame_id;
+};
+
+// One connection submits a large image and five small ones at once; another
+// submits one small image while the large one runs. Served round robin, the
+// second client's request runs after at most one more of the first's, not
+// after all five.
+TEST(Service, RequestsAreServedRoundRobinAcrossClients) {
+  test::TempDir dir;
+  Producer producer(dir);
+  const std::string small = kFixtures + "/tiny16/image.npy";
+  service::Client a = service::Client::connect(producer.socket());
+  service::Client b = service::Client::connect(producer.socket());
+  a.submit(request("large", large_image(dir)));
+  for (int i = 0; i < 5; ++i) a.submit(request("a" + std::to_string(i), small));
+  std::vector<Seen> a_results;
+  // Reads a's messages until `until` holds, releasing each result (a is a
+  // well-behaved client: it is not held back for holding results).
+  const auto read_a = [&](const std::function<bool(const json&)>& until) {
+    for (;;) {
+      const json m = *a.next(60s);
+      if (m["type"] == "error") throw std::runtime_error("a: " + m.dump());
+      if (m["type"] == "result") {
+        a_results.push_back({m["id"], m["frame_id"]});
+        a.release(m["id"]);
+      }
+      if (until(m)) return;
+    }
+  };
+  read_a([](const json& m) { return m["type"] == "progress" && m["id"] == "large" && m["tiles_done"] > 0; });
+  b.submit(request("b", small));
+  json accepted;
+  do {
+    accepted = *b.next(60s);
+  } while (accepted["type"] != "accepted");
+  EXPECT_EQ(accepted["ahead"], 2) << "the large request, then one of a's";
+  json b_result;
+  do {
+    b_result = *b.next(120s);
+  } while (b_result["type"] == "progress");
+  ASSERT_EQ(b_result["type"], "result") << b_result;
+  b.release("b");
+  read_a([&](const json&) { return a_results.size() == 6; });
+  ASSERT_EQ(a_results[0].id, "large");
+  // large, a0, b, a1..a4: b's frame comes right after a0's.
+  EXPECT_EQ(b_result["frame_id"].get<std::uint64_t>(), a_results[1].frame_id + 1);
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(a_results[1 + i].id, "a" + std::to_string(i));
+}
+
+// Submits `n` small requests on `c` and returns how many results arrive
+// within `wait` (all n: at once) without releasing any.
+int results_without_release(service::Client& c, int n, std::chrono::milliseconds wait) {
+  int results = 0;
+  for (int i = 0; i < n; ++i) c.submit(request("h" + std::to_string(i), kFixtures + "/tiny16/image.npy"));
+  const auto end = std::chrono::steady_clock::now() + wait;
+  while (results < n && std::chrono::steady_clock::now() < end) {
+    const auto m =
+        c.next(std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now()));
+    if (m && (*m)["type"] == "result") ++results;
+  }
+  return results;
+}
+
+// A client that reads its results and never releases them holds at most
+// slots / 2 of them; its other requests wait, and nobody else does.
+TEST(Service, AClientThatNeverReleasesSlowsOnlyItself) {
+  test::TempDir dir;
+  Producer producer(dir, {"--slots", "4", "--release-wait-ms", "600000"});
+  service::Client hoarder = service::Client::connect(producer.socket());
+  EXPECT_EQ(results_without_release(hoarder, 4, 3s), 2);
+  service::Client other = service::Client::connect(producer.socket());
+  for (int i = 0; i < 6; ++i) {
+    const auto r = other.segment(request("o" + std::to_string(i), kFixtures + "/tiny16/image.npy"), {}, 60s);
+    EXPECT_EQ(r.result["type"], "result");
+  }
+  // Still two: the hoarder's third request waits for one of its releases...
+  EXPECT_FALSE(hoarder.next(300ms).has_value());
+  hoarder.release("h0");
+  json m;
+  do {
+    m = *hoarder.next(60s);
+  } while (m["type"] != "result");
+  EXPECT_EQ(m["id"], "h2");
+}
+
+// --release-wait-ms bounds the promise: results nobody releases stop
+// holding their slots, and the client's waiting requests run.
+TEST(Service, UnreleasedResultsAreKeptOnlyForTheReleaseWait) {
+  test::TempDir dir;
+  Producer producer(dir, {"--slots", "4", "--release-wait-ms", "200"});
+  service::Client hoarder = service::Client::connect(producer.socket());
+  EXPECT_EQ(results_without_release(hoarder, 6, 20s), 6);
+}
+
+// An image that needs more memory than the producer may use (here a
+// `ulimit -v`) is that request's out_of_memory error; the producer goes on.
+TEST(Service, AnImageTooLargeForMemoryIsOutOfMemoryAndServingGoesOn) {
+  test::TempDir dir;
+  io::Array big;
+  const std::int64_t shape[2] = {6000, 6000};
+  big.desc = ipc::TensorDesc::contiguous(ipc::kUInt8, shape);
+  big.data.assign(big.desc.nbytes(), std::byte{0});
+  io::write_npy(dir.file("big.npy"), big.view());
+  Producer producer(dir, {}, "ulimit -v " + std::to_string(test::kTorchAddressSpaceKiB));
+  service::Client client = service::Client::connect(producer.socket());
+  try {
+    (void)client.segment(request("big", dir.file("big.npy")), {}, 60s);
+    ADD_FAILURE() << "no out_of_memory";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Errc::out_of_memory) << e.what();
+    EXPECT_EQ(std::string(e.what()).rfind("out_of_memory: ", 0), 0u) << e.what();
+  }
+  EXPECT_EQ(client.segment(request("small", kFixtures + "/tiny16/image.npy"), {}, 60s).result["type"], "result");
 }
 
 TEST(Service, StopSignalCancelsWorkTellsClientsAndRemovesEverything) {

@@ -1,4 +1,5 @@
-// Turns a CUDA status into cpipc::Error naming the failing call.
+// Turns a CUDA status into cpipc::Error naming the failing call; an
+// allocation failure is Errc::out_of_memory, which callers can act on.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -7,11 +8,13 @@
 
 #include "cpipc/error.hpp"
 
-#define CPIPC_CUDA_TRY(call)                                                                                           \
-  do {                                                                                                                 \
-    const cudaError_t cpipc_status_ = (call);                                                                          \
-    if (cpipc_status_ != cudaSuccess) {                                                                                \
-      throw ::cpipc::Error(::cpipc::Errc::system, std::string(#call) + " failed: " + cudaGetErrorName(cpipc_status_) + \
-                                                      " (" + cudaGetErrorString(cpipc_status_) + ")");                 \
-    }                                                                                                                  \
+#define CPIPC_CUDA_TRY(call)                                                                                 \
+  do {                                                                                                       \
+    const cudaError_t cpipc_status_ = (call);                                                                \
+    if (cpipc_status_ != cudaSuccess) {                                                                      \
+      throw ::cpipc::Error(                                                                                  \
+          cpipc_status_ == cudaErrorMemoryAllocation ? ::cpipc::Errc::out_of_memory : ::cpipc::Errc::system, \
+          std::string(#call) + " failed: " + cudaGetErrorName(cpipc_status_) + " (" +                        \
+              cudaGetErrorString(cpipc_status_) + ")");                                                      \
+    }                                                                                                        \
   } while (0)

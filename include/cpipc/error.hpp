@@ -19,6 +19,7 @@ enum class Errc {
   exists,            // a segment of that name already exists: exit 1
   system,            // an OS call failed (errno in the message): exit 1
   io,                // a file could not be read or written: exit 1
+  out_of_memory,     // the work does not fit in (device) memory: exit 5
 };
 
 class Error : public std::runtime_error {
@@ -42,6 +43,8 @@ class Error : public std::runtime_error {
     case Errc::timed_out:
     case Errc::cancelled:
       return 4;
+    case Errc::out_of_memory:
+      return 5;
     default:
       return 1;
   }

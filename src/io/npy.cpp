@@ -162,9 +162,10 @@ Array read_npy(const std::string& path) {
   }
   const std::uint64_t memory = util::available_memory();
   if (memory > 0 && a.desc.nbytes() > memory) {
-    bad(path, "holds " + a.desc.to_string() + " (" + util::gib_string(static_cast<double>(a.desc.nbytes())) +
-                  "), more than the " + util::gib_string(static_cast<double>(memory)) +
-                  " of memory available; crop it or split it into tiles");
+    throw Error(Errc::out_of_memory, "cannot read '" + path + "': it holds " + a.desc.to_string() + " (" +
+                                         util::gib_string(static_cast<double>(a.desc.nbytes())) + "), more than the " +
+                                         util::gib_string(static_cast<double>(memory)) +
+                                         " of memory available; crop it or split it into tiles");
   }
   in.seekg(data_start);
   a.data.resize(a.desc.nbytes());

@@ -184,7 +184,7 @@ bool SegmentWriter::slot_leased(std::uint32_t slot, std::uint64_t now_ns) const 
   return false;
 }
 
-FrameWriter SegmentWriter::begin_frame() {
+FrameWriter SegmentWriter::begin_frame(std::span<const std::uint64_t> keep) {
   if (!open_) throw Error(Errc::invalid_argument, "segment '" + name_ + "' is closed");
   if (writing_) throw Error(Errc::invalid_argument, "a frame of segment '" + name_ + "' is already being written");
   Header& h = header();
@@ -206,7 +206,7 @@ FrameWriter SegmentWriter::begin_frame() {
   const std::uint64_t now = monotonic_ns();
   for (std::uint32_t i = 0; i < n; ++i) {
     const std::uint32_t s = order[i];
-    if (slot_leased(s, now)) continue;
+    if (slot_leased(s, now) || std::find(keep.begin(), keep.end(), h.slots[s].frame_id) != keep.end()) continue;
     auto seq = atomic(h.slots[s].seq);
     const std::uint64_t old = seq.load(std::memory_order_relaxed);
     seq.store(old + 1, std::memory_order_seq_cst);
@@ -230,13 +230,14 @@ FrameWriter SegmentWriter::begin_frame() {
   return FrameWriter(*this, s, old);
 }
 
-FrameInfo SegmentWriter::publish(std::span<const std::byte> data, const FrameMeta& meta) {
+FrameInfo SegmentWriter::publish(std::span<const std::byte> data, const FrameMeta& meta,
+                                 std::span<const std::uint64_t> keep) {
   if (data.size() != desc().nbytes()) {
     throw Error(Errc::invalid_argument, "frame of " + std::to_string(data.size()) + " bytes for segment '" + name_ +
                                             "' of " + desc().to_string() + " (" + std::to_string(desc().nbytes()) +
                                             " bytes)");
   }
-  FrameWriter frame = begin_frame();
+  FrameWriter frame = begin_frame(keep);
   if (!data.empty()) std::memcpy(frame.bytes().data(), data.data(), data.size());
   return frame.publish(meta);
 }
@@ -310,7 +311,8 @@ Stream::Stream(std::string name, SegmentOptions options) : name_(std::move(name)
   validate_name(name_);
 }
 
-FrameInfo Stream::publish(const TensorDesc& desc, std::span<const std::byte> data, const FrameMeta& meta) {
+FrameInfo Stream::publish(const TensorDesc& desc, std::span<const std::byte> data, const FrameMeta& meta,
+                          std::span<const std::uint64_t> keep) {
   if (!writer_ || !writer_->desc().same_layout(desc)) {
     if (writer_) {
       writer_->close(format::State::replaced);
@@ -319,7 +321,7 @@ FrameInfo Stream::publish(const TensorDesc& desc, std::span<const std::byte> dat
     writer_.emplace(SegmentWriter::create(name_, desc, options_));
     ++generations_;
   }
-  return writer_->publish(data, meta);
+  return writer_->publish(data, meta, keep);
 }
 
 }  // namespace cpipc::ipc

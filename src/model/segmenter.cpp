@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <string_view>
 
 #include "cpipc/error.hpp"
 #include "cpipc/model/network.hpp"
@@ -34,10 +35,10 @@ void check_memory(std::int64_t h, std::int64_t w, std::int64_t hr, std::int64_t 
   const double host = full * (8.0 * channels + 64.0) + (device.cuda ? 0.0 : scaled * (8.0 * channels + 32.0));
   const std::uint64_t available = util::available_memory();
   if (available > 0 && host > 0.9 * static_cast<double>(available)) {
-    throw Error(Errc::invalid_argument, "image " + std::to_string(h) + "x" + std::to_string(w) + " needs about " +
-                                            util::gib_string(host) + " of memory to segment, more than the " +
-                                            util::gib_string(static_cast<double>(available)) +
-                                            " available; crop or tile it, or segment at a larger --diameter");
+    throw Error(Errc::out_of_memory, "image " + std::to_string(h) + "x" + std::to_string(w) + " needs about " +
+                                         util::gib_string(host) + " of memory to segment, more than the " +
+                                         util::gib_string(static_cast<double>(available)) +
+                                         " available; crop or tile it, or segment at a larger --diameter");
   }
 #if CPIPC_MODEL_CUDA_DYNAMICS
   if (device.cuda) {
@@ -46,10 +47,10 @@ void check_memory(std::int64_t h, std::int64_t w, std::int64_t hr, std::int64_t 
     if (cudaSetDevice(device.index) == cudaSuccess && cudaMemGetInfo(&free_bytes, &total_bytes) == cudaSuccess) {
       const double dev = scaled * (8.0 * channels + 32.0) + full * 48.0;
       if (dev > 0.9 * static_cast<double>(free_bytes)) {
-        throw Error(Errc::invalid_argument, "image " + std::to_string(h) + "x" + std::to_string(w) + " needs about " +
-                                                util::gib_string(dev) + " of GPU memory, more than the " +
-                                                util::gib_string(static_cast<double>(free_bytes)) + " free on " +
-                                                device.to_string() + "; crop or tile it, or use --device cpu");
+        throw Error(Errc::out_of_memory, "image " + std::to_string(h) + "x" + std::to_string(w) + " needs about " +
+                                             util::gib_string(dev) + " of GPU memory, more than the " +
+                                             util::gib_string(static_cast<double>(free_bytes)) + " free on " +
+                                             device.to_string() + "; crop or tile it, or use --device cpu");
       }
     }
   }
@@ -86,6 +87,27 @@ const char* to_string(Progress::Stage stage) noexcept {
 Segmenter::Segmenter(Model model) : model_(std::move(model)) {}
 
 Segmentation Segmenter::segment(const io::Array& image, const SegmentOptions& options) const {
+  // check_memory refuses what clearly cannot fit; what still runs out on the
+  // way (other processes, fragmentation) is the same typed error, not a crash.
+  const auto oom = [&](const std::string& where) {
+    return Error(Errc::out_of_memory,
+                 "ran out of " + where + " memory segmenting a " + image.desc.to_string() +
+                     " image; free some, crop or tile the image, or segment at a larger --diameter");
+  };
+  try {
+    return run(image, options);
+  } catch (const c10::OutOfMemoryError&) {
+    throw oom(model_.device().to_string());
+  } catch (const std::bad_alloc&) {
+    throw oom("host");
+  } catch (const c10::Error& e) {
+    // LibTorch's CPU allocator reports failure as a plain c10::Error.
+    if (std::string_view(e.what()).find("can't allocate memory") != std::string_view::npos) throw oom("host");
+    throw;
+  }
+}
+
+Segmentation Segmenter::run(const io::Array& image, const SegmentOptions& options) const {
   const auto t0 = Clock::now();
   const ModelInfo& info = model_.info();
   const auto report = [&](Progress::Stage stage, int done = 0, int total = 0) {

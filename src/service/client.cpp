@@ -18,6 +18,7 @@ Errc errc_of_code(const std::string& code) noexcept {
   }
   if (code == codes::cancelled) return Errc::cancelled;
   if (code == codes::timed_out) return Errc::timed_out;
+  if (code == codes::out_of_memory) return Errc::out_of_memory;
   if (code == codes::shutting_down) return Errc::producer_gone;
   return Errc::system;
 }

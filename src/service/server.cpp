@@ -7,11 +7,13 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
@@ -43,6 +45,8 @@ const char* code_of(const Error& e, bool reading_input) {
       return codes::cancelled;
     case Errc::timed_out:
       return codes::timed_out;
+    case Errc::out_of_memory:
+      return codes::out_of_memory;
     case Errc::invalid_argument:
     case Errc::not_found:
     case Errc::corrupt:
@@ -78,15 +82,24 @@ struct Server::Impl {
   int listen_fd = -1;
   int wake[2] = {-1, -1};  // the worker wakes the poll loop through this pipe
 
+  // A published result its client has not released: kept readable until
+  // then, or until `until` (release_wait after publishing), whichever is first.
+  struct Held {
+    std::uint64_t connection;
+    Clock::time_point until;
+  };
+
   // Shared between the poll loop and the worker.
   std::mutex mutex;
-  std::condition_variable work_ready;
-  std::condition_variable released;
-  std::deque<std::shared_ptr<Job>> queue;
+  std::condition_variable changed;  // work queued, a result released or let go, stopping
+  // Fair queueing: each connection's waiting requests in order, and the
+  // connections with waiting requests in the order they are served next.
+  std::map<std::uint64_t, std::deque<std::shared_ptr<Job>>> queues;
+  std::deque<std::uint64_t> turns;
+  std::size_t queued = 0;
   std::shared_ptr<Job> running;
   std::vector<std::pair<std::uint64_t, json>> posted;
-  // Results published and not yet released: frame id -> connection.
-  std::map<std::uint64_t, std::uint64_t> unreleased;
+  std::map<std::uint64_t, Held> unreleased;                                      // frame id -> holder
   std::map<std::pair<std::uint64_t, std::string>, std::uint64_t> result_frames;  // (connection, id) -> frame id
   bool stopping = false;
 
@@ -213,15 +226,111 @@ struct Server::Impl {
     if (Clock::now() > job.deadline) throw Error(Errc::timed_out, "the request's timeout_s passed");
   }
 
-  // Waits (bounded) until publishing cannot take a result a client has not read yet.
-  void wait_for_room(const ipc::TensorDesc& desc) {
+  // --- scheduling (all with `mutex` held) ------------------------------------
+
+  // Results whose guarantee ran out stop counting; a late read of one fails
+  // with "overwritten", never with wrong bytes (the slot's seq moved).
+  void let_go_expired(Clock::time_point now) {
+    std::erase_if(unreleased, [&](const auto& kv) { return kv.second.until <= now; });
+    std::erase_if(result_frames, [&](const auto& kv) { return !unreleased.count(kv.second); });
+  }
+
+  [[nodiscard]] Clock::time_point next_expiry() const {
+    Clock::time_point t = Clock::time_point::max();
+    for (const auto& [frame, held] : unreleased) t = std::min(t, held.until);
+    return t;
+  }
+
+  void wait_changed(std::unique_lock<std::mutex>& lock) {
+    const Clock::time_point t = next_expiry();
+    if (t == Clock::time_point::max()) {
+      changed.wait(lock);
+    } else {
+      changed.wait_until(lock, t);
+    }
+  }
+
+  [[nodiscard]] std::size_t held_by(std::uint64_t connection) const {
+    return static_cast<std::size_t>(std::count_if(unreleased.begin(), unreleased.end(),
+                                                  [&](const auto& kv) { return kv.second.connection == connection; }));
+  }
+
+  // Most results one client may hold unreleased before it gets no more work:
+  // a client that does not release only slows itself.
+  [[nodiscard]] std::size_t max_held() const { return std::max<std::size_t>(1, options.slots / 2); }
+
+  // Round robin over connections, skipping those at max_held(); nullptr if
+  // nothing can run now.
+  std::shared_ptr<Job> take_next() {
+    for (auto it = turns.begin(); it != turns.end(); ++it) {
+      const std::uint64_t cid = *it;
+      if (held_by(cid) >= max_held()) continue;
+      auto& q = queues[cid];
+      std::shared_ptr<Job> job = q.front();
+      q.pop_front();
+      --queued;
+      turns.erase(it);
+      if (q.empty()) {
+        queues.erase(cid);
+      } else {
+        turns.push_back(cid);
+      }
+      return job;
+    }
+    return nullptr;
+  }
+
+  void enqueue(const std::shared_ptr<Job>& job) {
+    auto& q = queues[job->connection];
+    if (q.empty()) turns.push_back(job->connection);
+    q.push_back(job);
+    ++queued;
+  }
+
+  // Requests served before `job` (just enqueued) if nothing else arrives:
+  // the running one, and per round one from each connection in turn order.
+  [[nodiscard]] std::size_t ahead_of(const Job& job) const {
+    const std::size_t k = queues.at(job.connection).size() - 1;  // rounds before its own
+    std::size_t ahead = k + (running ? 1 : 0);
+    bool before = true;  // connections ahead of this one in `turns` get one more
+    for (const std::uint64_t cid : turns) {
+      if (cid == job.connection) {
+        before = false;
+        continue;
+      }
+      ahead += std::min(queues.at(cid).size(), k + (before ? 1 : 0));
+    }
+    return ahead;
+  }
+
+  void remove_queued(std::uint64_t cid, const std::function<bool(const Job&)>& which) {
+    const auto it = queues.find(cid);
+    if (it == queues.end()) return;
+    const std::size_t before = it->second.size();
+    std::erase_if(it->second, [&](const auto& j) { return which(*j); });
+    queued -= before - it->second.size();
+    if (it->second.empty()) {
+      queues.erase(it);
+      std::erase(turns, cid);
+    }
+  }
+
+  // Waits until publishing a result of `desc` takes no unreleased one, and
+  // returns the frames to keep. Bounded: every guarantee ends release_wait
+  // after its publish, and max_held() keeps one client from filling the ring.
+  std::vector<std::uint64_t> wait_for_room(const ipc::TensorDesc& desc, const Job& job) {
     std::unique_lock lock(mutex);
-    const auto limit = Clock::now() + options.release_wait;
-    released.wait_until(lock, limit, [&] {
+    for (;;) {
+      let_go_expired(Clock::now());
       const ipc::SegmentWriter* w = stream.segment();
       const bool replaces = w == nullptr || !w->desc().same_layout(desc);
-      return stopping || (replaces ? unreleased.empty() : unreleased.size() + 1 < options.slots);
-    });
+      const bool room = replaces ? unreleased.empty() : unreleased.size() + 1 < options.slots;
+      if (room || stopping || job.cancelled.load()) break;
+      wait_changed(lock);
+    }
+    std::vector<std::uint64_t> keep;
+    for (const auto& [frame, held] : unreleased) keep.push_back(frame);
+    return keep;
   }
 
   void serve(Job& job) {
@@ -247,6 +356,10 @@ struct Server::Impl {
       const char* code = stop && e.code() == Errc::cancelled ? codes::shutting_down : code_of(e, false);
       post(job.connection, error_message(r.id, code, e.what()));
       return;
+    } catch (const std::bad_alloc&) {
+      post(job.connection, error_message(r.id, codes::out_of_memory,
+                                         "the producer ran out of memory segmenting this image; send a smaller one"));
+      return;
     } catch (const std::exception& e) {
       post(job.connection, error_message(r.id, codes::model_failure, e.what()));
       return;
@@ -263,7 +376,7 @@ struct Server::Impl {
     } else {
       std::memcpy(bytes.data(), s.masks.data.data(), bytes.size());
     }
-    wait_for_room(desc);
+    const std::vector<std::uint64_t> keep = wait_for_room(desc, job);
     if (job.cancelled.load()) {  // gone or cancelled while it waited: nobody to tell
       post(job.connection, error_message(r.id, codes::cancelled, "cancelled by the client"));
       return;
@@ -271,7 +384,7 @@ struct Server::Impl {
     const json meta{{"id", r.id}, {"source", r.image.empty() ? "segment:" + r.input : r.image}};
     ipc::FrameInfo info;
     try {
-      info = stream.publish(desc, bytes, {s.masks.count, static_cast<float>(s.diameter), meta.dump()});
+      info = stream.publish(desc, bytes, {s.masks.count, static_cast<float>(s.diameter), meta.dump()}, keep);
     } catch (const Error& e) {
       post(job.connection, error_message(r.id, codes::internal, std::string("publishing failed: ") + e.what()));
       return;
@@ -281,7 +394,7 @@ struct Server::Impl {
       // (cancelled set) must not leave a result the worker would wait for.
       std::lock_guard lock(mutex);
       if (!job.cancelled.load()) {
-        unreleased[info.frame_id] = job.connection;
+        unreleased[info.frame_id] = Held{job.connection, Clock::now() + options.release_wait};
         result_frames[{job.connection, r.id}] = info.frame_id;
       }
     }
@@ -309,10 +422,13 @@ struct Server::Impl {
       std::shared_ptr<Job> job;
       {
         std::unique_lock lock(mutex);
-        work_ready.wait(lock, [&] { return stopping || !queue.empty(); });
-        if (stopping) return;
-        job = queue.front();
-        queue.pop_front();
+        for (;;) {
+          if (stopping) return;
+          let_go_expired(Clock::now());
+          job = take_next();
+          if (job) break;
+          wait_changed(lock);
+        }
         running = job;
       }
       try {
@@ -339,7 +455,7 @@ struct Server::Impl {
     if (it == result_frames.end()) return;
     unreleased.erase(it->second);
     result_frames.erase(it);
-    released.notify_all();
+    changed.notify_all();
   }
 
   void handle(std::uint64_t cid, Connection& c, const json& m) {
@@ -364,33 +480,32 @@ struct Server::Impl {
             Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(*r.timeout_s));
       }
       job->request = std::move(r);
-      std::size_t position = 0;
+      std::size_t ahead = 0;
       {
         std::lock_guard lock(mutex);
-        if (static_cast<int>(queue.size()) >= options.max_queue) {
+        if (queued >= static_cast<std::size_t>(options.max_queue)) {
           send_now(cid, error_message(job->request.id, codes::overloaded,
                                       "the queue is full (" + std::to_string(options.max_queue) + " requests)"));
           return;
         }
-        queue.push_back(job);
-        position = queue.size() + (running ? 1 : 0);
-        work_ready.notify_one();
+        enqueue(job);
+        ahead = ahead_of(*job);
+        changed.notify_all();
       }
       c.open.insert(job->request.id);
-      send_now(cid, json{{"type", "accepted"}, {"id", job->request.id}, {"ahead", position - 1}});
+      send_now(cid, json{{"type", "accepted"}, {"id", job->request.id}, {"ahead", ahead}});
     } else if (type == "cancel") {
       std::lock_guard lock(mutex);
-      for (auto it = queue.begin(); it != queue.end(); ++it) {
-        if ((*it)->connection == cid && (*it)->request.id == id) {
-          queue.erase(it);
-          c.open.erase(id);
-          c.out += frame_message(error_message(id, codes::cancelled, "cancelled by the client"));
-          return;
-        }
+      const std::size_t before = queued;
+      remove_queued(cid, [&](const Job& j) { return j.request.id == id; });
+      if (queued < before) {
+        c.open.erase(id);
+        c.out += frame_message(error_message(id, codes::cancelled, "cancelled by the client"));
+        return;
       }
       if (running && running->connection == cid && running->request.id == id) {
         running->cancelled = true;
-        released.notify_all();
+        changed.notify_all();
       } else {
         c.out += frame_message(error_message(id, codes::bad_request, "no open request \"" + id + "\" to cancel"));
       }
@@ -412,11 +527,11 @@ struct Server::Impl {
     ::close(it->second.fd);
     connections.erase(it);
     std::lock_guard lock(mutex);
-    std::erase_if(queue, [&](const auto& j) { return j->connection == cid; });
+    remove_queued(cid, [](const Job&) { return true; });
     if (running && running->connection == cid) running->cancelled = true;
-    std::erase_if(unreleased, [&](const auto& kv) { return kv.second == cid; });
+    std::erase_if(unreleased, [&](const auto& kv) { return kv.second.connection == cid; });
     std::erase_if(result_frames, [&](const auto& kv) { return kv.first.first == cid; });
-    released.notify_all();
+    changed.notify_all();
   }
 
   void accept_clients() {
@@ -532,11 +647,14 @@ struct Server::Impl {
     {
       std::lock_guard lock(mutex);
       stopping = true;
-      dropped.assign(queue.begin(), queue.end());
-      queue.clear();
+      for (const std::uint64_t cid : turns) {
+        for (const auto& j : queues[cid]) dropped.push_back(j);
+      }
+      queues.clear();
+      turns.clear();
+      queued = 0;
       if (running) running->cancelled = true;
-      work_ready.notify_all();
-      released.notify_all();
+      changed.notify_all();
     }
     work.join();
     take_posted();

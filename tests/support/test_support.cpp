@@ -75,12 +75,13 @@ std::vector<std::string> CommandResult::err_lines() const {
   return lines;
 }
 
-CommandResult run_cpipc(const std::vector<std::string>& args, std::chrono::milliseconds timeout) {
+CommandResult run_cpipc(const std::vector<std::string>& args, std::chrono::milliseconds timeout,
+                        const std::string& shell) {
   // The shell only sends stderr to a file and execs cpipc: same pid, same status.
   const TempDir dir;
   const std::string err_file = dir.file("stderr");
-  std::vector<std::string> argv = {"/bin/sh", "-c",     "err=$1; shift; exec \"$@\" 2>\"$err\"",
-                                   "sh",      err_file, cpipc_binary()};
+  const std::string script = (shell.empty() ? "" : shell + " && ") + "err=$1; shift; exec \"$@\" 2>\"$err\"";
+  std::vector<std::string> argv = {"/bin/sh", "-c", script, "sh", err_file, cpipc_binary()};
   argv.insert(argv.end(), args.begin(), args.end());
   util::ChildProcess child(argv);
   CommandResult result;

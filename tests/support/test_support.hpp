@@ -57,10 +57,17 @@ struct CommandResult {
 // starts with "cpipc: error: " (what every cpipc failure prints).
 void expect_failure(const CommandResult& r, int status);
 
+// An address-space limit (`ulimit -v`, KiB) for a cpipc process that loads
+// LibTorch on the CPU: it maps about 2.9 GB at start, which leaves it about
+// 1.5 GB to work in, enough for small images and too little for large ones.
+inline constexpr std::uint64_t kTorchAddressSpaceKiB = 4600000;
+
 // Runs the real cpipc binary with `args` to completion; fails the test if
-// it does not finish within `timeout`.
+// it does not finish within `timeout`. `shell` runs in the /bin/sh that
+// execs cpipc, first (e.g. "ulimit -v 4000000" to limit its memory).
 [[nodiscard]] CommandResult run_cpipc(const std::vector<std::string>& args,
-                                      std::chrono::milliseconds timeout = std::chrono::seconds(30));
+                                      std::chrono::milliseconds timeout = std::chrono::seconds(30),
+                                      const std::string& shell = "");
 
 // The key=value words of a result line ("read frames=3 torn=0" -> {frames: 3, torn: 0}).
 [[nodiscard]] std::map<std::string, std::string> fields(const std::string& line);

@@ -4,6 +4,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <memory>
 
@@ -22,6 +23,7 @@ struct ServeArgs {
   std::string precision = "fp32";
   std::string channels = "0,0";
   double diameter = 0.0;
+  int release_wait_ms = 5000;
   service::ServerOptions server;
 };
 
@@ -43,6 +45,7 @@ void run_serve(ServeArgs a) {
   a.server.defaults.channels = model::ChannelSpec::parse(a.channels);
   if (a.diameter > 0) a.server.defaults.diameter = a.diameter;
   a.server.stop_fd = stop_fd;
+  a.server.release_wait = std::chrono::milliseconds(a.release_wait_ms);
   model::Segmenter segmenter(load_model(a.model, a.device, a.precision));
   const std::string source = segmenter.model().source();
   const std::string device = segmenter.model().device().to_string();
@@ -69,6 +72,9 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--slots", a->server.slots, "Ring slots of the result segment (8)")->check(CLI::Range(2, 8));
   cmd->add_option("--max-clients", a->server.max_clients, "Connections beyond this are refused (64)")
       ->check(CLI::Range(1, 4096));
+  cmd->add_option("--release-wait-ms", a->release_wait_ms,
+                  "How long an unreleased result is kept for its client before its slot may be reused (5000)")
+      ->check(CLI::Range(1, 3600 * 1000));
   cmd->add_option("--diameter", a->diameter, "Default cell diameter, px (default: the model's)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--channels", a->channels, "Default SEG,NUC channels (0,0)");

@@ -70,13 +70,16 @@ class SegmentWriter {
   // Marks the segment closed, wakes readers, and unlinks the name.
   ~SegmentWriter();
 
-  // Picks a free slot (not the latest frame, not leased by a live reader
-  // where there is a choice; the oldest otherwise) and opens it for writing.
-  // Never waits for readers. One frame at a time.
-  [[nodiscard]] FrameWriter begin_frame();
+  // Picks a free slot (not the latest frame, not leased by a live reader,
+  // not holding one of the frames in `keep` where there is a choice; the
+  // oldest otherwise) and opens it for writing. `keep` lists frame ids the
+  // caller has promised to someone (a service's unread results). Never waits
+  // for readers. One frame at a time.
+  [[nodiscard]] FrameWriter begin_frame(std::span<const std::uint64_t> keep = {});
 
   // Copies `data` (exactly desc().nbytes() bytes) into a free slot and publishes it.
-  FrameInfo publish(std::span<const std::byte> data, const FrameMeta& meta = {});
+  FrameInfo publish(std::span<const std::byte> data, const FrameMeta& meta = {},
+                    std::span<const std::uint64_t> keep = {});
 
   [[nodiscard]] const std::string& name() const noexcept { return name_; }
   [[nodiscard]] const TensorDesc& desc() const noexcept { return layout_.desc; }
@@ -111,8 +114,10 @@ class Stream {
  public:
   explicit Stream(std::string name, SegmentOptions options = {});
 
-  // Publishes one frame, creating or re-creating the segment as needed.
-  FrameInfo publish(const TensorDesc& desc, std::span<const std::byte> data, const FrameMeta& meta = {});
+  // Publishes one frame, creating or re-creating the segment as needed;
+  // `keep` as for SegmentWriter::begin_frame.
+  FrameInfo publish(const TensorDesc& desc, std::span<const std::byte> data, const FrameMeta& meta = {},
+                    std::span<const std::uint64_t> keep = {});
   // The current segment, or nullptr before the first publish.
   [[nodiscard]] SegmentWriter* segment() noexcept { return writer_ ? &*writer_ : nullptr; }
   [[nodiscard]] const std::string& name() const noexcept { return name_; }

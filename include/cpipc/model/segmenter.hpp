@@ -57,11 +57,14 @@ class Segmenter {
 
   // Segments a 2-D image ([H, W] or [H, W, C], integer or float). Throws
   // Error(invalid_argument) for images or options that cannot be segmented
-  // (each naming what was wrong), including an image too large for the
-  // memory this machine (or device) has free.
+  // (each naming what was wrong), Error(out_of_memory) for an image too large
+  // for the memory this process (or device) has free, refused up front or
+  // met on the way, and Error(cancelled) when options.progress throws it.
   [[nodiscard]] Segmentation segment(const io::Array& image, const SegmentOptions& options = {}) const;
 
  private:
+  [[nodiscard]] Segmentation run(const io::Array& image, const SegmentOptions& options) const;
+
   Model model_;
 };
 

@@ -26,6 +26,7 @@ inline constexpr const char* bad_request = "bad_request";      // malformed, unk
 inline constexpr const char* bad_image = "bad_image";          // missing, unreadable, wrong dtype or shape
 inline constexpr const char* bad_params = "bad_params";        // a parameter out of range
 inline constexpr const char* model_failure = "model_failure";  // the network or dynamics failed
+inline constexpr const char* out_of_memory = "out_of_memory";  // the image needs more (device) memory than there is
 inline constexpr const char* cancelled = "cancelled";          // the client cancelled it
 inline constexpr const char* timed_out = "timed_out";          // its timeout_s passed
 inline constexpr const char* overloaded = "overloaded";        // queue or client limit reached

@@ -19,8 +19,10 @@ struct ServerOptions {
   std::uint32_t slots = 8;       // ring slots of the result segment
   int max_clients = 64;          // more connections are refused (overloaded)
   int max_queue = 256;           // more queued requests are refused (overloaded)
-  // A result stays readable until its client releases it or goes; the
-  // producer waits this long for that before it reuses the slot anyway.
+  // A result stays readable until its client releases it, goes, or this
+  // long after it was published, whichever is first. A client holding
+  // slots / 2 unreleased results gets no more work until it releases one,
+  // so a slow client slows only itself.
   std::chrono::milliseconds release_wait{5000};
   model::SegmentOptions defaults;  // parameters a request does not set
   int stop_fd = -1;                // readable (e.g. a signalfd) = stop serving

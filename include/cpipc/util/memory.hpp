@@ -7,7 +7,10 @@
 
 namespace cpipc::util {
 
-// MemAvailable from /proc/meminfo, in bytes; 0 if it cannot be read.
+// What this process can still allocate, in bytes: the least of the machine's
+// MemAvailable, its cgroup's memory.max headroom and its RLIMIT_AS headroom
+// (a container or `ulimit -v` is as real a limit as the RAM). 0 if
+// /proc/meminfo cannot be read (callers then do not check).
 [[nodiscard]] std::uint64_t available_memory() noexcept;
 
 // "1.5 GiB"
