@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <sstream>
 #include <thread>
 
 #include "cpipc/error.hpp"
@@ -22,6 +23,7 @@
 #include "cpipc/ipc/writer.hpp"
 #include "cpipc/service/client.hpp"
 #include "cpipc/util/child_process.hpp"
+#include "support/cli_support.hpp"
 #include "support/test_support.hpp"
 
 namespace cpipc {
@@ -424,6 +426,55 @@ TEST(Service, AnImageTooLargeForMemoryIsOutOfMemoryAndServingGoesOn) {
     EXPECT_EQ(std::string(e.what()).rfind("out_of_memory: ", 0), 0u) << e.what();
   }
   EXPECT_EQ(client.segment(request("small", kFixtures + "/tiny16/image.npy"), {}, 60s).result["type"], "result");
+}
+
+// The subcommands around a producer: `cpipc submit --save` writes the masks
+// it read from the host view (equal to the one-shot `cpipc segment`), and
+// `cpipc watch` prints one JSON line per published result, following the
+// stream across a shape change, until the producer ends.
+TEST(Service, SubmitSavesTheMasksAndWatchFollowsTheStream) {
+  SKIP_WITHOUT_IMAGE_CODECS();
+  test::TempDir dir;
+  const std::vector<std::string> stems = {"tiny", "gray"};
+  const std::vector<std::string> fixtures = {"tiny16", "gray16_up"};
+  std::vector<std::string> images;
+  for (std::size_t i = 0; i < stems.size(); ++i) {
+    images.push_back(dir.file(stems[i] + ".npy"));
+    fs::copy_file(kFixtures + "/" + fixtures[i] + "/image.npy", images.back());
+  }
+  Producer producer(dir);
+  util::ChildProcess watch({test::cpipc_binary(), "watch", producer.stream(), "--attach-timeout", "60"});
+
+  std::vector<std::string> args = {"submit"};
+  args.insert(args.end(), images.begin(), images.end());
+  args.insert(args.end(), {"--socket", producer.socket(), "--save", dir.file("saved"), "--json"});
+  const test::CommandResult r = test::run_cpipc(args, 120s);
+  ASSERT_EQ(r.status, 0) << r.err;
+  std::istringstream lines(r.out);
+  std::vector<json> results;
+  for (std::string line; std::getline(lines, line);) results.push_back(json::parse(line));
+  ASSERT_EQ(results.size(), 2u) << r.out;
+  for (std::size_t i = 0; i < stems.size(); ++i) {
+    const std::string saved = dir.file("saved/" + stems[i] + "_cp_masks.png");
+    EXPECT_EQ(results[i]["saved"][0], saved);
+    EXPECT_EQ(io::to_labels(io::read_array(saved), "saved"), one_shot(dir, images[i])) << stems[i];
+    EXPECT_TRUE(fs::exists(dir.file("saved/" + stems[i] + "_cp_outlines.txt")));
+  }
+
+  std::vector<json> frames;
+  for (int i = 0; i < 2; ++i) {
+    const auto line = watch.read_line(60s);
+    ASSERT_TRUE(line) << "watch printed " << frames.size() << " lines";
+    frames.push_back(json::parse(*line));
+  }
+  producer.process().signal(SIGTERM);
+  EXPECT_EQ(watch.wait(10s), 0) << "watch ends with the producer";
+  for (std::size_t i = 0; i < stems.size(); ++i) {
+    EXPECT_EQ(frames[i]["segment"], producer.stream());
+    EXPECT_EQ(frames[i]["shape"], results[i]["shape"]);
+    EXPECT_EQ(frames[i]["objects"], results[i]["objects"]);
+    EXPECT_EQ(frames[i]["meta"]["source"], images[i]);
+  }
 }
 
 TEST(Service, StopSignalCancelsWorkTellsClientsAndRemovesEverything) {
