@@ -165,6 +165,59 @@ TEST(Segment, PublishSkipsKeptFramesWhileAnotherSlotIsFree) {
   EXPECT_FALSE(reader.copy_frame(first.slot, first.seq, copy));
 }
 
+// The device half as the ipc module sees it (module `cuda` fills it on a
+// GPU): opaque handles per slot, written at creation, read back verbatim;
+// the device-valid flag follows each publish.
+TEST(Segment, DeviceExportFieldsRoundTrip) {
+  const std::string name = unique_name();
+  SegmentOptions options;
+  options.slots = 2;
+  options.export_kind = format::ExportKind::cuda_ipc;
+  options.device_ordinal = 1;
+  for (std::uint8_t i = 0; i < 16; ++i) options.device_uuid[i] = static_cast<std::uint8_t>(0xA0 + i);
+  for (std::uint32_t s = 0; s < 2; ++s) {
+    SlotExport e;
+    e.mem_handle.fill(static_cast<std::uint8_t>(0x10 + s));
+    e.event_handle.fill(static_cast<std::uint8_t>(0x20 + s));
+    e.device_offset = 0;
+    e.device_bytes = 2u << 20;
+    options.slot_exports.push_back(e);
+  }
+  SegmentWriter writer = SegmentWriter::create(name, masks_desc(), options);
+  const SegmentReader reader = SegmentReader::attach(name);
+  EXPECT_EQ(reader.layout().export_kind, format::ExportKind::cuda_ipc);
+  EXPECT_EQ(reader.layout().device_uuid, options.device_uuid);
+  EXPECT_EQ(reader.layout().device_ordinal, 1);
+  for (std::uint32_t s = 0; s < 2; ++s) {
+    const auto e = reader.slot_export(s);
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->mem_handle, options.slot_exports[s].mem_handle);
+    EXPECT_EQ(e->event_handle, options.slot_exports[s].event_handle);
+    EXPECT_EQ(e->device_bytes, 2u << 20);
+  }
+  EXPECT_EQ(error_code_of([&] { (void)reader.slot_export(2); }), Errc::invalid_argument);
+
+  FrameWriter on_device = writer.begin_frame();
+  on_device.set_device_valid(true);
+  const FrameInfo a = on_device.publish();
+  std::vector<std::byte> copy;
+  EXPECT_TRUE(reader.copy_frame(a.slot, a.seq, copy)->device_valid);
+  const FrameInfo b = writer.publish(frame_of(2));  // host only: the device buffer does not hold it
+  EXPECT_FALSE(reader.copy_frame(b.slot, b.seq, copy)->device_valid);
+
+  // A host-only segment has no exports, and refuses to be given any.
+  const SegmentWriter plain = create(unique_name());
+  EXPECT_FALSE(SegmentReader::attach(plain.name()).slot_export(0).has_value());
+  SegmentOptions wrong = options;
+  wrong.slot_exports.pop_back();
+  EXPECT_EQ(error_code_of([&] { (void)SegmentWriter::create(unique_name(), masks_desc(), wrong); }),
+            Errc::invalid_argument);
+  wrong = options;
+  wrong.slot_exports[0].device_bytes = 16;  // smaller than a frame
+  EXPECT_EQ(error_code_of([&] { (void)SegmentWriter::create(unique_name(), masks_desc(), wrong); }),
+            Errc::invalid_argument);
+}
+
 TEST(Segment, WaitNextReturnsAtOnceWhenANewerFrameIsThere) {
   const std::string name = unique_name();
   SegmentWriter writer = create(name);

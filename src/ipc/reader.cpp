@@ -33,6 +33,7 @@ FrameInfo info_from(const SlotRecord& rec, std::uint32_t slot, std::uint64_t seq
   info.frame_id = rec.frame_id;
   info.publish_realtime_ns = rec.publish_realtime_ns;
   info.publish_monotonic_ns = rec.publish_monotonic_ns;
+  info.device_valid = (rec.flags & format::kSlotDeviceValid) != 0;
   info.meta.object_count = rec.object_count;
   info.meta.diameter = rec.diameter;
   const std::size_t len = std::min<std::size_t>(rec.meta_len, format::kMetaBytes);
@@ -120,6 +121,26 @@ void contended(const SegmentReader& reader, int attempt) {
   std::this_thread::sleep_for(std::chrono::microseconds(50));
 }
 }  // namespace
+
+std::optional<SlotExport> SegmentReader::slot_export(std::uint32_t slot) const {
+  if (slot >= layout_.slot_count) {
+    throw Error(Errc::invalid_argument, "segment '" + name_ + "' has no slot " + std::to_string(slot));
+  }
+  if (layout_.export_kind != format::ExportKind::cuda_ipc) return std::nullopt;
+  // Written before the magic and never again: a plain copy is a stable one.
+  const SlotRecord& rec = header().slots[slot];
+  SlotExport e;
+  std::memcpy(e.mem_handle.data(), rec.ipc_mem_handle, format::kHandleBytes);
+  std::memcpy(e.event_handle.data(), rec.ipc_event_handle, format::kHandleBytes);
+  e.device_offset = rec.device_offset;
+  e.device_bytes = rec.device_bytes;
+  const std::uint64_t frame = layout_.desc.nbytes();
+  if (e.device_bytes < frame || e.device_offset > e.device_bytes - frame) {
+    throw Error(Errc::corrupt, "segment '" + name_ + "' slot " + std::to_string(slot) +
+                                   ": its device frame does not fit its device buffer");
+  }
+  return e;
+}
 
 std::optional<FrameInfo> SegmentReader::latest_info() const {
   Header& h = header();

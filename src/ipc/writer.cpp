@@ -51,6 +51,19 @@ SegmentWriter SegmentWriter::create(std::string_view name, const TensorDesc& des
   if (options.slots < 1 || options.slots > format::kMaxSlots) {
     throw Error(Errc::invalid_argument, "slots must be 1..8, got " + std::to_string(options.slots));
   }
+  const bool exported = options.export_kind == format::ExportKind::cuda_ipc;
+  if (exported ? options.slot_exports.size() != options.slots : !options.slot_exports.empty()) {
+    throw Error(Errc::invalid_argument, "a cuda_ipc segment needs one slot export per slot (" +
+                                            std::to_string(options.slot_exports.size()) + " for " +
+                                            std::to_string(options.slots) + " slots), and no other kind has any");
+  }
+  for (const SlotExport& e : options.slot_exports) {
+    if (e.device_bytes < desc.nbytes() || e.device_offset > e.device_bytes - desc.nbytes()) {
+      throw Error(Errc::invalid_argument, "a slot's device buffer (" + std::to_string(e.device_bytes) +
+                                              " bytes, frame at " + std::to_string(e.device_offset) +
+                                              ") cannot hold a " + desc.to_string() + " frame");
+    }
+  }
   const std::uint64_t total = segment_bytes(desc, options.slots);
 
   SegmentWriter w;
@@ -116,6 +129,13 @@ SegmentWriter SegmentWriter::create(std::string_view name, const TensorDesc& des
   for (std::uint32_t s = 0; s < options.slots; ++s) {
     h.slots[s].host_offset = h.data_offset + s * h.data_stride;
     h.slots[s].host_bytes = h.frame_bytes;
+    if (exported) {
+      const SlotExport& e = options.slot_exports[s];
+      std::memcpy(h.slots[s].ipc_mem_handle, e.mem_handle.data(), format::kHandleBytes);
+      h.slots[s].device_offset = e.device_offset;
+      h.slots[s].device_bytes = e.device_bytes;
+      std::memcpy(h.slots[s].ipc_event_handle, e.event_handle.data(), format::kHandleBytes);
+    }
   }
   h.state = static_cast<std::uint32_t>(format::State::live);
   // The magic goes last: a reader that sees it sees a complete header.
@@ -253,6 +273,7 @@ FrameWriter::FrameWriter(SegmentWriter& owner, std::uint32_t slot, std::uint64_t
 FrameWriter::FrameWriter(FrameWriter&& other) noexcept
     : owner_(other.owner_),
       slot_(other.slot_),
+      device_valid_(other.device_valid_),
       old_seq_(other.old_seq_),
       bytes_(other.bytes_),
       done_(std::exchange(other.done_, true)) {}
@@ -289,7 +310,7 @@ FrameInfo FrameWriter::publish(const FrameMeta& meta) {
   rec.frame_id = info.frame_id;
   rec.publish_realtime_ns = info.publish_realtime_ns;
   rec.publish_monotonic_ns = info.publish_monotonic_ns;
-  rec.flags = format::kSlotHostValid | (rec.flags & format::kSlotDeviceValid);
+  rec.flags = format::kSlotHostValid | (device_valid_ ? format::kSlotDeviceValid : 0u);
   rec.object_count = meta.object_count;
   rec.diameter = meta.diameter;
   rec.meta_len = static_cast<std::uint32_t>(meta.json.size());

@@ -56,6 +56,10 @@ if [ "$tests" = ON ] && [ -x build-gpu/tests/cpipc_model_tests ]; then
   step "model on CUDA: parity with Cellpose (fp32, bf16), dynamics on CUDA tensors"
   run build-gpu/tests/cpipc_model_tests --gtest_filter='*Cuda*:TensorDynamics.*' || status=1
 fi
+if [ "$tests" = ON ] && [ -x build-gpu/tests/cpipc_device_view_tests ]; then
+  step "device views across processes (DeviceStream -> DeviceReader, CUDA IPC)"
+  run build-gpu/tests/cpipc_device_view_tests || status=1
+fi
 if [ "$tests" = ON ]; then
   step "ctest"
   run ctest --test-dir build-gpu --output-on-failure || status=1

@@ -1,6 +1,7 @@
 // Validation of an untrusted segment header (the fuzzed parser).
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -10,6 +11,15 @@
 #include "cpipc/ipc/tensor.hpp"
 
 namespace cpipc::ipc {
+
+// What a producer exported for one slot's device buffer (export kind
+// cuda_ipc): opaque CUDA handle bytes here, interpreted by module `cuda`.
+struct SlotExport {
+  std::array<std::uint8_t, format::kHandleBytes> mem_handle{};    // cudaIpcMemHandle_t
+  std::uint64_t device_offset = 0;                                // the frame's offset in that allocation
+  std::uint64_t device_bytes = 0;                                 // the allocation's size
+  std::array<std::uint8_t, format::kHandleBytes> event_handle{};  // cudaIpcEventHandle_t
+};
 
 // The immutable part of a header, checked and copied out.
 struct SegmentLayout {

@@ -94,6 +94,11 @@ class SegmentReader {
   // closing the segment.
   FrameInfo wait_next(std::uint64_t after_frame_id, std::chrono::milliseconds timeout) const;
 
+  // What the producer exported for `slot`'s device buffer; nullopt unless
+  // the segment's export kind is cuda_ipc. Throws Error(corrupt) if the
+  // record's offsets do not fit, Error(invalid_argument) for a bad slot.
+  [[nodiscard]] std::optional<SlotExport> slot_export(std::uint32_t slot) const;
+
   // Throws Error(producer_gone) if the producer has ended or died.
   void check_producer() const;
 

@@ -73,6 +73,7 @@ struct FrameInfo {
   std::uint64_t frame_id = 0;
   std::uint64_t publish_realtime_ns = 0;
   std::uint64_t publish_monotonic_ns = 0;
+  bool device_valid = false;  // the slot's device buffer holds this frame too (export kind cuda_ipc)
   FrameMeta meta;
 };
 

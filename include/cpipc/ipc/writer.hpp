@@ -8,6 +8,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "cpipc/ipc/detail/mapping.hpp"
 #include "cpipc/ipc/format.hpp"
@@ -21,6 +22,10 @@ struct SegmentOptions {
   format::ExportKind export_kind = format::ExportKind::none;
   std::array<std::uint8_t, 16> device_uuid{};
   std::int32_t device_ordinal = -1;
+  // export_kind cuda_ipc: one per slot, what the producer's CUDA side
+  // exported (module `cuda`, DeviceStream). Written before the magic, so a
+  // reader never sees a segment without them.
+  std::vector<SlotExport> slot_exports{};
 };
 
 class SegmentWriter;
@@ -37,6 +42,9 @@ class FrameWriter {
 
   [[nodiscard]] std::span<std::byte> bytes() const noexcept { return bytes_; }
   [[nodiscard]] std::uint32_t slot() const noexcept { return slot_; }
+  // The slot's device buffer holds this frame too (written and its event
+  // recorded): publish sets the slot's device-valid flag, else clears it.
+  void set_device_valid(bool valid) noexcept { device_valid_ = valid; }
   // Byte offset of this slot's host region in the shm object (for pinning).
   [[nodiscard]] std::uint64_t host_offset() const noexcept;
 
@@ -50,6 +58,7 @@ class FrameWriter {
 
   SegmentWriter* owner_;
   std::uint32_t slot_;
+  bool device_valid_ = false;
   std::uint64_t old_seq_;  // even seq before the write; restored if abandoned
   std::span<std::byte> bytes_;
   bool done_ = false;
