@@ -16,6 +16,8 @@
 #include <sstream>
 #include <thread>
 
+#include "cpipc/cuda/device.hpp"
+#include "cpipc/cuda/device_reader.hpp"
 #include "cpipc/error.hpp"
 #include "cpipc/io/array_file.hpp"
 #include "cpipc/io/convert.hpp"
@@ -475,6 +477,34 @@ TEST(Service, SubmitSavesTheMasksAndWatchFollowsTheStream) {
     EXPECT_EQ(frames[i]["objects"], results[i]["objects"]);
     EXPECT_EQ(frames[i]["meta"]["source"], images[i]);
   }
+}
+
+// On a GPU the masks never leave the device before publishing: the result's
+// frame has a device view (CUDA IPC) equal to its host mirror.
+TEST(Service, OnCudaEachResultHasADeviceViewEqualToItsHostMasks) {
+  std::string why;
+  if (cuda::device_count(&why) == 0) GTEST_SKIP() << "no GPU: " << why;
+  test::TempDir dir;
+  Producer producer(dir, {"--device", "cuda"});
+  service::Client client = service::Client::connect(producer.socket());
+  ASSERT_EQ(client.hello()["device_views"], true) << client.hello();
+  const std::string image = kFixtures + "/gray16_up/image.npy";
+  client.submit(request("gpu", image));
+  json m;
+  do {
+    m = *client.next(120s);
+  } while (m["type"] != "result" && m["type"] != "error");
+  ASSERT_EQ(m["type"], "result") << m;
+  if (m["device_view"] != true) GTEST_SKIP() << "CUDA IPC is unavailable here (the producer said why on stderr)";
+  const io::Array host = client.read_masks(m);
+  auto reader = std::make_shared<const ipc::SegmentReader>(ipc::SegmentReader::attach(producer.stream()));
+  cuda::DeviceReader device(reader);
+  const auto lease = device.lease_latest(nullptr);
+  ASSERT_TRUE(lease);
+  EXPECT_EQ(lease->info().frame_id, m["frame_id"].get<std::uint64_t>());
+  EXPECT_EQ(lease->download(nullptr), host.data);
+  EXPECT_GT(m["objects"].get<int>(), 0);
+  client.release("gpu");
 }
 
 TEST(Service, StopSignalCancelsWorkTellsClientsAndRemovesEverything) {

@@ -72,4 +72,12 @@ std::optional<DeviceLease> DeviceReader::lease_latest(void* stream, std::chrono:
   return DeviceLease(std::move(*lease), data);
 }
 
+std::vector<std::byte> DeviceLease::download(void* stream) const {
+  std::vector<std::byte> out(desc().nbytes());
+  const auto s = static_cast<cudaStream_t>(stream);
+  if (!out.empty()) CPIPC_CUDA_TRY(cudaMemcpyAsync(out.data(), data_, out.size(), cudaMemcpyDeviceToHost, s));
+  CPIPC_CUDA_TRY(cudaStreamSynchronize(s));
+  return out;
+}
+
 }  // namespace cpipc::cuda

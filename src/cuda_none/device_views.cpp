@@ -1,6 +1,7 @@
 // Device views in a build without the CUDA toolkit: none, said clearly.
 #include "cpipc/cuda/device_reader.hpp"
 #include "cpipc/cuda/device_stream.hpp"
+#include "cpipc/cuda/labels.hpp"
 #include "cpipc/error.hpp"
 
 namespace cpipc::cuda {
@@ -43,5 +44,9 @@ DeviceReader::DeviceReader(std::shared_ptr<const ipc::SegmentReader> reader) : r
 }
 DeviceReader::~DeviceReader() = default;
 std::optional<DeviceLease> DeviceReader::lease_latest(void*, std::chrono::milliseconds) { no_cuda(); }
+
+std::vector<std::byte> DeviceLease::download(void*) const { no_cuda(); }
+
+void write_labels(const std::int32_t*, void*, std::size_t, int, void*) { no_cuda(); }
 
 }  // namespace cpipc::cuda

@@ -162,7 +162,22 @@ Segmentation Segmenter::run(const io::Array& image, const SegmentOptions& option
   result.timings.network_s = std::chrono::duration<double>(t2 - t1).count();
 
   report(Progress::Stage::dynamics);
-  result.masks = to_host(masks_from_flows(out.flows, dyn));
+  TensorLabels labels = masks_from_flows(out.flows, dyn);
+  if (options.labels_on_device && labels.labels.is_cuda()) {
+    result.device_labels = labels.labels.contiguous();
+    result.masks.height = static_cast<int>(labels.labels.size(0));
+    result.masks.width = static_cast<int>(labels.labels.size(1));
+    result.masks.count = labels.count;
+#if CPIPC_MODEL_CUDA_DYNAMICS
+    // The labels come from LibTorch's stream; the publisher reads them on its own.
+    if (const cudaError_t st = cudaDeviceSynchronize(); st != cudaSuccess) {
+      throw Error(st == cudaErrorMemoryAllocation ? Errc::out_of_memory : Errc::system,
+                  std::string("CUDA failed in the dynamics: ") + cudaGetErrorString(st));
+    }
+#endif
+  } else {
+    result.masks = to_host(labels);
+  }
   if (options.keep_flows) {
     const at::Tensor f = out.flows.to(torch::kCPU).contiguous();
     result.flows.assign(f.data_ptr<float>(), f.data_ptr<float>() + f.numel());

@@ -10,15 +10,20 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstdio>
 #include <cstring>
 #include <deque>
 #include <filesystem>
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
+#include <span>
 #include <thread>
 
+#include "cpipc/cuda/device_stream.hpp"
+#include "cpipc/cuda/labels.hpp"
 #include "cpipc/error.hpp"
 #include "cpipc/io/frames.hpp"
 #include "cpipc/ipc/reader.hpp"
@@ -107,13 +112,27 @@ struct Server::Impl {
   std::map<std::uint64_t, Connection> connections;
   std::uint64_t next_connection = 1;
 
-  // Worker-only state.
+  // Worker-only state: results go to `stream`, or with a CUDA model to
+  // `device_stream` (device views through CUDA IPC plus the host mirror).
   ipc::Stream stream;
+  std::optional<cuda::DeviceStream> device_stream;
 
   Impl(model::Segmenter s, ServerOptions o)
       : segmenter(std::move(s)),
         options(std::move(o)),
-        stream(options.stream, ipc::SegmentOptions{.slots = options.slots}) {}
+        stream(options.stream, ipc::SegmentOptions{.slots = options.slots}) {
+    const model::Device d = segmenter.model().device();
+    if (d.cuda) {
+      try {
+        device_stream.emplace(options.stream, options.slots, d.index);
+      } catch (const Error& e) {
+        std::fprintf(stderr, "cpipc serve: no device views (%s); publishing host views only\n", e.what());
+      }
+    }
+  }
+
+  // The stream's current segment, nullptr before the first result.
+  const ipc::SegmentWriter* segment() { return device_stream ? device_stream->segment() : stream.segment(); }
 
   void post(std::uint64_t connection, json message) {
     {
@@ -205,6 +224,7 @@ struct Server::Impl {
     if (r.min_size) o.dynamics.min_size = *r.min_size;
     if (r.max_size_fraction) o.dynamics.max_size_fraction = *r.max_size_fraction;
     if (r.niter) o.dynamics.niter = *r.niter;
+    o.labels_on_device = device_stream.has_value();
     const std::uint64_t connection = job.connection;
     const std::string id = r.id;
     o.progress = [this, &job, connection, id](const model::Progress& p) {
@@ -322,7 +342,7 @@ struct Server::Impl {
     std::unique_lock lock(mutex);
     for (;;) {
       let_go_expired(Clock::now());
-      const ipc::SegmentWriter* w = stream.segment();
+      const ipc::SegmentWriter* w = segment();
       const bool replaces = w == nullptr || !w->desc().same_layout(desc);
       const bool room = replaces ? unreleased.empty() : unreleased.size() + 1 < options.slots;
       if (room || stopping || job.cancelled.load()) break;
@@ -331,6 +351,27 @@ struct Server::Impl {
     std::vector<std::uint64_t> keep;
     for (const auto& [frame, held] : unreleased) keep.push_back(frame);
     return keep;
+  }
+
+  // Publishes the masks: from the device straight into the slot's device
+  // buffer (and its host mirror) when the labels are on a CUDA device,
+  // from the host otherwise.
+  ipc::FrameInfo publish(const model::Segmentation& s, const ipc::TensorDesc& desc, const ipc::FrameMeta& meta,
+                         std::span<const std::uint64_t> keep) {
+    if (device_stream && s.device_labels.defined()) {
+      cuda::DeviceFrame frame = device_stream->begin(desc, keep);
+      cuda::write_labels(s.device_labels.data_ptr<std::int32_t>(), frame.device_data(),
+                         static_cast<std::size_t>(desc.numel()), desc.dtype.bits, frame.stream());
+      return frame.publish(meta);
+    }
+    std::vector<std::byte> bytes(desc.nbytes());
+    if (desc.dtype.bits == 16) {
+      auto* p = reinterpret_cast<std::uint16_t*>(bytes.data());
+      for (std::size_t i = 0; i < s.masks.data.size(); ++i) p[i] = static_cast<std::uint16_t>(s.masks.data[i]);
+    } else {
+      std::memcpy(bytes.data(), s.masks.data.data(), bytes.size());
+    }
+    return stream.publish(desc, bytes, meta, keep);
   }
 
   void serve(Job& job) {
@@ -369,22 +410,16 @@ struct Server::Impl {
     const std::int64_t shape[2] = {s.masks.height, s.masks.width};
     const bool narrow = s.masks.fits_uint16();
     const ipc::TensorDesc desc = ipc::TensorDesc::contiguous(narrow ? ipc::kUInt16 : ipc::kUInt32, shape);
-    std::vector<std::byte> bytes(desc.nbytes());
-    if (narrow) {
-      auto* p = reinterpret_cast<std::uint16_t*>(bytes.data());
-      for (std::size_t i = 0; i < s.masks.data.size(); ++i) p[i] = static_cast<std::uint16_t>(s.masks.data[i]);
-    } else {
-      std::memcpy(bytes.data(), s.masks.data.data(), bytes.size());
-    }
     const std::vector<std::uint64_t> keep = wait_for_room(desc, job);
     if (job.cancelled.load()) {  // gone or cancelled while it waited: nobody to tell
       post(job.connection, error_message(r.id, codes::cancelled, "cancelled by the client"));
       return;
     }
     const json meta{{"id", r.id}, {"source", r.image.empty() ? "segment:" + r.input : r.image}};
+    const ipc::FrameMeta frame_meta{s.masks.count, static_cast<float>(s.diameter), meta.dump()};
     ipc::FrameInfo info;
     try {
-      info = stream.publish(desc, bytes, {s.masks.count, static_cast<float>(s.diameter), meta.dump()}, keep);
+      info = publish(s, desc, frame_meta, keep);
     } catch (const Error& e) {
       post(job.connection, error_message(r.id, codes::internal, std::string("publishing failed: ") + e.what()));
       return;
@@ -400,7 +435,8 @@ struct Server::Impl {
     }
     post(job.connection, json{{"type", "result"},
                               {"id", r.id},
-                              {"segment", stream.name()},
+                              {"segment", options.stream},
+                              {"device_view", info.device_valid},
                               {"slot", info.slot},
                               {"seq", info.seq},
                               {"frame_id", info.frame_id},
@@ -554,6 +590,7 @@ struct Server::Impl {
                          {"model", segmenter.model().source()},
                          {"architecture", info.architecture},
                          {"device", segmenter.model().device().to_string()},
+                         {"device_views", device_stream.has_value()},
                          {"pid", ::getpid()}});
     }
   }

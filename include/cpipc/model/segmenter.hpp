@@ -2,6 +2,8 @@
 // preprocessing, the network with its tiles, the dynamics).
 #pragma once
 
+#include <ATen/core/Tensor.h>
+
 #include <functional>
 #include <optional>
 #include <string>
@@ -30,11 +32,15 @@ struct SegmentOptions {
   int batch_size = 8;                     // tiles per forward
   dynamics::Params dynamics{.niter = 0};  // niter 0: 200 / rescale, as Cellpose
   bool keep_flows = false;                // return the flows as well
+  // On CUDA, leave the labels on the device (Segmentation::device_labels,
+  // masks.data empty) for a producer that publishes device views.
+  bool labels_on_device = false;
   std::function<void(const Progress&)> progress;
 };
 
 struct Segmentation {
-  dynamics::Labels masks;    // at the image's size
+  dynamics::Labels masks;    // at the image's size (data empty when device_labels is set)
+  at::Tensor device_labels;  // int32 [H, W] on the CUDA device, with labels_on_device; ready (synchronised)
   std::vector<float> flows;  // [3, H, W] dY, dX, cellprob when keep_flows
   std::vector<float> style;  // the image's style vector
   double diameter = 0.0;     // the diameter used (px)
