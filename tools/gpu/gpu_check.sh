@@ -56,6 +56,13 @@ if [ "$tests" = ON ] && [ -x build-gpu/tests/cpipc_model_tests ]; then
   step "model on CUDA: parity with Cellpose (fp32, bf16), dynamics on CUDA tensors"
   run build-gpu/tests/cpipc_model_tests --gtest_filter='*Cuda*:TensorDynamics.*' || status=1
 fi
+if [ -x build-gpu/bench_device ]; then
+  step "GPU benchmarks (bench_device; JSON lines also in gpu_bench.jsonl)"
+  for args in "mirror 16 20" "mirror 64 20" "mirror 256 10" "view 2000"; do
+    # shellcheck disable=SC2086
+    build-gpu/bench_device $args 2>&1 | tee -a "$report" "$report_dir/gpu_bench.jsonl" || status=1
+  done
+fi
 if [ "$tests" = ON ] && [ -x build-gpu/tests/cpipc_device_view_tests ]; then
   step "device views across processes (DeviceStream -> DeviceReader, CUDA IPC)"
   run build-gpu/tests/cpipc_device_view_tests || status=1
