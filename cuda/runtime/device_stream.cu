@@ -2,6 +2,8 @@
 
 #include <cstdio>
 #include <cstring>
+#include <memory>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -81,7 +83,7 @@ struct DeviceStream::Impl {
   int device;
   std::array<std::uint8_t, 16> uuid{};
   cudaStream_t stream = nullptr;
-  std::optional<Generation> current;
+  std::unique_ptr<Generation> current;  // null until the first frame, or after a failed re-creation
   bool exported = false;
   bool ipc_refused = false;  // once refused, every later segment is host only
   std::string why;
@@ -103,9 +105,10 @@ struct DeviceStream::Impl {
   }
 
   void create(const ipc::TensorDesc& desc) {
-    current.reset();  // the old segment ends (replaced) before the new one exists
+    current.reset();  // the old segment ends (replaced) and frees its name first
     CPIPC_CUDA_TRY(cudaSetDevice(device));
-    Generation& g = current.emplace();
+    auto made = std::make_unique<Generation>();  // half-made, it cleans up after itself
+    Generation& g = *made;
     g.device = device;
     const std::size_t frame = desc.nbytes();
     const std::size_t bytes = (frame + kGranule - 1) / kGranule * kGranule + (frame == 0 ? kGranule : 0);
@@ -154,6 +157,7 @@ struct DeviceStream::Impl {
     } else {
       cudaGetLastError();
     }
+    current = std::move(made);
   }
 };
 
