@@ -156,7 +156,8 @@ TEST(DeviceViews, ProducerKilledWhileAViewIsHeldIsAnErrorNotAHang) {
     EXPECT_EQ(e.code(), Errc::producer_gone) << e.what();
   }
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s);
-  EXPECT_EQ(test::run_cpipc({"gc"}).status, 0);
+  EXPECT_EQ(test::run_cpipc({"gc", name}).status, 0);
+  EXPECT_FALSE(test::shm_exists(name));
 }
 
 // Runs everywhere: a segment whose device this process cannot see (a made

@@ -272,7 +272,7 @@ TEST(ProducerKilled, WaitingReadersReportProducerGoneWithinASecondAndGcRemovesTh
     EXPECT_THROW(late.check_producer(), Error);
   }
 
-  const test::CommandResult gc = test::run_cpipc({"gc"});
+  const test::CommandResult gc = test::run_cpipc({"gc", name});
   EXPECT_EQ(gc.status, 0) << gc.err;
   EXPECT_NE(gc.out.find("removed '" + name + "'"), std::string::npos) << gc.out;
   EXPECT_FALSE(shm_exists(name));

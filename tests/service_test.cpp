@@ -218,7 +218,7 @@ TEST(Service, ClientsLearnWithinASecondThatTheProducerDied) {
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s);
   // The dead producer's segment is garbage now; gc removes it.
   EXPECT_TRUE(test::shm_exists(producer.stream()));
-  EXPECT_EQ(test::run_cpipc({"gc"}).status, 0);
+  EXPECT_EQ(test::run_cpipc({"gc", producer.stream()}).status, 0);
   EXPECT_FALSE(test::shm_exists(producer.stream()));
   // A new producer takes over the stale socket.
   Producer again(dir);

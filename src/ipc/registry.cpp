@@ -74,10 +74,11 @@ void remove_segment(std::string_view name) {
   }
 }
 
-std::vector<std::string> collect_garbage(double min_age_s) {
+std::vector<std::string> collect_garbage(double min_age_s, const std::vector<std::string>& only) {
   std::vector<std::string> removed;
   const std::time_t now = std::time(nullptr);
   for (const ShmFile& f : shm_files()) {
+    if (!only.empty() && std::find(only.begin(), only.end(), f.name) == only.end()) continue;
     const SegmentEntry e = inspect(f);
     bool dead = false;
     if (e.status) {

@@ -82,8 +82,8 @@ void run_rm(const std::vector<std::string>& names) {
   }
 }
 
-void run_gc(bool json) {
-  const auto removed = ipc::collect_garbage();
+void run_gc(bool json, const std::vector<std::string>& names) {
+  const auto removed = ipc::collect_garbage(10.0, names);
   if (json) {
     std::printf("%s\n", nlohmann::json(removed).dump().c_str());
     return;
@@ -113,9 +113,11 @@ void register_registry(CLI::App& app) {
   rm->callback([names] { run_rm(*names); });
 
   auto gc_json = std::make_shared<bool>(false);
+  auto gc_names = std::make_shared<std::vector<std::string>>();
   CLI::App* gc = app.add_subcommand("gc", "Remove segments whose producer is gone");
+  gc->add_option("NAME", *gc_names, "Only these segments (default: all of this user's)");
   gc->add_flag("--json", *gc_json, "Print the removed names as a JSON array");
-  gc->callback([gc_json] { run_gc(*gc_json); });
+  gc->callback([gc_json, gc_names] { run_gc(*gc_json, *gc_names); });
 }
 
 }  // namespace cpipc::cli

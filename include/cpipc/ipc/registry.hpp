@@ -24,8 +24,8 @@ struct SegmentEntry {
 void remove_segment(std::string_view name);
 
 // Unlinks the segments whose producer is gone (dead or closed), and objects
-// that never got a valid header and are older than `min_age_s`. Returns the
-// removed names.
-std::vector<std::string> collect_garbage(double min_age_s = 10.0);
+// that never got a valid header and are older than `min_age_s`; only those
+// named in `only` when it is not empty. Returns the removed names.
+std::vector<std::string> collect_garbage(double min_age_s = 10.0, const std::vector<std::string>& only = {});
 
 }  // namespace cpipc::ipc
