@@ -8,6 +8,7 @@
 #include <iostream>
 #include <limits>
 #include <mutex>
+#include <optional>
 
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
@@ -16,6 +17,7 @@
 #include "codecs_api.hpp"
 #include "cpipc/error.hpp"
 #include "image.hpp"
+#include "narrow_labels.hpp"
 
 namespace cpipc::io::detail {
 
@@ -58,34 +60,6 @@ int depth_of(DType d) {
   return -1;
 }
 
-// Largest value of an unsigned/signed integer view, for narrowing labels.
-template <class T>
-bool fits_uint16(const ipc::HostView& v) {
-  const T* p = v.as<T>();
-  for (std::int64_t i = 0, n = v.desc.numel(); i < n; ++i) {
-    if (p[i] < 0 || static_cast<std::uint64_t>(p[i]) > 65535u) return false;
-  }
-  return true;
-}
-
-bool integer_labels_fit_uint16(const ipc::HostView& v) {
-  const DType d = v.desc.dtype;
-  if (d.code == DTypeCode::uint && d.bits == 32) return fits_uint16<std::uint32_t>(v);
-  if (d.code == DTypeCode::uint && d.bits == 64) return fits_uint16<std::uint64_t>(v);
-  if (d.code == DTypeCode::int_ && d.bits == 32) return fits_uint16<std::int32_t>(v);
-  if (d.code == DTypeCode::int_ && d.bits == 64) return fits_uint16<std::int64_t>(v);
-  return false;
-}
-
-template <class T>
-cv::Mat narrowed(const ipc::HostView& v, int rows, int cols) {
-  cv::Mat m(rows, cols, CV_16U);
-  const T* p = v.as<T>();
-  auto* q = m.ptr<std::uint16_t>();
-  for (std::int64_t i = 0, n = v.desc.numel(); i < n; ++i) q[i] = static_cast<std::uint16_t>(p[i]);
-  return m;
-}
-
 // A decoded image as an Array: channels in RGB(A) order, C-contiguous.
 Array to_array(cv::Mat m) {
   if (m.channels() == 3) cv::cvtColor(m, m, cv::COLOR_BGR2RGB);
@@ -98,18 +72,6 @@ Array to_array(cv::Mat m) {
   a.data.resize(a.desc.nbytes());
   std::memcpy(a.data.data(), m.data, a.data.size());
   return a;
-}
-
-Array decode(const std::string& path) {
-  // Before imread, which logs a warning of its own on stderr for a missing file.
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) throw Error(Errc::not_found, "no file '" + path + "'");
-  cv::Mat m = cv::imread(path, cv::IMREAD_UNCHANGED);
-  if (m.empty()) {
-    throw Error(Errc::invalid_argument,
-                "cannot decode '" + path + "' as an image (corrupt, truncated, empty, or not PNG/TIFF/JPEG/BMP)");
-  }
-  return to_array(std::move(m));
 }
 
 // While it decodes, libpng, libtiff and OpenCV 4.6 print their diagnostics
@@ -176,6 +138,35 @@ std::string codec_diagnostic(const std::string& printed) {
     return "libtiff: " + printed.substr(at + 11, printed.find('\n', at) - at - 11);
   }
   return "";
+}
+
+// read_array's decoding: the first page. Diagnostics are captured as in
+// decode_frames, so that a file OpenCV cannot read (a uint32 TIFF, which
+// the baseline reader then reads) prints nothing.
+Array decode(const std::string& path) {
+  // Before imread, which logs a warning of its own on stderr for a missing file.
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) throw Error(Errc::not_found, "no file '" + path + "'");
+  cv::Mat m;
+  std::string detail;
+  {
+    StderrCapture capture;
+    try {
+      m = cv::imread(path, cv::IMREAD_UNCHANGED);
+    } catch (const cv::Exception& e) {
+      detail = e.err;
+    }
+    if (m.empty()) {
+      capture.discard();
+      if (detail.empty()) detail = codec_diagnostic(capture.finish());
+    }
+  }
+  if (m.empty()) {
+    throw Error(Errc::invalid_argument, "cannot decode '" + path +
+                                            "' as an image (corrupt, truncated, empty, or not PNG/TIFF/JPEG/BMP)" +
+                                            (detail.empty() ? "" : " (" + detail + ")"));
+  }
+  return to_array(std::move(m));
 }
 
 // Every page of a TIFF, else the one image. The caller (read_frames) has
@@ -298,20 +289,19 @@ void encode(const std::string& path, const ipc::HostView& v, const std::string& 
   const int cols = static_cast<int>(d.shape[1]);
   const int channels = d.ndim == 3 ? static_cast<int>(d.shape[2]) : 1;
   cv::Mat m;
+  std::optional<Array> narrowed;  // holds m's pixels when labels are narrowed
   const bool png = ext == ".png";
   int depth = depth_of(d.dtype);
   if (gray && (depth < 0 || (png && depth != CV_8U && depth != CV_16U))) {
     // Label images wider than 16 bits: narrow when the labels fit (Cellpose
     // writes masks as uint16 PNG below 65 536 labels).
-    if (!integer_labels_fit_uint16(v)) {
+    narrowed = labels_as_uint16(v);
+    if (!narrowed) {
       throw Error(Errc::invalid_argument, "cannot write " + d.to_string() + " to '" + path + "': " +
                                               (png ? "a PNG holds 8 or 16 bits per pixel; save as .tif or .npy"
                                                    : "this dtype has no TIFF encoding here; save as .npy"));
     }
-    if (d.dtype.code == DTypeCode::uint && d.dtype.bits == 32) m = narrowed<std::uint32_t>(v, rows, cols);
-    if (d.dtype.code == DTypeCode::uint && d.dtype.bits == 64) m = narrowed<std::uint64_t>(v, rows, cols);
-    if (d.dtype.code == DTypeCode::int_ && d.dtype.bits == 32) m = narrowed<std::int32_t>(v, rows, cols);
-    if (d.dtype.code == DTypeCode::int_ && d.dtype.bits == 64) m = narrowed<std::int64_t>(v, rows, cols);
+    m = cv::Mat(rows, cols, CV_16U, narrowed->data.data());
   } else {
     if (depth < 0 || (png && depth != CV_8U && depth != CV_16U)) {
       throw Error(Errc::invalid_argument, "cannot write " + d.to_string() + " to '" + path + "'; save as .npy");

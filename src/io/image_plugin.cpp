@@ -2,11 +2,14 @@
 #include <dlfcn.h>
 
 #include <mutex>
+#include <string_view>
 
 #include "codecs_api.hpp"
 #include "cpipc/error.hpp"
 #include "cpipc/util/child_process.hpp"
 #include "image.hpp"
+#include "png_stored.hpp"
+#include "tiff_baseline.hpp"
 
 namespace cpipc::io::detail {
 
@@ -26,9 +29,17 @@ const Loaded& plugin() {
     l.fix = "rebuild it with OpenCV (libopencv-dev, -DCPIPC_WITH_OPENCV=ON) or convert the file to .npy";
     return l;
 #else
+    // CPIPC_CODECS=none: behave as a build without OpenCV (what the GPU
+    // machines are), e.g. to check the fallbacks on a machine that has it.
+    const char* env = std::getenv("CPIPC_CODECS");
+    if (env && std::string_view(env) == "none") {
+      l.why = "disabled by CPIPC_CODECS=none";
+      l.fix = "unset CPIPC_CODECS, or convert the file to .npy";
+      return l;
+    }
     // Next to the executable (install), then where the build put it.
     std::vector<std::string> candidates;
-    if (const char* env = std::getenv("CPIPC_CODECS")) candidates.emplace_back(env);
+    if (env) candidates.emplace_back(env);
     try {
       std::string exe = util::self_executable();
       candidates.push_back(exe.substr(0, exe.rfind('/') + 1) + "libcpipc_codecs.so");
@@ -61,19 +72,46 @@ const Loaded& plugin() {
   throw Error(Errc::invalid_argument, what + ": image codecs are unavailable (" + plugin().why + "); " + plugin().fix);
 }
 
+bool is_tiff(const std::string& path) {
+  const std::string ext = extension_of(path);
+  return ext == ".tif" || ext == ".tiff";
+}
+
+// A TIFF the plugin could not decode (OpenCV 4 reads no uint32, which
+// Cellpose and write_uint32_tiff make) is tried with the baseline reader;
+// when that fails too, the plugin's error is the one that counts.
+template <class Result>
+Result plugin_or_baseline(const std::string& path, int code, const std::string& error,
+                          Result (*baseline)(const std::string&)) {
+  if (is_tiff(path)) {
+    try {
+      return baseline(path);
+    } catch (const Error&) {
+    }
+  }
+  throw Error(error_code(code), error);
+}
+
+Array first_baseline_page(const std::string& path) { return read_baseline_tiff(path, 1).front(); }
+std::vector<Array> all_baseline_pages(const std::string& path) { return read_baseline_tiff(path); }
+
 }  // namespace
 
 Array read_image(const std::string& path) {
   const CodecApi* api = plugin().api;
+  if (!api && is_tiff(path)) return first_baseline_page(path);
   if (!api) unavailable("cannot read '" + path + "'");
   Array out;
   std::string error;
-  if (const int code = api->read(path.c_str(), &out, &error); code != 0) throw Error(error_code(code), error);
+  if (const int code = api->read(path.c_str(), &out, &error); code != 0) {
+    return plugin_or_baseline(path, code, error, &first_baseline_page);
+  }
   return out;
 }
 
 void write_image(const std::string& path, const ipc::HostView& view, const std::string& ext) {
   const CodecApi* api = plugin().api;
+  if (!api && ext == ".png") return write_png_stored(path, view);  // uncompressed, but a PNG
   if (!api) unavailable("cannot write '" + path + "'");
   std::string error;
   if (const int code = api->write(path.c_str(), &view, ext.c_str(), &error); code != 0) {
@@ -83,11 +121,12 @@ void write_image(const std::string& path, const ipc::HostView& view, const std::
 
 std::vector<Array> read_image_frames(const std::string& path) {
   const CodecApi* api = plugin().api;
+  if (!api && is_tiff(path)) return all_baseline_pages(path);
   if (!api) unavailable("cannot read '" + path + "'");
   std::vector<Array> out;
   std::string error;
   if (const int code = api->read_frames(path.c_str(), &out, &error); code != 0) {
-    throw Error(error_code(code), error);
+    return plugin_or_baseline(path, code, error, &all_baseline_pages);
   }
   return out;
 }

@@ -126,12 +126,10 @@ void register_demo(CLI::App& app) {
   cmd->callback([a] {
     namespace fs = std::filesystem;
     const std::string torch = (fs::path(util::self_executable()).parent_path() / "cpipc-torch").string();
-    if (!a->segment_only && fs::exists(torch) && io::image_codecs_available()) {
+    if (!a->segment_only && fs::exists(torch)) {
       run_service_demo(a->dir, a->samples, torch);
     } else {
-      if (!a->segment_only) {
-        std::printf("(this build has no LibTorch or no image codecs: the segment demo only)\n");
-      }
+      if (!a->segment_only) std::printf("(this build has no LibTorch: the segment demo only)\n");
       run_demo(a->dir);
     }
   });

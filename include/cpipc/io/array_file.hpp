@@ -8,17 +8,20 @@
 namespace cpipc::io {
 
 // .npy; .png .tif .tiff .jpg .jpeg .bmp through OpenCV (gray -> [H, W],
-// colour -> [H, W, C] in RGB(A) order). Throws Error(not_found) for a
-// missing file, Error(invalid_argument) for one that cannot be decoded.
+// colour -> [H, W, C] in RGB(A) order); uncompressed TIFF without it too.
+// Throws Error(not_found) for a missing file, Error(invalid_argument) for
+// one that cannot be decoded.
 [[nodiscard]] Array read_array(const std::string& path);
 
 // .npy; .bin (raw bytes in C order, like numpy's tofile); .png (8/16-bit;
-// wider integer labels are narrowed to uint16 when they fit); .tif/.tiff.
+// wider integer labels are narrowed to uint16 when they fit; without OpenCV
+// written uncompressed); .tif/.tiff (needs OpenCV).
 // Throws Error(invalid_argument) for an extension or dtype that file type
 // cannot hold, Error(io) when writing fails.
 void write_array(const std::string& path, const ipc::HostView& view);
 
-// True if read_array/write_array handle this extension (with or without OpenCV).
+// True if the OpenCV codec plugin is there, for every image format. Without
+// it, uncompressed TIFF is still read and PNG still written (uncompressed).
 [[nodiscard]] bool image_codecs_available() noexcept;
 
 }  // namespace cpipc::io

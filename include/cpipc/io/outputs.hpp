@@ -27,9 +27,10 @@ namespace cpipc::io {
 // Cellpose, which saves nothing for an image with no masks, count == 0 still
 // writes an all-zero mask PNG and an empty outlines file, so that every
 // input has its outputs. Returns the paths written, masks first.
-// Throws Error(invalid_argument) for a bad view, labels above `count`, or a
-// PNG/outlines without image codecs; Error(io) when `dir` cannot be created
-// or a file cannot be written.
+// Throws Error(invalid_argument) for a bad view, labels above `count`, or
+// outlines without image codecs (the masks need none: without OpenCV the PNG
+// is written uncompressed); Error(io) when `dir` cannot be created or a
+// file cannot be written.
 std::vector<std::string> save_cellpose_outputs(const std::string& dir, const std::string& stem,
                                                const ipc::HostView& labels, std::uint32_t count, bool outlines);
 
