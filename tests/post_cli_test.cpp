@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "cpipc/cuda/device.hpp"
 #include "cpipc/io/array_file.hpp"
 #include "cpipc/io/npy.hpp"
 #include "cpipc/util/child_process.hpp"
@@ -80,6 +81,26 @@ TEST_F(PostCli, StatsWithoutAnImageToStdout) {
   auto want = parse_csv(read_text(stats_data("stats_gray.csv")));
   want.header.resize(10);
   test::expect_table_near(got, want);
+}
+
+// --device cuda measures on the GPU and writes the same table, byte for byte.
+TEST_F(PostCli, StatsOnTheGpuAreTheSameTable) {
+  std::string why;
+  if (cuda::device_count(&why) == 0) {
+    // Without a GPU it says so in one line, exit 1 (or 2 in a build without CUDA).
+    const CommandResult r = run_cpipc({"stats", name_, "-o", out("g.csv"), "--device", "cuda"});
+    EXPECT_NE(r.status, 0);
+    EXPECT_EQ(r.err_lines().size(), 1u) << r.err;
+    GTEST_SKIP() << "no GPU: " << why;
+  }
+  for (const char* image : {"gray.npy", "rgb.npy"}) {
+    const CommandResult cpu = run_cpipc({"stats", name_, "--image", stats_data(image), "-o", out("c.csv")});
+    const CommandResult gpu =
+        run_cpipc({"stats", name_, "--image", stats_data(image), "-o", out("g.csv"), "--device", "cuda"});
+    ASSERT_EQ(cpu.status, 0) << cpu.err;
+    ASSERT_EQ(gpu.status, 0) << gpu.err;
+    EXPECT_EQ(read_text(out("g.csv")), read_text(out("c.csv"))) << image;
+  }
 }
 
 TEST_F(PostCli, StatsJsonSummary) {

@@ -8,6 +8,7 @@
 
 #include "cpipc/error.hpp"
 #include "label_index.hpp"
+#include "object_sums.hpp"
 
 namespace cpipc::post {
 
@@ -26,10 +27,6 @@ constexpr std::array<Weight, 50> perimeter_weights() {
   for (int code : {13, 23}) w[code] = kHalf;
   return w;
 }
-
-struct PerimeterCounts {
-  std::int64_t one = 0, sqrt2 = 0, half = 0;
-};
 
 void append(std::string& out, double v) {
   char buf[32];
@@ -57,13 +54,12 @@ std::vector<ObjectStats> object_stats(const std::uint32_t* labels, int height, i
   const std::vector<std::uint32_t>& obj = ix.object_of_pixel;
   const std::size_t count = ix.labels.size();
 
-  std::vector<ObjectStats> stats(count);
-  std::vector<std::int64_t> sum_y(count, 0), sum_x(count, 0);
+  std::vector<detail::ObjectSums> stats(count);
   std::vector<double> sum_i(count * c, 0.0);
   std::vector<float> min_i(count * c, std::numeric_limits<float>::infinity());
   std::vector<float> max_i(count * c, -std::numeric_limits<float>::infinity());
   for (std::size_t k = 0; k < count; ++k) {
-    ObjectStats& s = stats[k];
+    detail::ObjectSums& s = stats[k];
     s.label = ix.labels[k];
     s.bbox_y0 = height;
     s.bbox_x0 = width;
@@ -73,10 +69,10 @@ std::vector<ObjectStats> object_stats(const std::uint32_t* labels, int height, i
       const std::size_t i = y * w + x;
       if (!obj[i]) continue;
       const std::size_t k = obj[i] - 1;
-      ObjectStats& s = stats[k];
+      detail::ObjectSums& s = stats[k];
       ++s.area;
-      sum_y[k] += static_cast<std::int64_t>(y);
-      sum_x[k] += static_cast<std::int64_t>(x);
+      s.sum_y += static_cast<std::int64_t>(y);
+      s.sum_x += static_cast<std::int64_t>(x);
       s.bbox_y0 = std::min(s.bbox_y0, static_cast<int>(y));
       s.bbox_x0 = std::min(s.bbox_x0, static_cast<int>(x));
       s.bbox_y1 = std::max(s.bbox_y1, static_cast<int>(y) + 1);
@@ -104,7 +100,6 @@ std::vector<ObjectStats> object_stats(const std::uint32_t* labels, int height, i
   }
   // Each border pixel's code from its border neighbours of the same object.
   static constexpr std::array<Weight, 50> kWeights = perimeter_weights();
-  std::vector<PerimeterCounts> perimeter(count);
   for (std::size_t y = 0; y < h; ++y) {
     for (std::size_t x = 0; x < w; ++x) {
       const std::size_t i = y * w + x;
@@ -115,16 +110,16 @@ std::vector<ObjectStats> object_stats(const std::uint32_t* labels, int height, i
       const int edges = (up && same(i - w)) + (down && same(i + w)) + (left && same(i - 1)) + (right && same(i + 1));
       const int corners = (up && left && same(i - w - 1)) + (up && right && same(i - w + 1)) +
                           (down && left && same(i + w - 1)) + (down && right && same(i + w + 1));
-      PerimeterCounts& p = perimeter[o - 1];
+      detail::ObjectSums& p = stats[o - 1];
       switch (kWeights[1 + 2 * edges + 10 * corners]) {
         case kOne:
-          ++p.one;
+          ++p.perimeter_one;
           break;
         case kSqrt2:
-          ++p.sqrt2;
+          ++p.perimeter_sqrt2;
           break;
         case kHalf:
-          ++p.half;
+          ++p.perimeter_half;
           break;
         case kZero:
           break;
@@ -132,22 +127,12 @@ std::vector<ObjectStats> object_stats(const std::uint32_t* labels, int height, i
     }
   }
 
-  const double sqrt2 = std::numbers::sqrt2;
+  std::vector<ObjectStats> out;
+  out.reserve(count);
   for (std::size_t k = 0; k < count; ++k) {
-    ObjectStats& s = stats[k];
-    const double area = static_cast<double>(s.area);
-    s.centroid_y = static_cast<double>(sum_y[k]) / area;
-    s.centroid_x = static_cast<double>(sum_x[k]) / area;
-    const PerimeterCounts& p = perimeter[k];
-    s.perimeter = static_cast<double>(p.one) + static_cast<double>(p.sqrt2) * sqrt2 +
-                  static_cast<double>(p.half) * ((1 + sqrt2) / 2);
-    s.equivalent_diameter = std::sqrt(4 * area / std::numbers::pi);
-    s.intensity.resize(c);
-    for (std::size_t ch = 0; ch < c; ++ch) {
-      s.intensity[ch] = {sum_i[k * c + ch] / area, min_i[k * c + ch], max_i[k * c + ch]};
-    }
+    out.push_back(detail::finish(stats[k], sum_i.data() + k * c, min_i.data() + k * c, max_i.data() + k * c, c));
   }
-  return stats;
+  return out;
 }
 
 std::string stats_csv(const std::vector<ObjectStats>& stats, int channels) {

@@ -10,6 +10,9 @@
 #include "cli_common.hpp"
 #include "cpipc/error.hpp"
 #include "cpipc/post/stats.hpp"
+#if CPIPC_HAVE_POST_CUDA
+#include "cpipc/cuda/post.hpp"
+#endif
 #include "post_input.hpp"
 
 namespace cpipc::cli {
@@ -23,6 +26,7 @@ struct StatsOptions {
   int channel = -1;
   FrameOptions frame;
   bool json = false;
+  std::string device = "cpu";
 };
 
 void write_text(const std::string& path, const std::string& text) {
@@ -45,8 +49,18 @@ void run_stats(const StatsOptions& o) {
   if (!o.image.empty()) image = read_source_image(o.image, masks, o.name, o.channel);
   const float* intensity = o.image.empty() ? nullptr : image.pixels.data();
   const int channels = o.image.empty() ? 0 : image.channels;
-  const std::vector<post::ObjectStats> stats =
-      post::object_stats(masks.labels.data(), masks.height, masks.width, intensity, std::max(channels, 1));
+  std::vector<post::ObjectStats> stats;
+  if (o.device == "cpu") {
+    stats = post::object_stats(masks.labels.data(), masks.height, masks.width, intensity, std::max(channels, 1));
+  } else {
+#if CPIPC_HAVE_POST_CUDA
+    const int ordinal = o.device == "cuda" ? 0 : std::stoi(o.device.substr(5));
+    stats = cuda::object_stats_from_host(masks.labels.data(), masks.height, masks.width, intensity,
+                                         std::max(channels, 1), ordinal);
+#else
+    throw Error(Errc::invalid_argument, "this cpipc was built without CUDA; use --device cpu");
+#endif
+  }
   write_text(o.output, post::stats_csv(stats, channels));
   if (o.output == "-") return;  // stdout holds the table
   if (o.json) {
@@ -82,6 +96,13 @@ void register_stats(CLI::App& app) {
       ->check(CLI::NonNegativeNumber);
   o->frame.add_to(cmd);
   cmd->add_flag("--json", o->json, "Print the summary as one JSON object (nothing is printed with -o -)");
+  cmd->add_option("--device", o->device, "cpu, or cuda / cuda:N: measure on the GPU (the same table)")
+      ->check([](const std::string& d) {
+        const bool ok = d == "cpu" || d == "cuda" ||
+                        (d.rfind("cuda:", 0) == 0 && d.size() > 5 &&
+                         d.find_first_not_of("0123456789", 5) == std::string::npos && d.size() < 9);
+        return ok ? std::string() : "expected cpu, cuda or cuda:N";
+      });
   cmd->callback([o] { run_stats(*o); });
 }
 

@@ -1,0 +1,27 @@
+// Per-object stats on the GPU, from a label image already on the device (a
+// device view, or masks uploaded once): the CUDA twin of post::object_stats,
+// equal to it to the bit (integer sums, and intensity sums added in raster
+// order per object). No CUDA types here: pointers are device pointers and
+// the stream a cudaStream_t.
+#pragma once
+
+#include <vector>
+
+#include "cpipc/ipc/tensor.hpp"
+#include "cpipc/post/stats.hpp"
+
+namespace cpipc::cuda {
+
+// `labels`: height x width of uint16 or uint32 (`dtype`) on the current
+// device; `intensity`: null, or height x width x channels float32 on the
+// device. Throws Error(invalid_argument) for another dtype or a bad size,
+// Error(system) / Error(out_of_memory) for CUDA failures.
+[[nodiscard]] std::vector<post::ObjectStats> object_stats(const void* labels, ipc::DType dtype, int height, int width,
+                                                          const float* intensity, int channels, void* stream);
+
+// The same from host memory: uploads `labels` (uint32) and `intensity` to
+// device `ordinal`, measures there, and frees what it uploaded.
+[[nodiscard]] std::vector<post::ObjectStats> object_stats_from_host(const std::uint32_t* labels, int height, int width,
+                                                                    const float* intensity, int channels, int ordinal);
+
+}  // namespace cpipc::cuda
