@@ -19,18 +19,13 @@
 #include "cpipc/ipc/writer.hpp"
 #include "cpipc/util/child_process.hpp"
 #include "device_pattern.hpp"
+#include "support/gpu_support.hpp"
 #include "support/test_support.hpp"
 
 namespace cpipc {
 namespace {
 
 using namespace std::chrono_literals;
-
-#define SKIP_WITHOUT_GPU()                                                  \
-  do {                                                                      \
-    std::string why_;                                                       \
-    if (cuda::device_count(&why_) == 0) GTEST_SKIP() << "no GPU: " << why_; \
-  } while (0)
 
 // The producer process; SIGTERM (a clean end) when it goes.
 class DevicePeer {

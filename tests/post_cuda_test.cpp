@@ -15,15 +15,10 @@
 #include "cpipc/io/npy.hpp"
 #include "cpipc/post/stats.hpp"
 #include "post_fixture.hpp"
+#include "support/gpu_support.hpp"
 
 namespace cpipc {
 namespace {
-
-#define SKIP_WITHOUT_GPU()                                                  \
-  do {                                                                      \
-    std::string why_;                                                       \
-    if (cuda::device_count(&why_) == 0) GTEST_SKIP() << "no GPU: " << why_; \
-  } while (0)
 
 // Host bytes on the device for the length of a test.
 class OnDevice {

@@ -52,16 +52,6 @@ DeviceFrame::DeviceFrame(ipc::FrameWriter frame, void* device, void* event, void
                          bool exported)
     : frame_(std::move(frame)), device_(device), event_(event), stream_(stream), bytes_(bytes), exported_(exported) {}
 
-DeviceFrame::DeviceFrame(DeviceFrame&& o) noexcept
-    : frame_(std::move(o.frame_)),
-      device_(o.device_),
-      event_(o.event_),
-      stream_(o.stream_),
-      bytes_(o.bytes_),
-      exported_(o.exported_) {}
-
-DeviceFrame::~DeviceFrame() = default;
-
 ipc::FrameInfo DeviceFrame::publish(const ipc::FrameMeta& meta) {
   // The event marks the end of the device write: device consumers wait on
   // it, not on the mirror copy below.

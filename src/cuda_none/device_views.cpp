@@ -10,14 +10,6 @@ namespace {
 [[noreturn]] void no_cuda() { throw Error(Errc::system, "this cpipc was built without CUDA: no device views"); }
 }  // namespace
 
-DeviceFrame::DeviceFrame(DeviceFrame&& o) noexcept
-    : frame_(std::move(o.frame_)),
-      device_(o.device_),
-      event_(o.event_),
-      stream_(o.stream_),
-      bytes_(o.bytes_),
-      exported_(o.exported_) {}
-DeviceFrame::~DeviceFrame() = default;
 ipc::FrameInfo DeviceFrame::publish(const ipc::FrameMeta&) { no_cuda(); }
 
 struct DeviceStream::Impl {};

@@ -23,10 +23,10 @@ namespace cpipc::cuda {
 // One frame being written into a slot's device buffer.
 class DeviceFrame {
  public:
-  DeviceFrame(DeviceFrame&&) noexcept;
+  DeviceFrame(DeviceFrame&&) noexcept = default;
   DeviceFrame& operator=(DeviceFrame&&) = delete;
   DeviceFrame(const DeviceFrame&) = delete;
-  ~DeviceFrame();  // unpublished: the slot goes back to the ring
+  ~DeviceFrame() = default;  // unpublished: the slot goes back to the ring
 
   // desc().nbytes() bytes of device memory: write the frame here, on stream().
   [[nodiscard]] void* device_data() const noexcept { return device_; }
