@@ -532,6 +532,20 @@ class BaselineTiff : public ::testing::Test {
   TempDir dir_;
 };
 
+// read_frames counts a TIFF's pages before it decodes them: a chain of
+// directories that loops is one line at once, not a million directories.
+TEST_F(BaselineTiff, ReadFramesRefusesALoopingChainAtOnce) {
+  const std::string path = file("loop.tif", tiff_file(false, {{gray16()}, {gray8()}}, true));
+  try {
+    (void)io::read_frames(path);
+    ADD_FAILURE() << "a looping TIFF was read";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Errc::invalid_argument);
+    EXPECT_NE(std::string(e.what()).find("points back to an earlier one"), std::string::npos) << e.what();
+    EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos) << e.what();
+  }
+}
+
 TEST_F(BaselineTiff, GrayPagesInBothByteOrders) {
   for (const bool big : {false, true}) {
     SCOPED_TRACE(big ? "MM" : "II");

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <set>
 #include <system_error>
 
 #include "cpipc/error.hpp"
@@ -75,7 +76,11 @@ std::optional<std::size_t> tiff_page_count(const std::string& path) {
   };
   if (u16(head + 2) != 42) return std::nullopt;
   std::size_t pages = 0;
+  std::set<std::uint64_t> seen;  // a chain that comes back to a directory never ends
   for (std::uint64_t ifd = u32(head + 4); ifd != 0; ++pages) {
+    if (!seen.insert(ifd).second) {
+      refuse(path, "corrupt TIFF (directory " + std::to_string(pages + 1) + " points back to an earlier one)");
+    }
     unsigned char count[2], next[4];
     if (pages >= 1'000'000 || !read_at(ifd, count, 2) || !read_at(ifd + 2 + 12ull * u16(count), next, 4)) {
       refuse(path, "corrupt or truncated TIFF (directory " + std::to_string(pages + 1) + " is cut off)");
