@@ -103,6 +103,17 @@ TEST_F(PostCli, StatsOnTheGpuAreTheSameTable) {
   }
 }
 
+TEST_F(PostCli, OutlinesOnTheGpuAreTheSamePicture) {
+  std::string why;
+  if (cuda::device_count(&why) == 0) GTEST_SKIP() << "no GPU: " << why;
+  const CommandResult cpu = run_cpipc({"outlines", name_, "--image", stats_data("gray.npy"), "-o", out("c.npy")});
+  const CommandResult gpu =
+      run_cpipc({"outlines", name_, "--image", stats_data("gray.npy"), "-o", out("g.npy"), "--device", "cuda"});
+  ASSERT_EQ(cpu.status, 0) << cpu.err;
+  ASSERT_EQ(gpu.status, 0) << gpu.err;
+  EXPECT_EQ(read_text(out("g.npy")), read_text(out("c.npy")));
+}
+
 TEST_F(PostCli, StatsJsonSummary) {
   const CommandResult r = run_cpipc({"stats", name_, "-o", out("x.csv"), "--json"});
   ASSERT_EQ(r.status, 0) << r.err;

@@ -13,6 +13,7 @@
 #include "cpipc/error.hpp"
 #include "cpipc/io/convert.hpp"
 #include "cpipc/io/npy.hpp"
+#include "cpipc/post/outlines.hpp"
 #include "cpipc/post/stats.hpp"
 #include "post_fixture.hpp"
 #include "support/gpu_support.hpp"
@@ -84,6 +85,22 @@ TEST(GpuStats, EqualTheCpuOnRandomLabelsAndFloatIntensities) {
   std::normal_distribution<float> noise(100.0f, 37.5f);
   for (float& v : image) v = noise(rng);
   expect_same_table(labels, h, w, ipc::kUInt32, image, 2);
+}
+
+// The outline pixels: Cellpose's outlines on the fixture (holes, touching
+// masks, a label inside another's hole), and random blocks.
+TEST(GpuOutlines, EqualTheCpuPixelForPixel) {
+  SKIP_WITHOUT_GPU();
+  const test::FixtureLabels f = test::fixture_labels();
+  EXPECT_EQ(cuda::outline_mask_from_host(f.labels.data(), f.height, f.width, 0),
+            post::outline_mask(f.labels.data(), f.height, f.width));
+  std::mt19937 rng(5);
+  const int h = 97, w = 131;
+  std::vector<std::uint32_t> labels(static_cast<std::size_t>(h) * w);
+  std::uniform_int_distribution<std::uint32_t> pick(0, 12);  // few labels: scattered, holed objects
+  for (auto& l : labels) l = pick(rng) < 9 ? 3 : pick(rng);
+  EXPECT_EQ(cuda::outline_mask_from_host(labels.data(), h, w, 0), post::outline_mask(labels.data(), h, w));
+  EXPECT_TRUE(cuda::outline_mask_from_host(labels.data(), 0, 0, 0).empty());
 }
 
 TEST(GpuStats, RefuseWhatTheyCannotMeasure) {

@@ -101,4 +101,16 @@ nlohmann::json status_json(const std::string& name, const ipc::SegmentStatus& s)
   return j;
 }
 
+void add_post_device_option(CLI::App* cmd, std::string& device) {
+  cmd->add_option("--device", device, "cpu, or cuda / cuda:N: compute on the GPU (the same result)")
+      ->check([](const std::string& d) {
+        const bool ok = d == "cpu" || d == "cuda" ||
+                        (d.rfind("cuda:", 0) == 0 && d.size() > 5 && d.size() < 9 &&
+                         d.find_first_not_of("0123456789", 5) == std::string::npos);
+        return ok ? std::string() : "expected cpu, cuda or cuda:N";
+      });
+}
+
+int cuda_ordinal(const std::string& device) { return device == "cuda" ? 0 : std::stoi(device.substr(5)); }
+
 }  // namespace cpipc::cli

@@ -31,6 +31,11 @@ void block_stop_signals();
 // Waits up to `timeout` for one of those signals; returns it, or 0.
 int wait_for_stop_signal(std::chrono::milliseconds timeout);
 
+// --device cpu|cuda|cuda:N on the consumers that can also run on the GPU.
+void add_post_device_option(CLI::App* cmd, std::string& device);
+// The ordinal in "cuda" (0) or "cuda:N".
+[[nodiscard]] int cuda_ordinal(const std::string& device);
+
 // JSON description of a segment's status, for ls/info --json.
 [[nodiscard]] nlohmann::json status_json(const std::string& name, const ipc::SegmentStatus& s);
 // "1.5 MiB"

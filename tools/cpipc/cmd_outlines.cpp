@@ -7,6 +7,9 @@
 #include "cpipc/error.hpp"
 #include "cpipc/io/array_file.hpp"
 #include "cpipc/post/outlines.hpp"
+#if CPIPC_HAVE_POST_CUDA
+#include "cpipc/cuda/post.hpp"
+#endif
 #include "post_input.hpp"
 
 namespace cpipc::cli {
@@ -21,6 +24,7 @@ struct OutlinesOptions {
   std::vector<int> colour{255, 0, 0};
   FrameOptions frame;
   bool json = false;
+  std::string device = "cpu";
 };
 
 void run_outlines(const OutlinesOptions& o) {
@@ -30,9 +34,21 @@ void run_outlines(const OutlinesOptions& o) {
   if (!o.image.empty()) image = read_source_image(o.image, masks, o.name, o.channel);
   const post::Rgb colour{static_cast<std::uint8_t>(o.colour[0]), static_cast<std::uint8_t>(o.colour[1]),
                          static_cast<std::uint8_t>(o.colour[2])};
-  const std::vector<std::uint8_t> rgb =
-      post::draw_outlines(masks.labels.data(), masks.height, masks.width,
-                          o.image.empty() ? nullptr : image.pixels.data(), image.channels, colour);
+  std::vector<std::uint8_t> rgb;
+  if (o.device == "cpu") {
+    rgb = post::draw_outlines(masks.labels.data(), masks.height, masks.width,
+                              o.image.empty() ? nullptr : image.pixels.data(), image.channels, colour);
+  } else {
+#if CPIPC_HAVE_POST_CUDA
+    const std::vector<std::uint8_t> edges =
+        cuda::outline_mask_from_host(masks.labels.data(), masks.height, masks.width, cuda_ordinal(o.device));
+    rgb = o.image.empty() ? std::vector<std::uint8_t>(edges.size() * 3, 0)
+                          : post::display_rgb(image.pixels.data(), masks.height, masks.width, image.channels);
+    post::paint(rgb.data(), edges.data(), masks.height, masks.width, colour);
+#else
+    throw Error(Errc::invalid_argument, "this cpipc was built without CUDA; use --device cpu");
+#endif
+  }
   const std::int64_t shape[3] = {masks.height, masks.width, 3};
   const ipc::TensorDesc desc = ipc::TensorDesc::contiguous(ipc::kUInt8, shape);
   io::write_array(o.output, ipc::HostView{reinterpret_cast<const std::byte*>(rgb.data()), desc});
@@ -71,6 +87,7 @@ void register_outlines(CLI::App& app) {
       ->check(CLI::Range(0, 255));
   o->frame.add_to(cmd);
   cmd->add_flag("--json", o->json, "Print the summary as one JSON object");
+  add_post_device_option(cmd, o->device);
   cmd->callback([o] { run_outlines(*o); });
 }
 

@@ -54,9 +54,8 @@ void run_stats(const StatsOptions& o) {
     stats = post::object_stats(masks.labels.data(), masks.height, masks.width, intensity, std::max(channels, 1));
   } else {
 #if CPIPC_HAVE_POST_CUDA
-    const int ordinal = o.device == "cuda" ? 0 : std::stoi(o.device.substr(5));
     stats = cuda::object_stats_from_host(masks.labels.data(), masks.height, masks.width, intensity,
-                                         std::max(channels, 1), ordinal);
+                                         std::max(channels, 1), cuda_ordinal(o.device));
 #else
     throw Error(Errc::invalid_argument, "this cpipc was built without CUDA; use --device cpu");
 #endif
@@ -96,13 +95,7 @@ void register_stats(CLI::App& app) {
       ->check(CLI::NonNegativeNumber);
   o->frame.add_to(cmd);
   cmd->add_flag("--json", o->json, "Print the summary as one JSON object (nothing is printed with -o -)");
-  cmd->add_option("--device", o->device, "cpu, or cuda / cuda:N: measure on the GPU (the same table)")
-      ->check([](const std::string& d) {
-        const bool ok = d == "cpu" || d == "cuda" ||
-                        (d.rfind("cuda:", 0) == 0 && d.size() > 5 &&
-                         d.find_first_not_of("0123456789", 5) == std::string::npos && d.size() < 9);
-        return ok ? std::string() : "expected cpu, cuda or cuda:N";
-      });
+  add_post_device_option(cmd, o->device);
   cmd->callback([o] { run_stats(*o); });
 }
 

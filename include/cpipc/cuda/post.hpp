@@ -24,4 +24,9 @@ namespace cpipc::cuda {
 [[nodiscard]] std::vector<post::ObjectStats> object_stats_from_host(const std::uint32_t* labels, int height, int width,
                                                                     const float* intensity, int channels, int ordinal);
 
+// post::outline_mask on the GPU, from host labels (uint32), on device
+// `ordinal`: the same pixels (one block per object floods its padded box).
+[[nodiscard]] std::vector<std::uint8_t> outline_mask_from_host(const std::uint32_t* labels, int height, int width,
+                                                               int ordinal);
+
 }  // namespace cpipc::cuda
