@@ -1,6 +1,8 @@
 // Frames as LibTorch tensors and DLPack capsules without a copy: the
 // tensor's memory is the segment's mapping, and the lease that holds it in
 // place lives exactly as long as the last tensor or capsule.
+#include <signal.h>
+
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -11,7 +13,12 @@
 #include "cpipc/ipc/reader.hpp"
 #include "cpipc/ipc/writer.hpp"
 #include "cpipc/model/frame_tensor.hpp"
+#include "cpipc/util/child_process.hpp"
+#include "support/gpu_support.hpp"
 #include "support/test_support.hpp"
+#ifdef CPIPC_DEVICE_PEER
+#include "device_pattern.hpp"
+#endif
 
 namespace cpipc {
 namespace {
@@ -106,6 +113,56 @@ TEST_F(FrameTensors, DLPackCapsulesShareTheMemoryAndReleaseTheLease) {
   capsule->deleter(capsule);
   EXPECT_EQ(reader_->status().active_leases, 0u);
 }
+
+// A device view as a CUDA tensor: needs a producer in another process (CUDA
+// IPC handles cannot be opened where they were made), so this runs the
+// device_peer-free path only: a host-only segment has no device view.
+TEST_F(FrameTensors, AHostOnlySegmentHasNoDeviceTensor) {
+  writer_->publish(ramp(12, 34, 1));
+  try {
+    (void)FrameTensor::latest_on_device(std::make_shared<cuda::DeviceReader>(reader_));
+    ADD_FAILURE() << "a device tensor of a host-only segment";
+  } catch (const Error& e) {
+    EXPECT_TRUE(e.code() == Errc::invalid_argument || e.code() == Errc::not_found) << e.what();
+  }
+}
+
+#ifdef CPIPC_DEVICE_PEER
+// A device view as a CUDA tensor and a kDLCUDA capsule, no copy: the frame a
+// device_peer process wrote on its GPU, read here through CUDA IPC.
+TEST(FrameTensorsOnCuda, ADeviceViewIsACudaTensorWithoutACopy) {
+  SKIP_WITHOUT_GPU();
+  const std::string name = test::unique_name("ftd");
+  util::ChildProcess peer({CPIPC_DEVICE_PEER, "produce", name, "3", "3", "0", "0"});
+  const std::string first = peer.read_line(std::chrono::seconds(60)).value_or("");
+  if (first.rfind("exports=0", 0) == 0) GTEST_SKIP() << "CUDA IPC is unavailable here: " << first;
+  ASSERT_EQ(first.rfind("exports=1", 0), 0u) << first;
+  for (std::string l; l != "done";) l = peer.read_line(std::chrono::seconds(60)).value_or("done");
+  {
+    auto reader = std::make_shared<const ipc::SegmentReader>(ipc::SegmentReader::attach(name));
+    const auto ft = FrameTensor::latest_on_device(std::make_shared<cuda::DeviceReader>(reader));
+    ASSERT_TRUE(ft);
+    const at::Tensor& t = ft->tensor();
+    EXPECT_TRUE(t.is_cuda());
+    EXPECT_EQ(t.scalar_type(), at::kUInt32);
+    EXPECT_EQ(t.sizes(), (std::vector<std::int64_t>{test::kPatternSide, test::kPatternSide}));
+    const at::Tensor host = t.cpu();
+    const auto* v = static_cast<const std::uint32_t*>(host.data_ptr());
+    std::size_t wrong = 0;
+    for (std::int64_t i = 0; i < host.numel(); ++i)
+      wrong += v[i] != test::device_pattern(3, static_cast<std::size_t>(i));
+    EXPECT_EQ(wrong, 0u);
+    EXPECT_TRUE(ft->valid());
+    DLManagedTensor* capsule = ft->to_dlpack();
+    EXPECT_EQ(capsule->dl_tensor.device.device_type, kDLCUDA);
+    EXPECT_EQ(static_cast<const std::byte*>(capsule->dl_tensor.data) + capsule->dl_tensor.byte_offset,
+              static_cast<const std::byte*>(t.data_ptr()));
+    capsule->deleter(capsule);
+  }
+  peer.signal(SIGTERM);
+  EXPECT_EQ(peer.wait(std::chrono::seconds(10)), 0);
+}
+#endif
 
 TEST(FrameTensorDTypes, EverySegmentDTypeHasATorchType) {
   EXPECT_EQ(model::scalar_type(ipc::kUInt8), at::kByte);

@@ -64,6 +64,32 @@ std::optional<FrameTensor> FrameTensor::latest(std::shared_ptr<const ipc::Segmen
   return FrameTensor(std::move(held), std::move(t));
 }
 
+std::optional<FrameTensor> FrameTensor::latest_on_device(std::shared_ptr<cuda::DeviceReader> device, void* stream,
+                                                         std::chrono::milliseconds duration) {
+  if (!device) throw Error(Errc::invalid_argument, "FrameTensor::latest_on_device: no device reader");
+  std::optional<cuda::DeviceLease> lease = device->lease_latest(stream, duration);
+  if (!lease) return std::nullopt;
+  auto held = std::make_shared<cuda::DeviceLease>(std::move(*lease));
+  const ipc::TensorDesc& d = held->desc();
+  const auto options = at::TensorOptions()
+                           .dtype(scalar_type(d.dtype))
+                           .device(at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(device->device())));
+  const std::vector<std::int64_t> sizes(d.shape.begin(), d.shape.begin() + d.ndim);
+  const std::vector<std::int64_t> strides(d.strides.begin(), d.strides.begin() + d.ndim);
+  struct Hold {
+    std::shared_ptr<cuda::DeviceReader> device;  // its handles must outlive the lease's pointer
+    std::shared_ptr<cuda::DeviceLease> lease;
+  };
+  auto hold = std::make_unique<Hold>(Hold{std::move(device), held});
+  Hold* const raw = hold.get();
+  at::Tensor t = at::from_blob(
+      const_cast<void*>(held->data()), sizes, strides, [raw](void*) { delete raw; }, options);
+  (void)hold.release();
+  // The host lease inside the device lease: valid(), renew() and info() as for host frames.
+  std::shared_ptr<ipc::FrameLease> host(held, &held->host_lease());
+  return FrameTensor(std::move(host), std::move(t));
+}
+
 const ipc::FrameInfo& FrameTensor::info() const noexcept { return lease_->info(); }
 bool FrameTensor::valid() const noexcept { return lease_->valid(); }
 void FrameTensor::renew(std::chrono::milliseconds duration) noexcept { lease_->renew(duration); }

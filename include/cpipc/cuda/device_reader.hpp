@@ -28,6 +28,8 @@ class DeviceLease {
   [[nodiscard]] const ipc::HostView& host() const noexcept { return lease_.view(); }
   // True while the producer has not taken the slot back: check after use.
   [[nodiscard]] bool valid() const noexcept { return lease_.valid(); }
+  // The host lease that holds the slot (renew it to hold the slot longer).
+  [[nodiscard]] ipc::FrameLease& host_lease() noexcept { return lease_; }
   // Copies the device bytes to the host, on `stream`, and waits for them.
   [[nodiscard]] std::vector<std::byte> download(void* stream) const;
 

@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 
+#include "cpipc/cuda/device_reader.hpp"
 #include "cpipc/ipc/reader.hpp"
 
 namespace cpipc::model {
@@ -26,9 +27,16 @@ class FrameTensor {
   // nullopt if nothing was published yet. Throws as lease_latest does.
   static std::optional<FrameTensor> latest(std::shared_ptr<const ipc::SegmentReader> reader,
                                            std::chrono::milliseconds duration = std::chrono::seconds(2));
+  // The latest frame's device view (CUDA IPC, no copy) as a CUDA tensor on
+  // device->device(), ordered after the producer's write on `stream` (a
+  // cudaStream_t; nullptr, the legacy default stream, is what LibTorch uses
+  // unless told otherwise). nullopt if there is no frame with a device view.
+  // The tensor keeps the lease and the DeviceReader (its open handles) alive.
+  static std::optional<FrameTensor> latest_on_device(std::shared_ptr<cuda::DeviceReader> device, void* stream = nullptr,
+                                                     std::chrono::milliseconds duration = std::chrono::seconds(2));
 
-  // The frame, on the CPU, in the segment's mapping: read it, never write
-  // it (other consumers see the same bytes). Keeps the lease and the
+  // The frame, in the segment's mapping (CPU) or the slot's device buffer
+  // (CUDA): read it, never write it (other consumers see the same bytes). Keeps the lease and the
   // mapping alive, also after this FrameTensor is gone.
   [[nodiscard]] const at::Tensor& tensor() const noexcept { return tensor_; }
   [[nodiscard]] const ipc::FrameInfo& info() const noexcept;
