@@ -151,6 +151,17 @@ INSTANTIATE_TEST_SUITE_P(
         Corruption{"shape_x_itemsize_not_frame_bytes", [](Header& h) { h.frame_bytes -= 4; }, "frame_bytes"},
         Corruption{"shape_grown_past_frame_bytes", [](Header& h) { h.shape[0] = 65; }, "frame_bytes"},
         Corruption{"shape_overflows_int64", [](Header& h) { h.shape[1] = kInt64Max; }, "shape overflows"},
+        // Found by fuzz_header: 0 bytes in all, but (2^61 - 1) x 5 overflows int64 on the way.
+        Corruption{"shape_with_a_zero_overflows_int64",
+                   [](Header& h) {
+                     h.ndim = 3;
+                     h.shape[0] = (std::int64_t{1} << 61) - 1;
+                     h.shape[1] = 5;
+                     h.shape[2] = 0;
+                     h.strides[0] = h.strides[1] = h.strides[2] = 0;
+                     h.frame_bytes = 0;
+                   },
+                   "shape overflows"},
         Corruption{"shape_x_itemsize_overflows",
                    [](Header& h) {
                      h.shape[0] = std::int64_t{1} << 31;

@@ -91,6 +91,7 @@ SegmentLayout parse_header(std::span<const std::byte> object, std::uint64_t obje
   out.desc.ndim = load<std::uint32_t>(h, CPIPC_FIELD(ndim));
   if (out.desc.ndim > kMaxDims) corrupt("ndim " + std::to_string(out.desc.ndim) + " is over 4");
   std::uint64_t numel = 1;
+  std::int64_t nonzero = 1;     // the extents' product without the zeros: what numel() multiplies on the way
   std::uint64_t max_index = 0;  // largest element index reachable through strides
   bool empty = false;
   for (std::uint32_t i = 0; i < kMaxDims; ++i) {
@@ -104,7 +105,10 @@ SegmentLayout parse_header(std::span<const std::byte> object, std::uint64_t obje
     out.desc.shape[i] = extent;
     out.desc.strides[i] = stride;
     std::uint64_t span = 0;
-    if (__builtin_mul_overflow(static_cast<std::uint64_t>(extent), numel, &numel)) corrupt("shape overflows");
+    if (__builtin_mul_overflow(static_cast<std::uint64_t>(extent), numel, &numel) ||
+        (extent != 0 && __builtin_mul_overflow(extent, nonzero, &nonzero))) {
+      corrupt("shape overflows");
+    }
     if (extent == 0) {
       empty = true;
     } else if (__builtin_mul_overflow(static_cast<std::uint64_t>(extent - 1), static_cast<std::uint64_t>(stride),

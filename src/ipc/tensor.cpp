@@ -1,6 +1,7 @@
 #include "cpipc/ipc/tensor.hpp"
 
 #include <cstdio>
+#include <limits>
 
 #include "cpipc/error.hpp"
 
@@ -83,8 +84,15 @@ TensorDesc TensorDesc::contiguous(DType dtype, std::span<const std::int64_t> sha
 }
 
 std::int64_t TensorDesc::numel() const noexcept {
+  // A zero extent anywhere makes the product 0, whatever the others are
+  // (and they may be huge: an empty tensor is still a valid header).
+  for (std::uint32_t i = 0; i < ndim; ++i) {
+    if (shape[i] == 0) return 0;
+  }
   std::int64_t n = 1;
-  for (std::uint32_t i = 0; i < ndim; ++i) n *= shape[i];
+  for (std::uint32_t i = 0; i < ndim; ++i) {
+    if (__builtin_mul_overflow(n, shape[i], &n)) return std::numeric_limits<std::int64_t>::max();
+  }
   return n;
 }
 
