@@ -4,7 +4,9 @@
 # the CUDA configuration with the folder tools/gpu/pack_deps.sh packed, runs
 # the GPU-facing checks and the test suite, and writes one report.
 #   tools/gpu/gpu_check.sh [REPORT_DIR] [--no-tests]
-# With the device tool: carry [".deps"], command "bash tools/gpu/gpu_check.sh $OUT".
+# With the device tool: carry [".deps"] (and ".gpu-fixtures" holding at most
+# the 1024² case: the tree, .deps and the fixtures must stay under 64 MiB),
+# command "bash tools/gpu/gpu_check.sh $OUT".
 set -uo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$repo"
