@@ -305,8 +305,7 @@ def markdown(rep):
     if re:
         lines += ["", f"Not in the cpipc columns: {len(re)} frame(s) that were the first after the producer re-created "
                   "its segment for the other size; the consumer had to notice that and attach again: publish → first "
-                  f"byte median {statistics.median(re) / 1000:.1f} ms (range {min(re) / 1000:.1f}–"
-                  f"{max(re) / 1000:.1f} ms)."]
+                  f"byte median {us(statistics.median(re))} (range {us(min(re))}–{us(max(re))})."]
     return "\n".join(lines) + "\n"
 
 

@@ -2,9 +2,11 @@
 // publishing, copying, leasing, waiting, and the segment's lifetime.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -368,6 +370,42 @@ TEST(Stream, ReCreatesTheSegmentWhenTheShapeChanges) {
   std::vector<std::byte> copy;
   ASSERT_TRUE(new_reader.copy_latest(copy));
   EXPECT_EQ(copy, frame_of(2, new_desc));
+}
+
+// A reader that sees `replaced` finds the successor at once: the stream
+// creates it before it marks the old one. (Done the other way round, a
+// reader that looks in between finds no segment and has to poll: this
+// reader spins on the state, so it would look in between every time.)
+TEST(Stream, AReaderThatSeesReplacedFindsTheSuccessorAtOnce) {
+  Stream stream(unique_name());
+  const std::int64_t bigger[2] = {64, 64};
+  const TensorDesc descs[2] = {masks_desc(), TensorDesc::contiguous(kUInt16, bigger)};
+  stream.publish(descs[0], frame_of(1, descs[0]));
+  for (int round = 1; round <= 10; ++round) {
+    const SegmentReader old_reader = SegmentReader::attach(stream.name());
+    std::optional<Errc> attach_error;
+    std::atomic<bool> spinning{false};
+    std::thread watcher([&] {
+      spinning = true;
+      for (;;) {
+        try {
+          old_reader.check_producer();
+        } catch (const Error&) {
+          break;  // replaced
+        }
+      }
+      try {
+        (void)SegmentReader::attach(stream.name());
+      } catch (const Error& e) {
+        attach_error = e.code();
+      }
+    });
+    while (!spinning) std::this_thread::yield();
+    const TensorDesc& d = descs[round % 2];
+    stream.publish(d, frame_of(static_cast<std::uint16_t>(round), d));
+    watcher.join();
+    ASSERT_FALSE(attach_error.has_value()) << "round " << round << ": the successor was not there yet";
+  }
 }
 
 TEST(Stream, ReCreatesTheSegmentWhenTheDtypeChanges) {

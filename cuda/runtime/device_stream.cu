@@ -95,7 +95,19 @@ struct DeviceStream::Impl {
   }
 
   void create(const ipc::TensorDesc& desc) {
-    current.reset();  // the old segment ends (replaced) and frees its name first
+    // The old segment frees its name first and says `replaced` only once the
+    // new one exists (when `current` is reassigned), so that woken readers
+    // find the successor at once; if making it fails, the old one ends too.
+    if (current) current->writer->unlink_name();
+    try {
+      make(desc);
+    } catch (...) {
+      current.reset();
+      throw;
+    }
+  }
+
+  void make(const ipc::TensorDesc& desc) {
     CPIPC_CUDA_TRY(cudaSetDevice(device));
     auto made = std::make_unique<Generation>();  // half-made, it cleans up after itself
     Generation& g = *made;

@@ -181,6 +181,8 @@ void SegmentWriter::close(format::State final_state) noexcept {
   unlink_if_ours(shm_object_name(name_), fd_.get());
 }
 
+void SegmentWriter::unlink_name() noexcept { unlink_if_ours(shm_object_name(name_), fd_.get()); }
+
 void SegmentWriter::wake_readers() noexcept {
   // seq_cst on both sides (readers: waiters++, then FUTEX_WAIT compares
   // notify): either we see the waiter, or its wait sees the new notify.
@@ -335,11 +337,18 @@ Stream::Stream(std::string name, SegmentOptions options) : name_(std::move(name)
 FrameInfo Stream::publish(const TensorDesc& desc, std::span<const std::byte> data, const FrameMeta& meta,
                           std::span<const std::uint64_t> keep) {
   if (!writer_ || !writer_->desc().same_layout(desc)) {
-    if (writer_) {
-      writer_->close(format::State::replaced);
+    // The successor exists before the old segment says `replaced`: readers
+    // it wakes attach to the new one at once instead of polling for it.
+    if (writer_) writer_->unlink_name();
+    try {
+      SegmentWriter next = SegmentWriter::create(name_, desc, options_);
+      if (writer_) writer_->close(format::State::replaced);
+      writer_.emplace(std::move(next));
+    } catch (...) {
+      if (writer_) writer_->close(format::State::replaced);
       writer_.reset();
+      throw;
     }
-    writer_.emplace(SegmentWriter::create(name_, desc, options_));
     ++generations_;
   }
   return writer_->publish(data, meta, keep);

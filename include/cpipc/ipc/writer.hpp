@@ -100,6 +100,10 @@ class SegmentWriter {
 
   // Ends the segment now: state `final_state`, wake readers, unlink. Idempotent.
   void close(format::State final_state = format::State::closed) noexcept;
+  // Frees the name now, the segment still open for its readers: a successor
+  // of the same name can then be created before this one is closed, so
+  // readers woken by `replaced` find it at once.
+  void unlink_name() noexcept;
 
  private:
   friend class FrameWriter;
