@@ -16,6 +16,7 @@
 #include "cpipc/cuda/device.hpp"
 #include "cpipc/cuda/post.hpp"
 #include "cpipc/error.hpp"
+#include "on_device.cuh"
 
 namespace cpipc::cuda {
 
@@ -105,18 +106,11 @@ struct BoxCells {
 
 std::vector<std::uint8_t> outline_mask_from_host(const std::uint32_t* labels, int height, int width, int ordinal) {
   if (height < 0 || width < 0) throw Error(Errc::invalid_argument, "outline_mask: negative image size");
-  std::string why;
-  const int devices = device_count(&why);
-  if (ordinal < 0 || ordinal >= devices) {
-    throw Error(Errc::invalid_argument, "no CUDA device " + std::to_string(ordinal) + " here (" +
-                                            (why.empty() ? std::to_string(devices) + " visible" : why) +
-                                            "); use --device cpu");
-  }
-  CPIPC_CUDA_TRY(cudaSetDevice(ordinal));
+  detail::use_device(ordinal);
   const std::size_t n = static_cast<std::size_t>(height) * static_cast<std::size_t>(width);
   std::vector<std::uint8_t> out(n, 0);
   if (n == 0) return out;
-  try {
+  return detail::thrust_errors_as_cpipc("outline_mask", [&]() -> std::vector<std::uint8_t> {
     thrust::device_vector<std::uint32_t> lab(labels, labels + n);
     thrust::device_vector<std::uint32_t> present(lab);
     thrust::sort(thrust::device, present.begin(), present.end());
@@ -147,12 +141,7 @@ std::vector<std::uint8_t> outline_mask_from_host(const std::uint32_t* labels, in
     }
     thrust::copy(outlines.begin(), outlines.end(), out.begin());
     return out;
-  } catch (const thrust::system_error& e) {
-    throw Error(e.code().value() == cudaErrorMemoryAllocation ? Errc::out_of_memory : Errc::system,
-                std::string("outline_mask on the GPU: ") + e.what());
-  } catch (const std::bad_alloc&) {
-    throw Error(Errc::out_of_memory, "outline_mask on the GPU: out of device memory");
-  }
+  });
 }
 
 }  // namespace cpipc::cuda

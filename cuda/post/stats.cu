@@ -18,6 +18,7 @@
 #include "cpipc/cuda/device.hpp"
 #include "cpipc/cuda/post.hpp"
 #include "cpipc/error.hpp"
+#include "on_device.cuh"
 
 namespace cpipc::cuda {
 
@@ -137,7 +138,7 @@ std::vector<post::ObjectStats> object_stats(const void* labels, ipc::DType dtype
   }
   const auto s = static_cast<cudaStream_t>(stream);
   const auto policy = thrust::cuda::par.on(s);
-  try {
+  return detail::thrust_errors_as_cpipc("object_stats", [&]() -> std::vector<post::ObjectStats> {
     thrust::device_vector<std::uint32_t> lab(n);
     if (dtype == ipc::kUInt16) {
       widen<<<blocks_for(n), 256, 0, s>>>(static_cast<const std::uint16_t*>(labels), lab.data().get(), n);
@@ -198,38 +199,21 @@ std::vector<post::ObjectStats> object_stats(const void* labels, ipc::DType dtype
                                          static_cast<std::size_t>(c)));
     }
     return out;
-  } catch (const thrust::system_error& e) {
-    throw Error(e.code().value() == cudaErrorMemoryAllocation ? Errc::out_of_memory : Errc::system,
-                std::string("object_stats on the GPU: ") + e.what());
-  } catch (const std::bad_alloc&) {
-    throw Error(Errc::out_of_memory, "object_stats on the GPU: out of device memory");
-  }
+  });
 }
 
 std::vector<post::ObjectStats> object_stats_from_host(const std::uint32_t* labels, int height, int width,
                                                       const float* intensity, int channels, int ordinal) {
   if (height < 0 || width < 0) throw Error(Errc::invalid_argument, "object_stats: negative image size");
-  std::string why;
-  const int devices = device_count(&why);
-  if (ordinal < 0 || ordinal >= devices) {
-    throw Error(Errc::invalid_argument, "no CUDA device " + std::to_string(ordinal) + " here (" +
-                                            (why.empty() ? std::to_string(devices) + " visible" : why) +
-                                            "); use --device cpu");
-  }
-  CPIPC_CUDA_TRY(cudaSetDevice(ordinal));
+  detail::use_device(ordinal);
   const std::size_t n = static_cast<std::size_t>(height) * static_cast<std::size_t>(width);
-  try {
+  return detail::thrust_errors_as_cpipc("object_stats", [&]() -> std::vector<post::ObjectStats> {
     thrust::device_vector<std::uint32_t> d_labels(labels, labels + n);
     thrust::device_vector<float> d_image;
     if (intensity) d_image.assign(intensity, intensity + n * static_cast<std::size_t>(channels));
     return object_stats(d_labels.data().get(), ipc::kUInt32, height, width, intensity ? d_image.data().get() : nullptr,
                         channels, nullptr);
-  } catch (const thrust::system_error& e) {
-    throw Error(e.code().value() == cudaErrorMemoryAllocation ? Errc::out_of_memory : Errc::system,
-                std::string("object_stats on the GPU: ") + e.what());
-  } catch (const std::bad_alloc&) {
-    throw Error(Errc::out_of_memory, "object_stats on the GPU: out of device memory");
-  }
+  });
 }
 
 }  // namespace cpipc::cuda
