@@ -2,6 +2,7 @@
 
 #include <ATen/DLConvertor.h>
 
+#include <utility>
 #include <vector>
 
 #include "cpipc/error.hpp"
@@ -40,27 +41,29 @@ at::ScalarType scalar_type(ipc::DType d) {
   throw Error(Errc::invalid_argument, "LibTorch has no dtype for " + ipc::to_string(d));
 }
 
+namespace {
+
+// `data` (laid out as `d`, on `device`) as a tensor whose storage keeps
+// `owners` alive until the last tensor or capsule sharing it is gone.
+template <class Owners>
+at::Tensor wrap(const void* data, const ipc::TensorDesc& d, at::Device device, Owners owners) {
+  const std::vector<std::int64_t> sizes(d.shape.begin(), d.shape.begin() + d.ndim);
+  const std::vector<std::int64_t> strides(d.strides.begin(), d.strides.begin() + d.ndim);
+  return at::from_blob(
+      const_cast<void*>(data), sizes, strides, [owners = std::move(owners)](void*) {},
+      at::TensorOptions().dtype(scalar_type(d.dtype)).device(device));
+}
+
+}  // namespace
+
 std::optional<FrameTensor> FrameTensor::latest(std::shared_ptr<const ipc::SegmentReader> reader,
                                                std::chrono::milliseconds duration) {
   if (!reader) throw Error(Errc::invalid_argument, "FrameTensor::latest: no reader");
   std::optional<ipc::FrameLease> lease = reader->lease_latest(duration);
   if (!lease) return std::nullopt;
-  // The lease points into the reader's mapping: the tensor's deleter owns
-  // both, the reader outliving the lease (members die in reverse order).
-  struct Hold {
-    std::shared_ptr<const ipc::SegmentReader> reader;
-    std::shared_ptr<ipc::FrameLease> lease;
-  };
   auto held = std::make_shared<ipc::FrameLease>(std::move(*lease));
-  const ipc::HostView& v = held->view();
-  const auto options = at::TensorOptions().dtype(scalar_type(v.desc.dtype)).device(at::kCPU);
-  const std::vector<std::int64_t> sizes(v.desc.shape.begin(), v.desc.shape.begin() + v.desc.ndim);
-  const std::vector<std::int64_t> strides(v.desc.strides.begin(), v.desc.strides.begin() + v.desc.ndim);
-  auto hold = std::make_unique<Hold>(Hold{std::move(reader), held});
-  Hold* const raw = hold.get();
-  at::Tensor t = at::from_blob(
-      const_cast<std::byte*>(v.data), sizes, strides, [raw](void*) { delete raw; }, options);
-  (void)hold.release();  // the tensor's storage owns it now
+  // The lease points into the reader's mapping: the tensor keeps both.
+  at::Tensor t = wrap(held->view().data, held->view().desc, at::kCPU, std::make_pair(reader, held));
   return FrameTensor(std::move(held), std::move(t));
 }
 
@@ -70,21 +73,9 @@ std::optional<FrameTensor> FrameTensor::latest_on_device(std::shared_ptr<cuda::D
   std::optional<cuda::DeviceLease> lease = device->lease_latest(stream, duration);
   if (!lease) return std::nullopt;
   auto held = std::make_shared<cuda::DeviceLease>(std::move(*lease));
-  const ipc::TensorDesc& d = held->desc();
-  const auto options = at::TensorOptions()
-                           .dtype(scalar_type(d.dtype))
-                           .device(at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(device->device())));
-  const std::vector<std::int64_t> sizes(d.shape.begin(), d.shape.begin() + d.ndim);
-  const std::vector<std::int64_t> strides(d.strides.begin(), d.strides.begin() + d.ndim);
-  struct Hold {
-    std::shared_ptr<cuda::DeviceReader> device;  // its handles must outlive the lease's pointer
-    std::shared_ptr<cuda::DeviceLease> lease;
-  };
-  auto hold = std::make_unique<Hold>(Hold{std::move(device), held});
-  Hold* const raw = hold.get();
-  at::Tensor t = at::from_blob(
-      const_cast<void*>(held->data()), sizes, strides, [raw](void*) { delete raw; }, options);
-  (void)hold.release();
+  // The lease's pointer is into the DeviceReader's open handles: the tensor keeps both.
+  const at::Device on(at::kCUDA, static_cast<c10::DeviceIndex>(device->device()));
+  at::Tensor t = wrap(held->data(), held->desc(), on, std::make_pair(device, held));
   // The host lease inside the device lease: valid(), renew() and info() as for host frames.
   std::shared_ptr<ipc::FrameLease> host(held, &held->host_lease());
   return FrameTensor(std::move(host), std::move(t));

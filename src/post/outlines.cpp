@@ -152,9 +152,16 @@ void paint(std::uint8_t* rgb, const std::uint8_t* outlines, int height, int widt
 std::vector<std::uint8_t> draw_outlines(const std::uint32_t* labels, int height, int width, const float* image,
                                         int channels, Rgb colour) {
   const std::vector<std::uint8_t> outlines = outline_mask(labels, height, width);
+  return outlines_picture(outlines.data(), height, width, image, channels, colour);
+}
+
+std::vector<std::uint8_t> outlines_picture(const std::uint8_t* outlines, int height, int width, const float* image,
+                                           int channels, Rgb colour) {
   std::vector<std::uint8_t> rgb =
-      image ? display_rgb(image, height, width, channels) : std::vector<std::uint8_t>(outlines.size() * 3, 0);
-  paint(rgb.data(), outlines.data(), height, width, colour);
+      image ? display_rgb(image, height, width, channels)
+            : std::vector<std::uint8_t>(
+                  static_cast<std::size_t>(std::max(height, 0)) * static_cast<std::size_t>(std::max(width, 0)) * 3, 0);
+  paint(rgb.data(), outlines, height, width, colour);
   return rgb;
 }
 

@@ -42,9 +42,8 @@ void run_outlines(const OutlinesOptions& o) {
 #if CPIPC_HAVE_POST_CUDA
     const std::vector<std::uint8_t> edges =
         cuda::outline_mask_from_host(masks.labels.data(), masks.height, masks.width, cuda_ordinal(o.device));
-    rgb = o.image.empty() ? std::vector<std::uint8_t>(edges.size() * 3, 0)
-                          : post::display_rgb(image.pixels.data(), masks.height, masks.width, image.channels);
-    post::paint(rgb.data(), edges.data(), masks.height, masks.width, colour);
+    rgb = post::outlines_picture(edges.data(), masks.height, masks.width,
+                                 o.image.empty() ? nullptr : image.pixels.data(), image.channels, colour);
 #else
     throw Error(Errc::invalid_argument, "this cpipc was built without CUDA; use --device cpu");
 #endif

@@ -50,4 +50,10 @@ void paint(std::uint8_t* rgb, const std::uint8_t* outlines, int height, int widt
                                                       const float* image = nullptr, int channels = 1,
                                                       Rgb colour = kOutlineRed);
 
+// What draw_outlines draws, from outline pixels already found (by
+// outline_mask, or on the GPU): `image` (or black) with them in `colour`.
+[[nodiscard]] std::vector<std::uint8_t> outlines_picture(const std::uint8_t* outlines, int height, int width,
+                                                         const float* image = nullptr, int channels = 1,
+                                                         Rgb colour = kOutlineRed);
+
 }  // namespace cpipc::post
