@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Same-run baseline for `cpipc segment`: Cellpose 3.1.1.2's own eval pipeline on cpipc's
 embedded network (models/cpipc_default_cpnet.pt through the shim in
-tools/parity/make_parity.py), CPU, on synthetic 16-bit gray images (tools/synth/synth.py,
+tools/parity/make_parity.py), CPU (or --device cuda), on synthetic 16-bit gray images (tools/synth/synth.py,
 fixed seed), diameter 30, defaults otherwise (flow threshold 0.4, tiles 224, batch 8).
 
     ~/.cache/cpipc/cellpose3-venv/bin/python benchmarks/segment_cellpose.py \
-        [--sizes 512,1024] [--repeat 3] [--threads 2] [--out-json FILE]
+        [--sizes 512,1024] [--repeat 3] [--threads 2] [--device cpu|cuda] [--out-json FILE]
         [--write-images DIR] [--images-from DIR] [--save-masks DIR]
 
 One warm-up eval per size, then --repeat timed evals (--repeat 0: the one eval only, no
@@ -58,6 +58,7 @@ def main():
     p.add_argument("--sizes", default="512,1024")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu", help="cpu, or cuda: Cellpose's own GPU path")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--diameter", type=float, default=30.0)
     p.add_argument("--model", default=os.path.join(REPO, "models", "cpipc_default_cpnet.pt"))
@@ -71,7 +72,7 @@ def main():
     torch.set_num_threads(a.threads)
     parity = load("make_parity", "tools/parity/make_parity.py")
     synth = load("synth", "tools/synth/synth.py")
-    model = parity.cellpose_model(a.model)
+    model = parity.cellpose_model(a.model, a.device)
     net_t, dyn_t = [], []
     timed(model, "_run_net", net_t)
     timed(model, "_compute_masks", dyn_t)
@@ -102,7 +103,7 @@ def main():
                 "dynamics_s": round(float(np.median(dyn_t)), 4) if dyn_t else None,
                 "masks": int(masks.max()), "repeat": a.repeat, "threads": a.threads,
                 "torch_threads": torch.get_num_threads(),
-                "diameter": a.diameter, "cellpose_version": cellpose.version,
+                "diameter": a.diameter, "device": a.device, "cellpose_version": cellpose.version,
                 "torch_version": torch.__version__, "machine": platform.machine(),
                 "cpus": os.cpu_count()}
         print(json.dumps(line), flush=True)

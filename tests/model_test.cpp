@@ -16,6 +16,7 @@
 #include "cpipc/error.hpp"
 #include "cpipc/io/convert.hpp"
 #include "cpipc/io/npy.hpp"
+#include "cpipc/model/convolution_precision.hpp"
 #include "cpipc/model/network.hpp"
 #include "cpipc/model/segmenter.hpp"
 #include "cpipc/model/tensor_dynamics.hpp"
@@ -254,6 +255,37 @@ const model::Segmenter& embedded() {
   return s;
 }
 
+// The flag each traced convolution carries, as the graph now says.
+std::vector<bool> convolution_tf32_flags(const torch::jit::Module& module) {
+  std::vector<bool> flags;
+  for (const torch::jit::Module& m : module.modules()) {
+    for (const torch::jit::Method& method : m.get_methods()) {
+      for (const torch::jit::Node* node : method.graph()->nodes()) {
+        if (node->kind() != c10::Symbol::fromQualString("aten::_convolution")) continue;
+        flags.push_back(torch::jit::toIValue(node->inputs().back())->toBool());
+      }
+    }
+  }
+  return flags;
+}
+
+TEST(ConvolutionPrecision, EveryTracedConvolutionGetsTheFlagAndStillRuns) {
+  torch::jit::Module module = torch::jit::load(CPIPC_SOURCE_DIR "/models/cpipc_default_cpnet.pt");
+  module.eval();
+  ASSERT_FALSE(convolution_tf32_flags(module).empty());
+  EXPECT_EQ(convolution_tf32_flags(module), std::vector<bool>(convolution_tf32_flags(module).size(), true))
+      << "the traced model no longer carries TF32: this rewrite may be unnecessary";
+  const at::Tensor x = torch::rand({1, 2, 64, 64});
+  c10::InferenceMode guard;
+  const at::Tensor before = module.forward({x}).toTupleRef().elements()[0].toTensor();
+
+  EXPECT_EQ(model::set_convolution_tf32(module, false), static_cast<int>(convolution_tf32_flags(module).size()));
+  EXPECT_EQ(convolution_tf32_flags(module), std::vector<bool>(convolution_tf32_flags(module).size(), false));
+  EXPECT_TRUE(torch::equal(module.forward({x}).toTupleRef().elements()[0].toTensor(), before));
+  model::set_convolution_tf32(module, true);
+  EXPECT_EQ(convolution_tf32_flags(module), std::vector<bool>(convolution_tf32_flags(module).size(), true));
+}
+
 TEST(EmbeddedModel, IsTheCommittedCellpose3Network) {
   const model::ModelInfo& info = embedded().model().info();
   EXPECT_EQ(info.architecture, "CPnet");
@@ -378,6 +410,21 @@ TEST_P(CellposeParity, OnCudaTheFlowsAndMasksMatchTooInFp32) {
   ASSERT_EQ(s.flows.size(), c.flows.size());
   EXPECT_LE(max_abs_diff(s.flows, c.flows), 1e-3f);  // cuDNN's sums differ from the CPU's in the last bits
   EXPECT_GE(cpipc::test::ap50(c.masks, s.masks.data), 0.98);
+}
+
+// tf32 is what Cellpose computes on a GPU: TF32 tensor cores round the
+// convolutions' inputs to 10 mantissa bits (seen on an H200: flows up to 0.1
+// from the CPU's), which must not change the masks.
+TEST_P(CellposeParity, OnCudaTf32GivesCellposesMasks) {
+  SKIP_WITHOUT_CUDA();
+  static const model::Segmenter gpu(model::Model::load_bytes(model::default_model_bytes(), model::kDefaultModelName,
+                                                             {true, 0}, model::Precision::tf32));
+  const ParityCase c = load_parity(GetParam());
+  const model::Segmentation s = gpu.segment(c.image, c.options);
+  ASSERT_EQ(s.flows.size(), c.flows.size());
+  EXPECT_LE(max_abs_diff(s.flows, c.flows), 0.25f);
+  EXPECT_GE(cpipc::test::ap50(c.masks, s.masks.data), 0.98)
+      << s.masks.count << " masks, Cellpose " << c.meta["n_masks"];
 }
 
 TEST_P(CellposeParity, OnCudaBf16StaysCloseToCellpose) {

@@ -169,7 +169,9 @@ TEST_F(Segment, ImagesThatCannotBeSegmentedSayWhy) {
 }
 
 TEST_F(Segment, AnImageLargerThanMemoryIsRefusedNotKilled) {
-  write_sparse_npy(dir_.file("huge.npy"), 200000, 200000);  // 80 GB of uint16
+  // 2 TB of uint16 (a sparse file): more than any workstation's memory; an
+  // 80 GB one was read whole on a 128 GB GPU machine.
+  write_sparse_npy(dir_.file("huge.npy"), 1000000, 1000000);
   const CommandResult r = segment({dir_.file("huge.npy")});
   expect_failure(r, 5);
   EXPECT_NE(r.err.find("of memory available"), std::string::npos) << r.err;
@@ -185,7 +187,7 @@ TEST_F(Segment, AnImageLargerThanTheProcessMemoryLimitIsRefused) {
   io::write_npy(dir_.file("big.npy"), big.view());
   const CommandResult r =
       test::run_cpipc({"segment", dir_.file("big.npy"), "--device", "cpu", "-o", dir_.path().string()}, 120s,
-                      "ulimit -v " + std::to_string(test::kTorchAddressSpaceKiB));
+                      "ulimit -v " + std::to_string(test::torch_address_space_kib()));
   expect_failure(r, 5);
   EXPECT_NE(r.err.find("needs about"), std::string::npos) << r.err;
 }
@@ -215,6 +217,7 @@ TEST_F(Segment, UsageErrorsExit2) {
   expect_failure(run_cpipc({"segment"}), 2);
   expect_failure(segment({kFixtures + "/tiny16/image.npy", "--precision", "fp8"}), 2);
   expect_failure(segment({kFixtures + "/tiny16/image.npy", "--precision", "bf16"}), 2);  // on the CPU
+  expect_failure(segment({kFixtures + "/tiny16/image.npy", "--precision", "tf32"}), 2);
   expect_failure(run_cpipc({"segment", kFixtures + "/tiny16/image.npy", "--device", "tpu"}), 2);
 }
 

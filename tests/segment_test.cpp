@@ -202,9 +202,11 @@ TEST(Segment, DeviceExportFieldsRoundTrip) {
   FrameWriter on_device = writer.begin_frame();
   on_device.set_device_valid(true);
   const FrameInfo a = on_device.publish();
+  EXPECT_TRUE(a.device_valid);  // what the service tells its client (seen false on a GPU before)
   std::vector<std::byte> copy;
   EXPECT_TRUE(reader.copy_frame(a.slot, a.seq, copy)->device_valid);
   const FrameInfo b = writer.publish(frame_of(2));  // host only: the device buffer does not hold it
+  EXPECT_FALSE(b.device_valid);
   EXPECT_FALSE(reader.copy_frame(b.slot, b.seq, copy)->device_valid);
 
   // A host-only segment has no exports, and refuses to be given any.

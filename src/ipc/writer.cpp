@@ -308,6 +308,7 @@ FrameInfo FrameWriter::publish(const FrameMeta& meta) {
   info.publish_monotonic_ns = monotonic_ns();
   info.seq = old_seq_ + 2;
   info.meta = meta;
+  info.device_valid = device_valid_;
 
   rec.frame_id = info.frame_id;
   rec.publish_realtime_ns = info.publish_realtime_ns;

@@ -12,6 +12,7 @@
 #include <unordered_map>
 
 #include "cpipc/error.hpp"
+#include "cpipc/model/convolution_precision.hpp"
 
 namespace cpipc::model {
 
@@ -84,13 +85,16 @@ std::string Device::to_string() const { return cuda ? "cuda:" + std::to_string(i
 
 Precision parse_precision(const std::string& text) {
   if (text == "fp32") return Precision::fp32;
+  if (text == "tf32") return Precision::tf32;
   if (text == "bf16") return Precision::bf16;
   if (text == "fp16") return Precision::fp16;
-  throw Error(Errc::invalid_argument, "bad precision '" + text + "': expected fp32, bf16 or fp16");
+  throw Error(Errc::invalid_argument, "bad precision '" + text + "': expected fp32, tf32, bf16 or fp16");
 }
 
 const char* to_string(Precision p) noexcept {
   switch (p) {
+    case Precision::tf32:
+      return "tf32";
     case Precision::bf16:
       return "bf16";
     case Precision::fp16:
@@ -165,7 +169,10 @@ std::unique_ptr<Model::Impl> ModelLoader::load(std::istream& in, const std::stri
   }
   impl->info = ModelInfo::parse(extra["cpipc.json"], source);
   impl->module.eval();
-  if (precision != Precision::fp32) impl->module.to(scalar_type(precision));
+  // fp32 means IEEE fp32 in cuDNN too (a traced model carries TF32 in its
+  // convolutions, convolution_precision.hpp); tf32 means TF32 in both.
+  set_convolution_tf32(impl->module, precision == Precision::tf32);
+  if (scalar_type(precision) != at::kFloat) impl->module.to(scalar_type(precision));
   return impl;
 }
 
@@ -210,7 +217,16 @@ Model Model::load_bytes(std::span<const std::byte> bytes, const std::string& nam
 
 NetOutput Model::forward(const at::Tensor& x) const {
   c10::InferenceMode guard;
-  const at::Tensor input = impl_->precision == Precision::fp32 ? x : x.to(scalar_type(impl_->precision));
+  if (impl_->device.cuda) {
+    // Process-wide switches in LibTorch for what the graph does not fix (a
+    // scripted model's aten::conv2d, matmuls), on by default for
+    // convolutions: set them for this model's precision before each forward.
+    const bool tf32 = impl_->precision == Precision::tf32;
+    at::globalContext().setAllowTF32CuDNN(tf32);
+    at::globalContext().setAllowTF32CuBLAS(tf32);
+  }
+  const at::ScalarType type = scalar_type(impl_->precision);
+  const at::Tensor input = type == at::kFloat ? x : x.to(type);
   const c10::IValue result = impl_->module.forward({input});
   NetOutput out;
   const auto contract = [&](const std::string& got) {

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -95,6 +96,28 @@ CommandResult run_cpipc(const std::vector<std::string>& args, std::chrono::milli
   std::ifstream err(err_file);
   result.err.assign(std::istreambuf_iterator<char>(err), std::istreambuf_iterator<char>());
   return result;
+}
+
+std::uint64_t torch_address_space_kib() {
+  static const std::uint64_t kib = [] {
+    const TempDir dir;
+    util::ChildProcess serve(
+        {cpipc_binary(), "serve", "--device", "cpu", "--name", unique_name("vm"), "--socket", dir.file("vm.sock")});
+    const auto line = serve.read_line(std::chrono::seconds(60));
+    std::uint64_t vm_kib = 0;
+    std::ifstream status("/proc/" + std::to_string(serve.pid()) + "/status");
+    for (std::string key; status >> key;) {
+      if (key == "VmSize:") {
+        status >> vm_kib;
+        break;
+      }
+    }
+    serve.signal(SIGTERM);
+    (void)serve.wait(std::chrono::seconds(10));
+    if (!line || vm_kib == 0) ADD_FAILURE() << "could not measure what a started cpipc serve maps";
+    return vm_kib + 1600000;
+  }();
+  return kib;
 }
 
 std::map<std::string, std::string> fields(const std::string& line) {

@@ -58,9 +58,11 @@ struct CommandResult {
 void expect_failure(const CommandResult& r, int status);
 
 // An address-space limit (`ulimit -v`, KiB) for a cpipc process that loads
-// LibTorch on the CPU: it maps about 2.9 GB at start, which leaves it about
-// 1.5 GB to work in, enough for small images and too little for large ones.
-inline constexpr std::uint64_t kTorchAddressSpaceKiB = 4600000;
+// LibTorch on the CPU: what a started `cpipc serve --device cpu` maps (2.9 GB
+// with the CPU torch wheel here, more where LibTorch's CUDA libraries are
+// installed), plus 1.6 GB to work in: enough for small images, too little
+// for large ones. Measured once per test process.
+[[nodiscard]] std::uint64_t torch_address_space_kib();
 
 // Runs the real cpipc binary with `args` to completion; fails the test if
 // it does not finish within `timeout`. `shell` runs in the /bin/sh that

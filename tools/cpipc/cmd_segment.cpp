@@ -190,8 +190,8 @@ void register_segment(CLI::App& app) {
   cmd->add_option("--channels", a->channels,
                   "SEG,NUC 1-based channels, 0,0 = grayscale (Cellpose 3 networks); 'first' = first channels");
   cmd->add_option("--device", a->device, "auto (CUDA when there is one), cpu, cuda or cuda:N");
-  cmd->add_option("--precision", a->precision, "fp32, or bf16 / fp16 on CUDA")
-      ->check(CLI::IsMember({"fp32", "bf16", "fp16"}));
+  cmd->add_option("--precision", a->precision, "fp32 (IEEE), or on CUDA tf32 (Cellpose's GPU default), bf16, fp16")
+      ->check(CLI::IsMember({"fp32", "tf32", "bf16", "fp16"}));
   cmd->add_option("-o,--output-dir", a->output_dir, "Where outputs go (default: beside each image)");
   auto& p = a->options.dynamics;
   cmd->add_option("--flow-threshold", p.flow_threshold, "Flow-error QC threshold, 0 = off (0.4)")

@@ -64,8 +64,8 @@ void register_serve(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("serve", "Keep a model loaded and segment images for clients (cpipc submit)");
   cmd->add_option("--model", a->model, "TorchScript model exported by tools/export (default: the embedded network)");
   cmd->add_option("--device", a->device, "auto (CUDA when there is one), cpu, cuda or cuda:N");
-  cmd->add_option("--precision", a->precision, "fp32, or bf16 / fp16 on CUDA")
-      ->check(CLI::IsMember({"fp32", "bf16", "fp16"}));
+  cmd->add_option("--precision", a->precision, "fp32 (IEEE), or on CUDA tf32 (Cellpose's GPU default), bf16, fp16")
+      ->check(CLI::IsMember({"fp32", "tf32", "bf16", "fp16"}));
   cmd->add_option("--name", a->server.stream, "Stream: the result segment's name (default cpipc)");
   cmd->add_option("--socket", a->server.socket_path,
                   "Socket path (default $XDG_RUNTIME_DIR/cpipc/NAME.sock or /tmp/cpipc-UID/NAME.sock)");

@@ -53,10 +53,11 @@ class JitNet(torch.nn.Module):
     """What Cellpose 3's run_net/_forward read from model.net: nout, mkldnn, device,
     eval(), and net(x)[:2] = (y, style). The TorchScript module provides the last."""
 
-    def __init__(self, path):
+    def __init__(self, path, device="cpu"):
         super().__init__()
         extra = {"cpipc.json": ""}
-        self.jit = torch.jit.load(path, map_location="cpu", _extra_files=extra)
+        self._device = torch.device(device)
+        self.jit = torch.jit.load(path, map_location=self._device, _extra_files=extra)
         self.meta = json.loads(extra["cpipc.json"])
         self.nout = self.meta["nout"]
         self.mkldnn = False
@@ -67,17 +68,19 @@ class JitNet(torch.nn.Module):
 
     @property
     def device(self):
-        return torch.device("cpu")
+        return self._device
 
     def forward(self, x):
         return self.jit(x)
 
 
-def cellpose_model(path):
-    """A CellposeModel whose net is ours. diam_mean / diam_labels are set the way
+def cellpose_model(path, device="cpu"):
+    """A CellposeModel whose net is ours, on `device` ("cpu" or "cuda": Cellpose's own
+    GPU path then, network and dynamics). diam_mean / diam_labels are set the way
     __init__ sets them when it loads a custom (non-builtin) checkpoint."""
-    model = models.CellposeModel(gpu=False, pretrained_model=False, mkldnn=False)
-    model.net = JitNet(path)
+    dev = torch.device(device)
+    model = models.CellposeModel(gpu=dev.type == "cuda", device=dev, pretrained_model=False, mkldnn=False)
+    model.net = JitNet(path, dev)
     model.diam_mean = np.float32(model.net.meta["diam_mean"])
     model.diam_labels = np.float32(model.net.meta["diam_labels"])
     return model

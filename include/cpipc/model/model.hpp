@@ -25,9 +25,12 @@ struct Device {
   [[nodiscard]] std::string to_string() const;
 };
 
-// Numeric precision of the forward pass. bf16/fp16 only on CUDA.
-enum class Precision { fp32, bf16, fp16 };
-[[nodiscard]] Precision parse_precision(const std::string& text);  // "fp32", "bf16", "fp16"
+// Numeric precision of the forward pass. fp32 is IEEE single precision on
+// every device. tf32 keeps fp32 tensors but lets cuDNN and cuBLAS use TF32
+// tensor cores: what PyTorch, and so Cellpose, does on a GPU by default (its
+// flows differ from fp32's by about 1e-3). tf32, bf16 and fp16 only on CUDA.
+enum class Precision { fp32, tf32, bf16, fp16 };
+[[nodiscard]] Precision parse_precision(const std::string& text);  // "fp32", "tf32", "bf16", "fp16"
 [[nodiscard]] const char* to_string(Precision p) noexcept;
 
 // cpipc.json, as far as the runtime needs it.
