@@ -14,11 +14,17 @@
 #include <vector>
 
 #include "cpipc/cuda/device.hpp"
+#if CPIPC_HAVE_CUDA
+#include <cuda_runtime_api.h>
+
+#include "cpipc/cuda/device_stream.hpp"
+#endif
 #include "cpipc/io/array_file.hpp"
 #include "cpipc/io/npy.hpp"
 #include "cpipc/util/child_process.hpp"
 #include "post_fixture.hpp"
 #include "support/cli_support.hpp"
+#include "support/gpu_support.hpp"
 #include "support/test_support.hpp"
 
 namespace cpipc {
@@ -114,6 +120,37 @@ TEST_F(PostCli, OutlinesOnTheGpuAreTheSamePicture) {
   EXPECT_EQ(read_text(out("g.npy")), read_text(out("c.npy")));
 }
 
+// A producer whose segment exports device views (this process, through a
+// DeviceStream): --device cuda reads the frame where it lies, through CUDA
+// IPC, and gives the CPU's table and picture.
+TEST(PostCliOnADeviceView, StatsAndOutlinesReadTheDeviceViewAndAgreeWithTheCpu) {
+  SKIP_WITHOUT_GPU();
+#if CPIPC_HAVE_CUDA
+  const io::Array labels = io::read_npy(stats_data("labels.npy"));
+  const std::string name = test::unique_name();
+  cuda::DeviceStream stream(name, 2, 0);
+  cuda::DeviceFrame frame = stream.begin(labels.desc);
+  ASSERT_EQ(cudaMemcpy(frame.device_data(), labels.data.data(), labels.data.size(), cudaMemcpyHostToDevice),
+            cudaSuccess);
+  (void)frame.publish();
+  if (!stream.exports()) GTEST_SKIP() << "CUDA IPC is unavailable here: " << stream.why_host_only();
+  const test::TempDir dir;
+  for (const char* command : {"stats", "outlines"}) {
+    const std::string ext = command == std::string("stats") ? ".csv" : ".npy";
+    const CommandResult cpu =
+        run_cpipc({command, name, "--image", stats_data("gray.npy"), "-o", dir.file(std::string("c") + ext)});
+    const CommandResult gpu = run_cpipc({command, name, "--image", stats_data("gray.npy"), "-o",
+                                         dir.file(std::string("g") + ext), "--device", "cuda", "--json"});
+    ASSERT_EQ(cpu.status, 0) << cpu.err;
+    ASSERT_EQ(gpu.status, 0) << gpu.err;
+    EXPECT_EQ(nlohmann::json::parse(gpu.out)["view"], "device") << command << ": " << gpu.out;
+    EXPECT_EQ(read_text(dir.file(std::string("g") + ext)), read_text(dir.file(std::string("c") + ext))) << command;
+  }
+#else
+  GTEST_SKIP() << "built without CUDA";
+#endif
+}
+
 TEST_F(PostCli, StatsJsonSummary) {
   const CommandResult r = run_cpipc({"stats", name_, "-o", out("x.csv"), "--json"});
   ASSERT_EQ(r.status, 0) << r.err;
@@ -123,6 +160,7 @@ TEST_F(PostCli, StatsJsonSummary) {
   EXPECT_EQ(j.at("frame_id"), 1);
   EXPECT_EQ(j.at("masks"), "uint16[48, 64]");
   EXPECT_TRUE(j.at("image").is_null());
+  EXPECT_EQ(j.at("view"), "host");  // the CPU reads the host view
 }
 
 TEST_F(PostCli, OutlinesOnAPngImageAreCellposesPicture) {

@@ -1,10 +1,12 @@
 // What the GPU consumers (stats.cu, outlines.cu) share: choosing the device
-// the user named, and Thrust's exceptions as cpipc errors.
+// the user named, widening labels, and Thrust's exceptions as cpipc errors.
 #pragma once
 
 #include <cuda_runtime_api.h>
 #include <thrust/system_error.h>
 
+#include <cstddef>
+#include <cstdint>
 #include <new>
 #include <string>
 
@@ -24,6 +26,15 @@ inline void use_device(int ordinal) {
                                             "); use --device cpu");
   }
   CPIPC_CUDA_TRY(cudaSetDevice(ordinal));
+}
+
+// out[i] = in[i] for labels of any unsigned width (grid-stride).
+template <class T>
+__global__ void widen(const T* in, std::uint32_t* out, std::size_t n) {
+  for (std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<std::size_t>(gridDim.x) * blockDim.x) {
+    out[i] = in[i];
+  }
 }
 
 // Runs `f`, turning Thrust's allocation and CUDA failures into cpipc errors

@@ -104,43 +104,67 @@ struct BoxCells {
 
 }  // namespace
 
-std::vector<std::uint8_t> outline_mask_from_host(const std::uint32_t* labels, int height, int width, int ordinal) {
+std::vector<std::uint8_t> outline_mask(const void* labels, ipc::DType dtype, int height, int width, void* stream) {
   if (height < 0 || width < 0) throw Error(Errc::invalid_argument, "outline_mask: negative image size");
-  detail::use_device(ordinal);
+  if (dtype != ipc::kUInt16 && dtype != ipc::kUInt32) {
+    throw Error(Errc::invalid_argument,
+                "outline_mask on the GPU takes uint16 or uint32 labels, not " + to_string(dtype));
+  }
   const std::size_t n = static_cast<std::size_t>(height) * static_cast<std::size_t>(width);
   std::vector<std::uint8_t> out(n, 0);
   if (n == 0) return out;
+  const auto s = static_cast<cudaStream_t>(stream);
+  const auto policy = thrust::cuda::par.on(s);
   return detail::thrust_errors_as_cpipc("outline_mask", [&]() -> std::vector<std::uint8_t> {
-    thrust::device_vector<std::uint32_t> lab(labels, labels + n);
-    thrust::device_vector<std::uint32_t> present(lab);
-    thrust::sort(thrust::device, present.begin(), present.end());
-    present.erase(thrust::unique(thrust::device, present.begin(), present.end()), present.end());
+    const unsigned blocks = static_cast<unsigned>(std::min<std::size_t>((n + 255) / 256, 65535));
+    thrust::device_vector<std::uint32_t> lab(n);
+    if (dtype == ipc::kUInt16) {
+      detail::widen<<<blocks, 256, 0, s>>>(static_cast<const std::uint16_t*>(labels), lab.data().get(), n);
+    } else {
+      detail::widen<<<blocks, 256, 0, s>>>(static_cast<const std::uint32_t*>(labels), lab.data().get(), n);
+    }
+    CPIPC_CUDA_TRY(cudaGetLastError());
+    thrust::device_vector<std::uint32_t> present(n);
+    thrust::copy(policy, lab.begin(), lab.end(), present.begin());
+    thrust::sort(policy, present.begin(), present.end());
+    present.erase(thrust::unique(policy, present.begin(), present.end()), present.end());
     if (!present.empty() && present.front() == 0) present.erase(present.begin());
     const std::size_t count = present.size();
     thrust::device_vector<std::uint8_t> outlines(n, 0);
     if (count > 0) {
       thrust::device_vector<int> y0(count, height), x0(count, width), y1(count, 0), x1(count, 0);
-      const unsigned blocks = static_cast<unsigned>(std::min<std::size_t>((n + 255) / 256, 65535));
-      label_boxes<<<blocks, 256>>>(lab.data().get(), height, width, present.data().get(), count, y0.data().get(),
-                                   x0.data().get(), y1.data().get(), x1.data().get());
+      label_boxes<<<blocks, 256, 0, s>>>(lab.data().get(), height, width, present.data().get(), count, y0.data().get(),
+                                         x0.data().get(), y1.data().get(), x1.data().get());
       CPIPC_CUDA_TRY(cudaGetLastError());
       thrust::device_vector<std::size_t> offset(count);
-      thrust::transform_exclusive_scan(thrust::device, thrust::counting_iterator<std::size_t>(0),
+      thrust::transform_exclusive_scan(policy, thrust::counting_iterator<std::size_t>(0),
                                        thrust::counting_iterator<std::size_t>(count), offset.begin(),
                                        BoxCells{y0.data().get(), x0.data().get(), y1.data().get(), x1.data().get()},
                                        std::size_t{0}, thrust::plus<std::size_t>());
+      CPIPC_CUDA_TRY(cudaStreamSynchronize(s));
       const std::size_t last = offset.back();
       const int ly0 = y0.back(), lx0 = x0.back(), ly1 = y1.back(), lx1 = x1.back();
       thrust::device_vector<std::uint8_t> cells(last + static_cast<std::size_t>(lx1 - lx0 + 2) * (ly1 - ly0 + 2));
       if (count > std::numeric_limits<unsigned>::max()) throw Error(Errc::invalid_argument, "too many objects");
-      outline_objects<<<static_cast<unsigned>(count), 256>>>(
+      outline_objects<<<static_cast<unsigned>(count), 256, 0, s>>>(
           lab.data().get(), width, present.data().get(), y0.data().get(), x0.data().get(), y1.data().get(),
           x1.data().get(), offset.data().get(), cells.data().get(), outlines.data().get());
       CPIPC_CUDA_TRY(cudaGetLastError());
-      CPIPC_CUDA_TRY(cudaDeviceSynchronize());
     }
+    CPIPC_CUDA_TRY(cudaStreamSynchronize(s));
     thrust::copy(outlines.begin(), outlines.end(), out.begin());
     return out;
+  });
+}
+
+std::vector<std::uint8_t> outline_mask_from_host(const std::uint32_t* labels, int height, int width, int ordinal) {
+  if (height < 0 || width < 0) throw Error(Errc::invalid_argument, "outline_mask: negative image size");
+  detail::use_device(ordinal);
+  const std::size_t n = static_cast<std::size_t>(height) * static_cast<std::size_t>(width);
+  if (n == 0) return {};
+  return detail::thrust_errors_as_cpipc("outline_mask", [&]() -> std::vector<std::uint8_t> {
+    const thrust::device_vector<std::uint32_t> lab(labels, labels + n);
+    return outline_mask(lab.data().get(), ipc::kUInt32, height, width, nullptr);
   });
 }
 

@@ -26,14 +26,6 @@ namespace {
 
 using post::detail::ObjectSums;
 
-template <class T>
-__global__ void widen(const T* in, std::uint32_t* out, std::size_t n) {
-  for (std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<std::size_t>(gridDim.x) * blockDim.x) {
-    out[i] = in[i];
-  }
-}
-
 // A mask pixel with a 4-neighbour outside its object or the image
 // (skimage.measure.perimeter's border), as stats.cpp.
 __global__ void border_pixels(const std::uint32_t* lab, std::uint8_t* border, int h, int w) {
@@ -141,9 +133,9 @@ std::vector<post::ObjectStats> object_stats(const void* labels, ipc::DType dtype
   return detail::thrust_errors_as_cpipc("object_stats", [&]() -> std::vector<post::ObjectStats> {
     thrust::device_vector<std::uint32_t> lab(n);
     if (dtype == ipc::kUInt16) {
-      widen<<<blocks_for(n), 256, 0, s>>>(static_cast<const std::uint16_t*>(labels), lab.data().get(), n);
+      detail::widen<<<blocks_for(n), 256, 0, s>>>(static_cast<const std::uint16_t*>(labels), lab.data().get(), n);
     } else {
-      widen<<<blocks_for(n), 256, 0, s>>>(static_cast<const std::uint32_t*>(labels), lab.data().get(), n);
+      detail::widen<<<blocks_for(n), 256, 0, s>>>(static_cast<const std::uint32_t*>(labels), lab.data().get(), n);
     }
     thrust::device_vector<std::uint8_t> border(n);
     thrust::device_vector<std::uint8_t> cls(n);
@@ -199,6 +191,18 @@ std::vector<post::ObjectStats> object_stats(const void* labels, ipc::DType dtype
                                          static_cast<std::size_t>(c)));
     }
     return out;
+  });
+}
+
+std::vector<post::ObjectStats> object_stats_of_device_labels(const void* labels, ipc::DType dtype, int height,
+                                                             int width, const float* intensity, int channels,
+                                                             void* stream) {
+  if (height < 0 || width < 0) throw Error(Errc::invalid_argument, "object_stats: negative image size");
+  const std::size_t n = static_cast<std::size_t>(height) * static_cast<std::size_t>(width);
+  return detail::thrust_errors_as_cpipc("object_stats", [&]() -> std::vector<post::ObjectStats> {
+    thrust::device_vector<float> d_image;
+    if (intensity) d_image.assign(intensity, intensity + n * static_cast<std::size_t>(channels));
+    return object_stats(labels, dtype, height, width, intensity ? d_image.data().get() : nullptr, channels, stream);
   });
 }
 

@@ -10,7 +10,6 @@
 
 #include "cpipc/error.hpp"
 #include "cpipc/io/array.hpp"
-#include "cpipc/io/outlines.hpp"
 
 namespace cpipc::io::detail {
 
@@ -23,16 +22,13 @@ struct CodecApi {
   int (*write)(const char* path, const ipc::HostView* view, const char* ext, std::string* error);
   // read_frames' decoding: every page of a TIFF, else the one image.
   int (*read_frames)(const char* path, std::vector<Array>* out, std::string* error);
-  // outline_polygons (outlines.hpp).
-  int (*outlines)(const std::uint32_t* labels, int height, int width, std::uint32_t count, std::vector<Polygon>* out,
-                  std::string* error);
 };
 
 // Errc values start at 0 (invalid_argument), so a failure is the code + 1.
 [[nodiscard]] constexpr int error_status(Errc code) noexcept { return static_cast<int>(code) + 1; }
 [[nodiscard]] constexpr Errc error_code(int status) noexcept { return static_cast<Errc>(status - 1); }
 
-inline constexpr int kCodecApiVersion = 2;
+inline constexpr int kCodecApiVersion = 3;
 inline constexpr const char* kCodecEntryPoint = "cpipc_codecs_api";
 
 }  // namespace cpipc::io::detail

@@ -1,4 +1,4 @@
-// Image codecs behind read_array/write_array/read_frames/outline_polygons
+// Image codecs behind read_array/write_array/read_frames
 // (the OpenCV plugin, or none).
 #pragma once
 
@@ -9,14 +9,12 @@
 #include <vector>
 
 #include "cpipc/io/array.hpp"
-#include "cpipc/io/outlines.hpp"
 
 namespace cpipc::io::detail {
 
 [[nodiscard]] Array read_image(const std::string& path);
 void write_image(const std::string& path, const ipc::HostView& view, const std::string& ext);
 [[nodiscard]] std::vector<Array> read_image_frames(const std::string& path);
-[[nodiscard]] std::vector<Polygon> outlines(const std::uint32_t* labels, int height, int width, std::uint32_t count);
 [[nodiscard]] bool have_image_codecs() noexcept;
 
 // The extension of `path`, lower case, with its dot (".tif").

@@ -222,59 +222,6 @@ std::vector<Array> decode_frames(const std::string& path) {
   return frames;
 }
 
-// Cellpose's utils.outlines_list_single, mask by mask, on each mask's
-// bounding box (padded by one background pixel, which is what findContours
-// does to the whole image itself, so the contours are the same).
-std::vector<Polygon> trace_outlines(const std::uint32_t* labels, int height, int width, std::uint32_t count) {
-  struct Box {
-    int x0 = std::numeric_limits<int>::max(), y0 = std::numeric_limits<int>::max(), x1 = -1, y1 = -1;
-  };
-  // Sized by the largest label present, not by `count`, which may be anything.
-  std::uint32_t largest_label = 0;
-  const std::size_t pixels = static_cast<std::size_t>(height) * width;
-  for (std::size_t i = 0; i < pixels; ++i) {
-    if (labels[i] <= count) largest_label = std::max(largest_label, labels[i]);
-  }
-  count = largest_label;
-  std::vector<Box> boxes(static_cast<std::size_t>(count) + 1);
-  for (int y = 0; y < height; ++y) {
-    const std::uint32_t* row = labels + static_cast<std::size_t>(y) * width;
-    for (int x = 0; x < width; ++x) {
-      const std::uint32_t n = row[x];
-      if (n == 0 || n > count) continue;
-      Box& b = boxes[n];
-      b.x0 = std::min(b.x0, x);
-      b.x1 = std::max(b.x1, x);
-      b.y0 = std::min(b.y0, y);
-      b.y1 = std::max(b.y1, y);
-    }
-  }
-  std::vector<Polygon> out;
-  std::vector<std::vector<cv::Point>> contours;
-  for (std::uint32_t n = 1; n <= count; ++n) {
-    const Box& b = boxes[n];
-    if (b.x1 < 0) continue;  // absent: np.unique does not list it
-    cv::Mat mask = cv::Mat::zeros(b.y1 - b.y0 + 3, b.x1 - b.x0 + 3, CV_8U);
-    for (int y = b.y0; y <= b.y1; ++y) {
-      const std::uint32_t* row = labels + static_cast<std::size_t>(y) * width;
-      auto* m = mask.ptr<std::uint8_t>(y - b.y0 + 1) + 1 - b.x0;
-      for (int x = b.x0; x <= b.x1; ++x) m[x] = row[x] == n ? 1 : 0;
-    }
-    contours.clear();
-    cv::findContours(mask, contours, cv::RETR_EXTERNAL, cv::CHAIN_APPROX_NONE, cv::Point(b.x0 - 1, b.y0 - 1));
-    Polygon& polygon = out.emplace_back();
-    std::size_t largest = 0;  // np.argmax: the first of the longest
-    for (std::size_t i = 1; i < contours.size(); ++i) {
-      if (contours[i].size() > contours[largest].size()) largest = i;
-    }
-    // Cellpose keeps a contour only if len(pix) > 4 (a 1-point contour squeezes to 2 numbers).
-    if (contours.empty() || contours[largest].size() <= 4) continue;
-    polygon.reserve(contours[largest].size());
-    for (const cv::Point& p : contours[largest]) polygon.push_back({p.x, p.y});
-  }
-  return out;
-}
-
 void encode(const std::string& path, const ipc::HostView& v, const std::string& ext) {
   const auto& d = v.desc;
   const bool gray = d.ndim == 2 || (d.ndim == 3 && d.shape[2] == 1);
@@ -355,11 +302,6 @@ int read_frames_entry(const char* path, std::vector<Array>* out, std::string* er
   return guarded(error, [&] { *out = decode_frames(path); });
 }
 
-int outlines_entry(const std::uint32_t* labels, int height, int width, std::uint32_t count, std::vector<Polygon>* out,
-                   std::string* error) {
-  return guarded(error, [&] { *out = trace_outlines(labels, height, width, count); });
-}
-
 int write_entry(const char* path, const ipc::HostView* view, const char* ext, std::string* error) {
   return guarded(error, [&] { encode(path, *view, ext); });
 }
@@ -370,7 +312,6 @@ int write_entry(const char* path, const ipc::HostView* view, const char* ext, st
 // Exceptions do not cross the plugin boundary: the API returns codes.
 extern "C" __attribute__((visibility("default"))) const cpipc::io::detail::CodecApi* cpipc_codecs_api() {
   namespace d = cpipc::io::detail;
-  static const d::CodecApi api{d::kCodecApiVersion, &d::read_entry, &d::write_entry, &d::read_frames_entry,
-                               &d::outlines_entry};
+  static const d::CodecApi api{d::kCodecApiVersion, &d::read_entry, &d::write_entry, &d::read_frames_entry};
   return &api;
 }

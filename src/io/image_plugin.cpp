@@ -131,17 +131,6 @@ std::vector<Array> read_image_frames(const std::string& path) {
   return out;
 }
 
-std::vector<Polygon> outlines(const std::uint32_t* labels, int height, int width, std::uint32_t count) {
-  const CodecApi* api = plugin().api;
-  if (!api) unavailable("cannot trace mask outlines");
-  std::vector<Polygon> out;
-  std::string error;
-  if (const int code = api->outlines(labels, height, width, count, &out, &error); code != 0) {
-    throw Error(error_code(code), error);
-  }
-  return out;
-}
-
 bool have_image_codecs() noexcept { return plugin().api != nullptr; }
 
 }  // namespace cpipc::io::detail

@@ -144,7 +144,6 @@ std::vector<std::string> save_cellpose_outputs(const std::string& dir, const std
                   "save_cellpose_outputs: label " + std::to_string(v) + " is above the count " + std::to_string(count));
     }
   }
-  // Traced before anything is written, so that a missing codec leaves no half output.
   std::vector<Polygon> polygons;
   if (outlines) polygons = outline_polygons(wide.data(), height, width, count);
 

@@ -10,6 +10,7 @@
 #if CPIPC_HAVE_POST_CUDA
 #include "cpipc/cuda/post.hpp"
 #endif
+#include "device_input.hpp"
 #include "post_input.hpp"
 
 namespace cpipc::cli {
@@ -29,24 +30,43 @@ struct OutlinesOptions {
 
 void run_outlines(const OutlinesOptions& o) {
   if (o.channel >= 0 && o.image.empty()) throw Error(Errc::invalid_argument, "--channel needs --image");
-  const LabelFrame masks = read_label_frame(o.name, o.frame);
-  SourceImage image;
-  if (!o.image.empty()) image = read_source_image(o.image, masks, o.name, o.channel);
   const post::Rgb colour{static_cast<std::uint8_t>(o.colour[0]), static_cast<std::uint8_t>(o.colour[1]),
                          static_cast<std::uint8_t>(o.colour[2])};
+  LabelFrame masks;
+  SourceImage image;
   std::vector<std::uint8_t> rgb;
-  if (o.device == "cpu") {
-    rgb = post::draw_outlines(masks.labels.data(), masks.height, masks.width,
-                              o.image.empty() ? nullptr : image.pixels.data(), image.channels, colour);
-  } else {
+  const char* view = "host";
 #if CPIPC_HAVE_POST_CUDA
-    const std::vector<std::uint8_t> edges =
-        cuda::outline_mask_from_host(masks.labels.data(), masks.height, masks.width, cuda_ordinal(o.device));
-    rgb = post::outlines_picture(edges.data(), masks.height, masks.width,
-                                 o.image.empty() ? nullptr : image.pixels.data(), image.channels, colour);
-#else
-    throw Error(Errc::invalid_argument, "this cpipc was built without CUDA; use --device cpu");
+  if (o.device != "cpu") {
+    if (std::optional<DeviceLabelFrame> d = device_label_frame(o.name, o.frame, cuda_ordinal(o.device))) {
+      if (!o.image.empty()) image = read_source_image(o.image, d->frame, o.name, o.channel);
+      const std::vector<std::uint8_t> edges =
+          cuda::outline_mask(d->labels(), d->frame.desc.dtype, d->frame.height, d->frame.width, nullptr);
+      if (d->lease->valid()) {  // else the producer took the slot back meanwhile: read the host view below
+        masks = std::move(d->frame);
+        rgb = post::outlines_picture(edges.data(), masks.height, masks.width,
+                                     o.image.empty() ? nullptr : image.pixels.data(), image.channels, colour);
+        view = "device";
+      }
+    }
+  }
 #endif
+  if (rgb.empty()) {
+    masks = read_label_frame(o.name, o.frame);
+    if (!o.image.empty()) image = read_source_image(o.image, masks, o.name, o.channel);
+    if (o.device == "cpu") {
+      rgb = post::draw_outlines(masks.labels.data(), masks.height, masks.width,
+                                o.image.empty() ? nullptr : image.pixels.data(), image.channels, colour);
+    } else {
+#if CPIPC_HAVE_POST_CUDA
+      const std::vector<std::uint8_t> edges =
+          cuda::outline_mask_from_host(masks.labels.data(), masks.height, masks.width, cuda_ordinal(o.device));
+      rgb = post::outlines_picture(edges.data(), masks.height, masks.width,
+                                   o.image.empty() ? nullptr : image.pixels.data(), image.channels, colour);
+#else
+      throw Error(Errc::invalid_argument, "this cpipc was built without CUDA; use --device cpu");
+#endif
+    }
   }
   const std::int64_t shape[3] = {masks.height, masks.width, 3};
   const ipc::TensorDesc desc = ipc::TensorDesc::contiguous(ipc::kUInt8, shape);
@@ -56,6 +76,7 @@ void run_outlines(const OutlinesOptions& o) {
                         {"frame_id", masks.frame_id},
                         {"masks", masks.desc.to_string()},
                         {"image", o.image.empty() ? nlohmann::json() : nlohmann::json(o.image)},
+                        {"view", view},
                         {"output", o.output}};
     std::printf("%s\n", j.dump().c_str());
   } else {

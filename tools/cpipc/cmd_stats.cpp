@@ -6,6 +6,7 @@
 #include <cstring>
 #include <fstream>
 #include <memory>
+#include <optional>
 
 #include "cli_common.hpp"
 #include "cpipc/error.hpp"
@@ -13,6 +14,7 @@
 #if CPIPC_HAVE_POST_CUDA
 #include "cpipc/cuda/post.hpp"
 #endif
+#include "device_input.hpp"
 #include "post_input.hpp"
 
 namespace cpipc::cli {
@@ -44,35 +46,56 @@ void write_text(const std::string& path, const std::string& text) {
 
 void run_stats(const StatsOptions& o) {
   if (o.channel >= 0 && o.image.empty()) throw Error(Errc::invalid_argument, "--channel needs --image");
-  const LabelFrame masks = read_label_frame(o.name, o.frame);
+  LabelFrame masks;
   SourceImage image;
-  if (!o.image.empty()) image = read_source_image(o.image, masks, o.name, o.channel);
-  const float* intensity = o.image.empty() ? nullptr : image.pixels.data();
-  const int channels = o.image.empty() ? 0 : image.channels;
-  std::vector<post::ObjectStats> stats;
-  if (o.device == "cpu") {
-    stats = post::object_stats(masks.labels.data(), masks.height, masks.width, intensity, std::max(channels, 1));
-  } else {
+  std::optional<std::vector<post::ObjectStats>> stats;
+  const char* view = "host";
 #if CPIPC_HAVE_POST_CUDA
-    stats = cuda::object_stats_from_host(masks.labels.data(), masks.height, masks.width, intensity,
-                                         std::max(channels, 1), cuda_ordinal(o.device));
-#else
-    throw Error(Errc::invalid_argument, "this cpipc was built without CUDA; use --device cpu");
-#endif
+  if (o.device != "cpu") {
+    if (std::optional<DeviceLabelFrame> d = device_label_frame(o.name, o.frame, cuda_ordinal(o.device))) {
+      if (!o.image.empty()) image = read_source_image(o.image, d->frame, o.name, o.channel);
+      std::vector<post::ObjectStats> measured = cuda::object_stats_of_device_labels(
+          d->labels(), d->frame.desc.dtype, d->frame.height, d->frame.width,
+          o.image.empty() ? nullptr : image.pixels.data(), std::max(image.channels, 1), nullptr);
+      if (d->lease->valid()) {  // else the producer took the slot back meanwhile: read the host view below
+        masks = std::move(d->frame);
+        stats = std::move(measured);
+        view = "device";
+      }
+    }
   }
-  write_text(o.output, post::stats_csv(stats, channels));
+#endif
+  if (!stats) {
+    masks = read_label_frame(o.name, o.frame);
+    if (!o.image.empty()) image = read_source_image(o.image, masks, o.name, o.channel);
+    const float* intensity = o.image.empty() ? nullptr : image.pixels.data();
+    const int c = std::max(image.channels, 1);
+    if (o.device == "cpu") {
+      stats = post::object_stats(masks.labels.data(), masks.height, masks.width, intensity, c);
+    } else {
+#if CPIPC_HAVE_POST_CUDA
+      stats = cuda::object_stats_from_host(masks.labels.data(), masks.height, masks.width, intensity, c,
+                                           cuda_ordinal(o.device));
+#else
+      throw Error(Errc::invalid_argument, "this cpipc was built without CUDA; use --device cpu");
+#endif
+    }
+  }
+  const int channels = o.image.empty() ? 0 : image.channels;
+  write_text(o.output, post::stats_csv(*stats, channels));
   if (o.output == "-") return;  // stdout holds the table
   if (o.json) {
     nlohmann::json j = {{"segment", o.name},
                         {"frame_id", masks.frame_id},
                         {"masks", masks.desc.to_string()},
-                        {"objects", stats.size()},
+                        {"objects", stats->size()},
                         {"image", o.image.empty() ? nlohmann::json() : nlohmann::json(o.image)},
                         {"channels", channels},
+                        {"view", view},
                         {"output", o.output}};
     std::printf("%s\n", j.dump().c_str());
   } else {
-    std::printf("%zu objects in frame %llu of '%s' (%s) -> %s\n", stats.size(),
+    std::printf("%zu objects in frame %llu of '%s' (%s) -> %s\n", stats->size(),
                 static_cast<unsigned long long>(masks.frame_id), o.name.c_str(), masks.desc.to_string().c_str(),
                 o.output.c_str());
   }

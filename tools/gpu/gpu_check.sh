@@ -10,11 +10,10 @@
 # nothing to show. GPU_CHECK_REST=REGEX runs only those other tests, verbosely
 # and right after the GPU tests (a re-check of failures); GPU_CHECK_SKIP may
 # name steps to leave out: bench, dynamics, model, demo.
-# With the device tool: carry [".deps", ".gpu-fixtures", ".whl", ".whl3"],
-# command "bash tools/gpu/gpu_check.sh $OUT". Keep the tree and the carried
-# folders under 64 MiB: .gpu-fixtures holds the 1024² dynamics case
-# (tools/dynamics/make_fixtures.py --cases large) and model/synth{512,1024}.npy;
-# .whl Cellpose 4's wheels (dynamics), .whl3 Cellpose 3.1.1.2's (the model).
+# Prepare here with `tools/gpu/pack_deps.sh --all`; with the device tool:
+# carry [".deps", ".gpu-fixtures", ".whl", ".whl3"], command
+# "bash tools/gpu/gpu_check.sh $OUT" (the tree and the carried folders must
+# stay under 64 MiB: see README, "GPU check").
 set -uo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$repo"
@@ -86,7 +85,7 @@ if [ "$tests" = ON ] && [ -x build-gpu/tests/cpipc_device_view_tests ]; then
   run 90 build-gpu/tests/cpipc_device_view_tests || status=1
 fi
 if [ "$tests" = ON ] && [ -x build-gpu/tests/cpipc_model_tests ]; then
-  step "model on CUDA: parity with Cellpose (fp32, bf16), dynamics on CUDA tensors, frame tensors"
+  step "model on CUDA: parity with Cellpose (fp32, tf32, bf16, fp16), dynamics on CUDA tensors, frame tensors"
   run 120 build-gpu/tests/cpipc_model_tests --gtest_filter='*Cuda*:TensorDynamics.*:FrameTensor*' || status=1
 fi
 if [ "$tests" = ON ]; then
@@ -131,7 +130,7 @@ if ls .gpu-fixtures/*_flows.npy >/dev/null 2>&1 && ! skip dynamics; then
   fi
 fi
 if [ -d .gpu-fixtures/model ] && ls .whl3/cellpose-*.whl >/dev/null 2>&1 && ! skip model; then
-  step "model: cpipc segment (fp32, tf32, bf16) against Cellpose 3.1.1.2's eval, both on the GPU"
+  step "model: cpipc segment (fp32, tf32, bf16, fp16) against Cellpose 3.1.1.2's eval, both on the GPU"
   run 150 bash tools/gpu/model_vs_cellpose.sh .gpu-fixtures/model "$report_dir/model_vs_cellpose.jsonl" || status=1
 fi
 if ! skip demo; then

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Segmentation on one device, side by side in one run: `cpipc segment` (fp32,
-# tf32 and bf16 on a GPU) against Cellpose 3.1.1.2's own eval on the same TorchScript weights
-# (benchmarks/segment_cellpose.py), on the same synthetic 16-bit images,
-# diameter 30, defaults otherwise. Prints and writes one JSON line per size and
-# side: median seconds per image over --repeat warm evals (after one warm-up),
-# objects, AP@0.5 against Cellpose's masks, and the wall time of a whole
-# one-image process (start-up and model load included).
+# and on a GPU tf32, bf16, fp16) against Cellpose 3.1.1.2's own eval on the
+# same TorchScript weights (benchmarks/segment_cellpose.py), on the same
+# synthetic 16-bit images, diameter 30, defaults otherwise. Prints and
+# writes one JSON line per size and side: median seconds per image over
+# --repeat warm evals (after one warm-up), objects, AP@0.5 against Cellpose's
+# masks, and the wall time of a whole one-image process (start-up and model
+# load included).
 #
 #   tools/gpu/model_vs_cellpose.sh IMAGES_DIR OUT_JSONL [--device cuda] [--repeat 5]
 #       [--sizes 512,1024] [--cpipc build-gpu/cpipc] [--python python3]
@@ -42,7 +43,7 @@ trap 'rm -rf "$tmp"' EXIT
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
 precisions=(fp32)
-[ "$device" != cpu ] && precisions=(fp32 tf32 bf16)
+[ "$device" != cpu ] && precisions=(fp32 tf32 bf16 fp16)
 
 IFS=, read -r -a size_list <<<"$sizes"
 for s in "${size_list[@]}"; do

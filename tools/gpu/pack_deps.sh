@@ -1,14 +1,52 @@
 #!/usr/bin/env bash
-# Packs what a GPU machine without Debian's packages needs to build cpipc into
-# one folder (default .deps/, git-ignored; name it in the device tool's
-# `carry`): CLI11 and nlohmann-json headers, GoogleTest sources. Run here,
-# after scripts/setup.sh.
+# Packs what a GPU machine without Debian's packages needs for
+# tools/gpu/gpu_check.sh, into git-ignored folders to name in the device
+# tool's `carry`. Run here, after scripts/setup.sh.
+#   tools/gpu/pack_deps.sh          .deps/: CLI11 and nlohmann-json headers, GoogleTest sources
+#   tools/gpu/pack_deps.sh --all    also .gpu-fixtures/ (the 1024² dynamics case, the 512² and
+#                                   1024² model images) and the Cellpose wheels: .whl/ (4.2.1.1,
+#                                   dynamics) and .whl3/ (3.1.1.2, segmentation)
+# Everything carried must stay under the device tool's 64 MiB with the tree.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-dest=${1:-$repo/.deps}
+cache=${CPIPC_CACHE_DIR:-$HOME/.cache/cpipc}
+dest=$repo/.deps
 rm -rf "$dest"
 mkdir -p "$dest/include"
 cp -r /usr/include/CLI "$dest/include/"
 cp -r /usr/include/nlohmann "$dest/include/"
 cp -r /usr/src/googletest "$dest/googletest"
 echo "packed $(du -sh "$dest" | cut -f1) into $dest"
+[ "${1:-}" = "--all" ] || exit 0
+
+cd "$repo"
+for d in .deps .gpu-fixtures .whl .whl3; do
+  grep -qx "/$d/" .git/info/exclude 2>/dev/null || echo "/$d/" >>.git/info/exclude
+done
+fixtures=.gpu-fixtures
+mkdir -p "$fixtures/model"
+if [ ! -f "$fixtures/dense1024_flows.npy" ]; then
+  "$cache/cellpose-venv/bin/python" tools/dynamics/make_fixtures.py "$fixtures" --cases dense1024
+  rm -f "$fixtures"/dense1024_labels.npy "$fixtures"/dense1024_mu.npy "$fixtures"/summary_*.json
+fi
+"$cache/cellpose3-venv/bin/python" - "$fixtures/model" <<'PY'
+import importlib.util, os, sys
+import numpy as np
+spec = importlib.util.spec_from_file_location("synth", os.path.join("tools", "synth", "synth.py"))
+synth = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(synth)
+for size in (512, 1024):  # what benchmarks/run_model_bench.sh segments (seed 0)
+    img, _ = synth.make_image(np.random.default_rng(0), size, 1, 16)
+    np.save(os.path.join(sys.argv[1], f"synth{size}.npy"), img)
+PY
+wheels() {  # DIR PACKAGE==VERSION...
+  local dir=$1
+  shift
+  mkdir -p "$dir"
+  python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+    --platform manylinux_2_28_x86_64 --platform manylinux_2_24_x86_64 --platform manylinux_2_17_x86_64 \
+    --platform manylinux2014_x86_64 -d "$dir" "$@"
+}
+wheels .whl cellpose==4.2.1.1 fastremap==1.21.0 fill_voids==2.1.2
+wheels .whl3 cellpose==3.1.1.2 fastremap==1.21.0 fill_voids==2.1.2 natsort==8.4.0 roifile==2026.2.10
+du -sh "$fixtures" .whl .whl3

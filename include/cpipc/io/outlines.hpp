@@ -15,16 +15,18 @@ using Polygon = std::vector<std::array<int, 2>>;
 // The outer contour of each mask in `labels` (row-major, height x width,
 // 0 = background), exactly as Cellpose 4 computes it: for each label 1..count
 // present in the image, in increasing order, cv::findContours(RETR_EXTERNAL,
-// CHAIN_APPROX_NONE) of that mask, the contour with the most points (the
-// first of equals) when the mask has several pieces; a polygon of 4 points
-// or fewer (a mask of 1, 2 or a 2x2 block of pixels) is returned empty, as
-// Cellpose does. Labels absent from the image get no entry, so for masks
-// numbered 1..count without gaps, entry i is label i + 1. Labels above
-// `count` are ignored. (Cellpose also drops the lowest label when no pixel
-// is background; this does not.)
-// Throws Error(invalid_argument) for a negative size and, when there is a
-// mask to trace, without image codecs (the contour tracing is OpenCV's, in
-// the codec plugin).
+// CHAIN_APPROX_NONE) of that mask, the contour with the most points when
+// the mask has several pieces (pieces inside a hole of another do not count;
+// of equals, the first in findContours' list, which is in reverse raster
+// order of the pieces' first pixels: the piece that starts last wins); a
+// polygon of 4 points or fewer (a mask of 1, 2 or a 2x2 block of pixels) is
+// returned empty, as Cellpose does. Labels absent from the image get no
+// entry, so for masks numbered 1..count without gaps, entry i is label
+// i + 1. Labels above `count` are ignored. (Cellpose also drops the lowest
+// label when no pixel is background; this does not.)
+// Needs no OpenCV: the border following is cpipc's own (src/io/contours.hpp),
+// point for point findContours'. Throws Error(invalid_argument) for a
+// negative size or no data.
 [[nodiscard]] std::vector<Polygon> outline_polygons(const std::uint32_t* labels, int height, int width,
                                                     std::uint32_t count);
 

@@ -27,10 +27,10 @@ namespace cpipc::io {
 // Cellpose, which saves nothing for an image with no masks, count == 0 still
 // writes an all-zero mask PNG and an empty outlines file, so that every
 // input has its outputs. Returns the paths written, masks first.
-// Throws Error(invalid_argument) for a bad view, labels above `count`, or
-// outlines without image codecs (the masks need none: without OpenCV the PNG
-// is written uncompressed); Error(io) when `dir` cannot be created or a
-// file cannot be written.
+// Needs no image codecs: without OpenCV the PNG is written uncompressed and
+// the outlines are traced the same.
+// Throws Error(invalid_argument) for a bad view or labels above `count`;
+// Error(io) when `dir` cannot be created or a file cannot be written.
 std::vector<std::string> save_cellpose_outputs(const std::string& dir, const std::string& stem,
                                                const ipc::HostView& labels, std::uint32_t count, bool outlines);
 

@@ -5,8 +5,10 @@
 // network.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cpipc/io/array.hpp"
@@ -55,8 +57,10 @@ struct NetworkInput {
                                          const Normalization& norm = {});
 
 // numpy.percentile(values, q) with linear interpolation, computed the way
-// numpy 2 does for float32 data (in float32). `values` is reordered.
-[[nodiscard]] float percentile(std::vector<float>& values, float q);
+// numpy 2 does for float32 data (in float32).
+[[nodiscard]] float percentile(const std::vector<float>& values, float q);
+// The q_low and q_high percentiles of values[0, n) at once (q_low <= q_high).
+[[nodiscard]] std::pair<float, float> percentiles(const float* values, std::size_t n, float q_low, float q_high);
 
 // Normalises one plane in place as Cellpose's normalize99 (with its
 // subsampling above 224^3 pixels). Returns false if the plane was constant
