@@ -6,7 +6,8 @@
 # writes one JSON line per size and side: median seconds per image over
 # --repeat warm evals (after one warm-up), objects, AP@0.5 against Cellpose's
 # masks, and the wall time of a whole one-image process (start-up and model
-# load included).
+# load included); and a `cpipc serve` row: image to masks published, one
+# request at a time.
 #
 #   tools/gpu/model_vs_cellpose.sh IMAGES_DIR OUT_JSONL [--device cuda] [--repeat 5]
 #       [--sizes 512,1024] [--cpipc build-gpu/cpipc] [--python python3]
@@ -82,4 +83,27 @@ print(json.dumps({"side": "cpipc", "precision": sys.argv[5], "size": int(sys.arg
                   "ap50_vs_cellpose": float(ap), "repeat": len(lines), "once_s": float(sys.argv[4])}))
 EOF
   done
+  # Image to masks published: a `cpipc serve` on the device (fp32), one
+  # request at a time from `cpipc submit` (the producer's own timing, from
+  # the request's arrival to the result's publication).
+  sock="$tmp/serve.sock"
+  name="mvc-$$-$s"
+  "$cpipc" serve --device "$device" --name "$name" --socket "$sock" >"$tmp/serve.out" 2>"$tmp/serve.err" &
+  serve_pid=$!
+  for _ in $(seq 600); do grep -q "serving on" "$tmp/serve.out" && break; sleep 0.1; done
+  : >"$tmp/served.jsonl"
+  for _ in $(seq $((repeat + 1))); do
+    "$cpipc" submit --socket "$sock" --diameter 30 --json "$img" >>"$tmp/served.jsonl" 2>>"$tmp/serve.err"
+  done
+  kill -TERM "$serve_pid" && wait "$serve_pid"
+  "$py" - "$tmp/served.jsonl" "$s" <<'EOF' | tee -a "$out"
+import json, sys
+import numpy as np
+lines = [json.loads(l) for l in open(sys.argv[1]) if l.strip()][1:]  # the first is the warm-up
+ok = [l for l in lines if l.get("type") == "result"]
+med = lambda k: float(np.median([l["timings_s"][k] for l in ok])) if ok else None
+print(json.dumps({"side": "cpipc serve", "precision": "fp32", "size": int(sys.argv[2]), "repeat": len(ok),
+                  "request_s": med("request"), "segment_s": med("segment"),
+                  "masks": ok[-1]["objects"] if ok else None, "errors": len(lines) - len(ok)}))
+EOF
 done
