@@ -88,8 +88,6 @@ std::string frame_stem(const std::string& path, std::size_t frame, std::size_t f
 }
 
 void run_segment(SegmentArgs a) {
-  const model::Device device = choose_device(a.device);
-  const model::Precision precision = model::parse_precision(a.precision);
   a.options.channels = model::ChannelSpec::parse(a.channels);
   if (a.diameter > 0.0) a.options.diameter = a.diameter;
   a.options.keep_flows = a.save_flows;
@@ -105,7 +103,8 @@ void run_segment(SegmentArgs a) {
   // Chatter for people at a terminal; scripts and logs get results and errors only.
   if (!a.json && ::isatty(STDERR_FILENO) == 1) {
     std::fprintf(stderr, "model %s on %s (%s), loaded in %.2f s\n", segmenter.model().source().c_str(),
-                 device.to_string().c_str(), model::to_string(precision), load_s);
+                 segmenter.model().device().to_string().c_str(), model::to_string(segmenter.model().precision()),
+                 load_s);
   }
 
   const int total = static_cast<int>(a.images.size());
@@ -131,7 +130,8 @@ void run_segment(SegmentArgs a) {
                            {"rescale", s.rescale},
                            {"niter", s.niter},
                            {"tiles", s.tiles},
-                           {"device", device.to_string()},
+                           {"device", segmenter.model().device().to_string()},
+                           {"precision", model::to_string(segmenter.model().precision())},
                            {"timings_s",
                             {{"preprocess", s.timings.preprocess_s},
                              {"network", s.timings.network_s},

@@ -55,7 +55,14 @@ inline std::optional<DeviceLabelFrame> device_label_frame(const std::string& nam
   } else if (o.wait_ms > 0 && !d.segment->status().latest) {
     d.segment->wait_next(0, std::chrono::milliseconds(o.wait_ms));
   }
-  d.lease = d.reader->lease_latest(nullptr);
+  try {
+    d.lease = d.reader->lease_latest(nullptr);
+  } catch (const Error& e) {
+    // The device memory went with its producer; the host mirror stays while
+    // the segment does, and read_label_frame reads it.
+    if (e.code() == Errc::producer_gone) return std::nullopt;
+    throw;
+  }
   if (!d.lease) return std::nullopt;
   d.frame.height = static_cast<int>(desc.shape[0]);
   d.frame.width = static_cast<int>(desc.shape[1]);
