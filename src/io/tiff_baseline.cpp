@@ -10,6 +10,11 @@
 #include <fstream>
 #include <map>
 #include <set>
+#include <span>
+
+#if CPIPC_HAVE_ZLIB
+#include <zlib.h>
+#endif
 
 #include "cpipc/error.hpp"
 #include "cpipc/util/memory.hpp"
@@ -35,6 +40,7 @@ enum Tag : std::uint16_t {
   kRowsPerStrip = 278,
   kStripByteCounts = 279,
   kPlanarConfiguration = 284,
+  kPredictor = 317,
   kTileWidth = 322,
   kTileOffsets = 324,
   kSampleFormat = 339,
@@ -151,9 +157,58 @@ class TiffFile {
 
   // A valid TIFF outside what this reader decodes.
   [[noreturn]] void unsupported(const std::string& what) const {
-    throw Error(Errc::invalid_argument, "cannot read '" + path_ + "': it is " + what +
-                                            ", and without OpenCV cpipc reads only uncompressed TIFF; "
-                                            "convert it to .npy or an uncompressed TIFF");
+    throw Error(Errc::invalid_argument,
+                "cannot read '" + path_ + "': it is " + what + ", and without OpenCV cpipc reads only uncompressed" +
+                    (kDeflate ? " and Deflate" : "") + " TIFF; convert it to .npy or an uncompressed TIFF");
+  }
+
+#if CPIPC_HAVE_ZLIB
+  static constexpr bool kDeflate = true;
+#else
+  static constexpr bool kDeflate = false;
+#endif
+
+  // Inflates `in` (one strip) into exactly `out.size()` bytes; bytes past
+  // those (a writer's padding) are ignored, as libtiff ignores them.
+  void inflate_strip(const std::vector<unsigned char>& in, std::span<std::byte> out, const std::string& strip) {
+#if CPIPC_HAVE_ZLIB
+    z_stream z{};
+    if (inflateInit(&z) != Z_OK) throw Error(Errc::out_of_memory, "cannot read '" + path_ + "': zlib failed to start");
+    z.next_in = const_cast<unsigned char*>(in.data());
+    std::size_t in_left = in.size();
+    std::size_t done = 0;
+    int rc = Z_OK;
+    // zlib counts in uInt: feed and drain in pieces of at most 1 GiB.
+    while (rc == Z_OK && done < out.size()) {
+      const std::size_t in_now = std::min<std::size_t>(in_left, std::size_t{1} << 30);
+      const std::size_t out_now = std::min<std::size_t>(out.size() - done, std::size_t{1} << 30);
+      z.avail_in = static_cast<uInt>(in_now);
+      z.next_out = reinterpret_cast<unsigned char*>(out.data() + done);
+      z.avail_out = static_cast<uInt>(out_now);
+      rc = inflate(&z, Z_NO_FLUSH);
+      in_left -= in_now - z.avail_in;
+      done += out_now - z.avail_out;
+    }
+    inflateEnd(&z);
+    if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR) damaged(strip + " is not valid Deflate data");
+    if (done != out.size()) {
+      damaged(strip + " inflates to " + std::to_string(done) + " bytes, not " + std::to_string(out.size()));
+    }
+#else
+    (void)in, (void)out, (void)strip;
+#endif
+  }
+
+  // Predictor 2 (horizontal differencing): each sample was stored as the
+  // difference from the same sample of the pixel to its left.
+  template <class T>
+  static void undo_differencing(std::vector<std::byte>& data, std::uint64_t row_samples, std::uint64_t samples) {
+    auto* v = reinterpret_cast<T*>(data.data());
+    const std::size_t n = data.size() / sizeof(T);
+    for (std::size_t row = 0; row + row_samples <= n; row += row_samples) {
+      for (std::uint64_t i = samples; i < row_samples; ++i)
+        v[row + i] = static_cast<T>(v[row + i] + v[row + i - samples]);
+    }
   }
 
   void read_at(std::uint64_t at, void* out, std::uint64_t n, const std::string& what) {
@@ -238,9 +293,13 @@ class TiffFile {
     const std::string page = number > 1 ? " (page " + std::to_string(number) + ")" : "";
 
     if (dir.count(kTileWidth) || dir.count(kTileOffsets)) unsupported("a tiled TIFF" + page);
-    if (const auto c = scalar(dir, kCompression, 1); c != 1) {
-      unsupported("a TIFF compressed with " + compression_name(c) + " (Compression " + std::to_string(c) + ")" + page);
+    const auto compression = scalar(dir, kCompression, 1);
+    const bool deflate = compression == 8 || compression == 32946;
+    if (compression != 1 && !(deflate && kDeflate)) {
+      unsupported("a TIFF compressed with " + compression_name(compression) + " (Compression " +
+                  std::to_string(compression) + ")" + page);
     }
+    const auto predictor = scalar(dir, kPredictor, 1);
     const std::uint64_t samples = scalar(dir, kSamplesPerPixel, 1);
     if (samples == 0) damaged("SamplesPerPixel is 0" + page);
     if (samples > 4) unsupported("a TIFF of " + std::to_string(samples) + " samples per pixel" + page);
@@ -279,6 +338,9 @@ class TiffFile {
       unsupported("a TIFF of " + std::to_string(bits) + "-bit " + (format == 3 ? "float" : "integer") + " samples" +
                   page);
     }
+    if (predictor == 3) unsupported("a TIFF with the floating-point predictor (Predictor 3)" + page);
+    if (predictor != 1 && predictor != 2) damaged("Predictor " + std::to_string(predictor) + page);
+    if (predictor == 2 && format == 3) unsupported("a float TIFF with horizontal differencing (Predictor 2)" + page);
     const DType dtype{format == 1   ? DTypeCode::uint
                       : format == 2 ? DTypeCode::int_
                                     : DTypeCode::float_,
@@ -291,12 +353,14 @@ class TiffFile {
     std::vector<std::int64_t> shape = {static_cast<std::int64_t>(height), static_cast<std::int64_t>(width)};
     if (samples > 1) shape.push_back(static_cast<std::int64_t>(samples));
     const std::uint64_t row_bytes = width * samples * (bits / 8);  // < 2^38: no overflow
-    // Uncompressed pixels are all in the file, each page's in its own bytes:
-    // this bounds what all pages together allocate, whatever the file says
-    // (a hostile one could point many pages at the same strip).
-    if (row_bytes > 0 && height > (size_ - pixel_bytes_) / row_bytes) {
-      damaged(std::to_string(width) + " x " + std::to_string(height) + " pixels need more bytes than the file has" +
-              page);
+    // Uncompressed pixels are all in the file, each page's in its own bytes;
+    // Deflate packs at most 1032 bytes into one. This bounds what all pages
+    // together allocate, whatever the file says (a hostile one could point
+    // many pages at the same strip).
+    const std::uint64_t bound = compression == 1 ? size_ : size_ * 1032;
+    if (row_bytes > 0 && height > (bound - std::min(bound, pixel_bytes_)) / row_bytes) {
+      damaged(std::to_string(width) + " x " + std::to_string(height) + " pixels need more bytes than the file " +
+              (compression == 1 ? "has" : "can hold compressed") + page);
     }
     a.desc = ipc::TensorDesc::contiguous(dtype, shape);
     if (row_bytes == 0 || height == 0) return a;  // no pixels: read_frames says so
@@ -314,6 +378,7 @@ class TiffFile {
     const std::uint64_t strips = (height + rows_per_strip - 1) / rows_per_strip;
     const auto offsets = values(dir, kStripOffsets);
     const auto counts = values(dir, kStripByteCounts);  // may be absent: uncompressed strips have a known size
+    if (compression != 1 && counts.empty()) damaged("a compressed TIFF without StripByteCounts" + page);
     if (offsets.size() < strips) {
       damaged(std::to_string(strips) + " strips but " + std::to_string(offsets.size()) + " StripOffsets" + page);
     }
@@ -324,12 +389,26 @@ class TiffFile {
       const std::uint64_t rows = std::min(rows_per_strip, height - s * rows_per_strip);
       const std::uint64_t bytes = rows * row_bytes;
       const std::string strip = "strip " + std::to_string(s + 1) + page;
+      std::byte* const into = a.data.data() + s * rows_per_strip * row_bytes;
+      if (compression != 1) {
+        if (counts[s] > size_) damaged(strip + " is larger than the file");
+        std::vector<unsigned char> packed(counts[s]);
+        read_at(offsets[s], packed.data(), packed.size(), strip);
+        inflate_strip(packed, {into, bytes}, strip);
+        continue;
+      }
       if (!counts.empty() && counts[s] < bytes) {
         damaged(strip + " holds " + std::to_string(counts[s]) + " bytes, not " + std::to_string(bytes));
       }
-      read_at(offsets[s], a.data.data() + s * rows_per_strip * row_bytes, bytes, strip);
+      read_at(offsets[s], into, bytes, strip);
     }
     if (!little_) swap_samples(a.data, bits / 8);
+    if (predictor == 2) {
+      const std::uint64_t row_samples = width * samples;
+      if (bits == 8) undo_differencing<std::uint8_t>(a.data, row_samples, samples);
+      if (bits == 16) undo_differencing<std::uint16_t>(a.data, row_samples, samples);
+      if (bits == 32) undo_differencing<std::uint32_t>(a.data, row_samples, samples);
+    }
     // WhiteIsZero: 8-bit gray is inverted (every bit, signed too), as the
     // spec means it and as OpenCV (libtiff's RGBA interface) reads it; wider
     // samples are returned as stored, as OpenCV returns them, so that both
