@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <random>
 
@@ -437,10 +438,30 @@ TEST_P(CellposeParity, FlowsWithin1e3AndMasksAtAp50Of098) {
     GTEST_SKIP() << "no CUDA device here: the model's GPU path runs on a lent GPU machine"; \
   }
 
+// The embedded network on CUDA device 0 at `precision`, loaded once per
+// precision for all the cases.
+const model::Segmenter& embedded_on_cuda(model::Precision precision) {
+  static std::map<model::Precision, model::Segmenter> loaded;
+  auto it = loaded.find(precision);
+  if (it == loaded.end()) {
+    it = loaded
+             .emplace(precision, model::Model::load_bytes(model::default_model_bytes(), model::kDefaultModelName,
+                                                          {true, 0}, precision))
+             .first;
+  }
+  return it->second;
+}
+
+// Masks within AP@0.5 0.9 of Cellpose's at a reduced precision.
+void expect_close_masks_at(model::Precision precision, const std::string& name) {
+  const ParityCase c = load_parity(name);
+  const model::Segmentation s = embedded_on_cuda(precision).segment(c.image, c.options);
+  EXPECT_GE(cpipc::test::ap50(c.masks, s.masks.data), 0.9) << s.masks.count << " masks, Cellpose " << c.meta["n_masks"];
+}
+
 TEST_P(CellposeParity, OnCudaTheFlowsAndMasksMatchTooInFp32) {
   SKIP_WITHOUT_CUDA();
-  static const model::Segmenter gpu(
-      model::Model::load_bytes(model::default_model_bytes(), model::kDefaultModelName, {true, 0}));
+  const model::Segmenter& gpu = embedded_on_cuda(model::Precision::fp32);
   const ParityCase c = load_parity(GetParam());
   const model::Segmentation s = gpu.segment(c.image, c.options);
   ASSERT_EQ(s.flows.size(), c.flows.size());
@@ -453,8 +474,7 @@ TEST_P(CellposeParity, OnCudaTheFlowsAndMasksMatchTooInFp32) {
 // from the CPU's), which must not change the masks.
 TEST_P(CellposeParity, OnCudaTf32GivesCellposesMasks) {
   SKIP_WITHOUT_CUDA();
-  static const model::Segmenter gpu(model::Model::load_bytes(model::default_model_bytes(), model::kDefaultModelName,
-                                                             {true, 0}, model::Precision::tf32));
+  const model::Segmenter& gpu = embedded_on_cuda(model::Precision::tf32);
   const ParityCase c = load_parity(GetParam());
   const model::Segmentation s = gpu.segment(c.image, c.options);
   ASSERT_EQ(s.flows.size(), c.flows.size());
@@ -465,20 +485,12 @@ TEST_P(CellposeParity, OnCudaTf32GivesCellposesMasks) {
 
 TEST_P(CellposeParity, OnCudaBf16StaysCloseToCellpose) {
   SKIP_WITHOUT_CUDA();
-  static const model::Segmenter gpu(model::Model::load_bytes(model::default_model_bytes(), model::kDefaultModelName,
-                                                             {true, 0}, model::Precision::bf16));
-  const ParityCase c = load_parity(GetParam());
-  const model::Segmentation s = gpu.segment(c.image, c.options);
-  EXPECT_GE(cpipc::test::ap50(c.masks, s.masks.data), 0.9) << s.masks.count << " masks, Cellpose " << c.meta["n_masks"];
+  expect_close_masks_at(model::Precision::bf16, GetParam());
 }
 
 TEST_P(CellposeParity, OnCudaFp16StaysCloseToCellpose) {
   SKIP_WITHOUT_CUDA();
-  static const model::Segmenter gpu(model::Model::load_bytes(model::default_model_bytes(), model::kDefaultModelName,
-                                                             {true, 0}, model::Precision::fp16));
-  const ParityCase c = load_parity(GetParam());
-  const model::Segmentation s = gpu.segment(c.image, c.options);
-  EXPECT_GE(cpipc::test::ap50(c.masks, s.masks.data), 0.9) << s.masks.count << " masks, Cellpose " << c.meta["n_masks"];
+  expect_close_masks_at(model::Precision::fp16, GetParam());
 }
 
 TEST(TensorDynamics, CpuTensorsGiveTheDynamicsLabelsAndBadShapesAreRefused) {

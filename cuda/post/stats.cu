@@ -212,11 +212,9 @@ std::vector<post::ObjectStats> object_stats_from_host(const std::uint32_t* label
   detail::use_device(ordinal);
   const std::size_t n = static_cast<std::size_t>(height) * static_cast<std::size_t>(width);
   return detail::thrust_errors_as_cpipc("object_stats", [&]() -> std::vector<post::ObjectStats> {
-    thrust::device_vector<std::uint32_t> d_labels(labels, labels + n);
-    thrust::device_vector<float> d_image;
-    if (intensity) d_image.assign(intensity, intensity + n * static_cast<std::size_t>(channels));
-    return object_stats(d_labels.data().get(), ipc::kUInt32, height, width, intensity ? d_image.data().get() : nullptr,
-                        channels, nullptr);
+    const thrust::device_vector<std::uint32_t> d_labels(labels, labels + n);
+    return object_stats_of_device_labels(d_labels.data().get(), ipc::kUInt32, height, width, intensity, channels,
+                                         nullptr);
   });
 }
 

@@ -114,10 +114,7 @@ float lerp_numpy(const PercentileIndex& at, float a, float b) {
 }  // namespace
 
 float percentile(const std::vector<float>& values, float q) {
-  if (values.empty()) bad("percentile of no values");
-  const PercentileIndex at = percentile_index(values.size(), q);
-  const auto v = order_statistics<2>(values.data(), values.size(), {at.below, at.above});
-  return lerp_numpy(at, v[0], v[1]);
+  return percentiles(values.data(), values.size(), q, q).first;
 }
 
 std::pair<float, float> percentiles(const float* values, std::size_t n, float q_low, float q_high) {
