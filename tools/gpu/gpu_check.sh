@@ -9,7 +9,8 @@
 # cut at the deadline, most important first, so a lease never ends with
 # nothing to show. GPU_CHECK_REST=REGEX runs only those other tests, verbosely
 # and right after the GPU tests (a re-check of failures); GPU_CHECK_SKIP may
-# name steps to leave out: bench, dynamics, model, demo.
+# name steps to leave out: bench, dynamics, model, demo; GPU_CHECK_MODEL_SIZES
+# (default 512,1024) picks the image sizes of the model step.
 # Prepare here with `tools/gpu/pack_deps.sh --all`; with the device tool:
 # carry [".deps", ".gpu-fixtures", ".whl", ".whl3"], command
 # "bash tools/gpu/gpu_check.sh $OUT" (the tree and the carried folders must
@@ -131,7 +132,9 @@ if ls .gpu-fixtures/*_flows.npy >/dev/null 2>&1 && ! skip dynamics; then
 fi
 if [ -d .gpu-fixtures/model ] && ls .whl3/cellpose-*.whl >/dev/null 2>&1 && ! skip model; then
   step "model: cpipc segment (fp32, tf32, bf16, fp16) against Cellpose 3.1.1.2's eval, both on the GPU"
-  run 150 bash tools/gpu/model_vs_cellpose.sh .gpu-fixtures/model "$report_dir/model_vs_cellpose.jsonl" || status=1
+  # About 75 s a size on an H200, most of it Cellpose's start-up and eval.
+  run 200 bash tools/gpu/model_vs_cellpose.sh .gpu-fixtures/model "$report_dir/model_vs_cellpose.jsonl" \
+    --sizes "${GPU_CHECK_MODEL_SIZES:-512,1024}" || status=1
 fi
 if ! skip demo; then
   step "cpipc demo"
