@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstring>
 #include <sstream>
+#include <type_traits>
 
 #include "cpipc/error.hpp"
 #include "cpipc/io/convert.hpp"
@@ -54,39 +55,75 @@ std::uint32_t order_key(float f) {
   return (u & 0x80000000u) != 0 ? ~u : u | 0x80000000u;
 }
 
-// The values of rank ranks[i] (0-based, sorted ascending) among values[0, n):
-// one pass counts the keys' top 16 bits, a second gathers the few values in
-// the buckets that hold the ranks and selects within them. Two linear
-// passes instead of a selection per rank over a copy of every value: the
-// percentiles were most of preprocessing's time on a GPU machine.
+// The values of rank ranks[i] (0-based, ascending) among
+// values[0, n): one pass counts the keys' top 16 bits, a second gathers the
+// values of the (at most R) buckets that hold the ranks, and a selection
+// within each finds them. Two linear passes instead of a selection per rank
+// over a copy of every value: the percentiles were most of preprocessing's
+// time on a GPU machine.
 template <std::size_t R>
 std::array<float, R> order_statistics(const float* values, std::size_t n, const std::array<std::size_t, R>& ranks) {
   std::vector<std::uint32_t> count(std::size_t{1} << 16, 0);
   for (std::size_t i = 0; i < n; ++i) ++count[order_key(values[i]) >> 16];
-  // Each rank's bucket and its rank inside the bucket.
-  std::array<std::uint32_t, R> bucket{};
+  // Each rank's bucket (the distinct ones in `buckets`) and its rank inside.
+  std::array<std::uint32_t, R> buckets{};
+  std::array<std::size_t, R> which{};
   std::array<std::size_t, R> inside{};
-  for (std::size_t r = 0; r < R; ++r) {
-    std::size_t below = 0;
-    std::uint32_t b = 0;
+  std::array<std::size_t, R> order{};  // ranks ascending (two percentiles may share one)
+  for (std::size_t r = 0; r < R; ++r) order[r] = r;
+  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return ranks[a] < ranks[b]; });
+  std::size_t distinct = 0;
+  std::size_t below = 0;
+  std::uint32_t b = 0;
+  for (const std::size_t r : order) {
     while (below + count[b] <= ranks[r]) below += count[b++];
-    bucket[r] = b;
+    if (distinct == 0 || buckets[distinct - 1] != b) buckets[distinct++] = b;
+    which[r] = distinct - 1;
     inside[r] = ranks[r] - below;
   }
-  std::array<float, R> out{};
-  std::vector<float> gathered;
-  for (std::size_t r = 0; r < R; ++r) {
-    if (r == 0 || bucket[r] != bucket[r - 1]) {  // ranks come sorted: neighbours often share a bucket
-      gathered.clear();
-      gathered.reserve(count[bucket[r]]);
-      for (std::size_t i = 0; i < n; ++i) {
-        if ((order_key(values[i]) >> 16) == bucket[r]) gathered.push_back(values[i]);
+  std::array<std::vector<float>, R> gathered;
+  for (std::size_t k = 0; k < distinct; ++k) gathered[k].reserve(count[buckets[k]]);
+  // Most blocks hold none of the wanted values: a vectorised test against
+  // every wanted bucket (unused ones never match) skips them.
+  std::array<std::uint32_t, R> match{};
+  for (std::size_t k = 0; k < R; ++k) match[k] = k < distinct ? buckets[k] : 0x10000u;
+  constexpr std::size_t kBlock = 16;
+  for (std::size_t start = 0; start < n; start += kBlock) {
+    const std::size_t end = std::min(n, start + kBlock);
+    int any = 0;
+    for (std::size_t i = start; i < end; ++i) {
+      const std::uint32_t key = order_key(values[i]) >> 16;
+      for (std::size_t k = 0; k < R; ++k) any |= static_cast<int>(key == match[k]);
+    }
+    if (any == 0) continue;
+    for (std::size_t i = start; i < end; ++i) {
+      const std::uint32_t key = order_key(values[i]) >> 16;
+      for (std::size_t k = 0; k < distinct; ++k) {
+        if (key == buckets[k]) gathered[k].push_back(values[i]);
       }
     }
-    std::nth_element(gathered.begin(), gathered.begin() + static_cast<std::ptrdiff_t>(inside[r]), gathered.end());
-    out[r] = gathered[inside[r]];
+  }
+  std::array<float, R> out{};
+  for (std::size_t r = 0; r < R; ++r) {
+    std::vector<float>& g = gathered[which[r]];
+    std::nth_element(g.begin(), g.begin() + static_cast<std::ptrdiff_t>(inside[r]), g.end());
+    out[r] = g[inside[r]];
   }
   return out;
+}
+
+// Whether every value equals the first: numpy's ptp(v) == 0 (with -0 == +0)
+// for finite values. Compared in blocks, so the loop vectorises and a varied
+// plane stops at its first block.
+bool all_equal(const float* v, std::size_t n) {
+  constexpr std::size_t kBlock = 4096;
+  for (std::size_t start = 0; start < n; start += kBlock) {
+    const std::size_t end = std::min(n, start + kBlock);
+    int differ = 0;
+    for (std::size_t i = start; i < end; ++i) differ |= static_cast<int>(v[i] != v[0]);
+    if (differ != 0) return false;
+  }
+  return true;
 }
 
 // numpy 2 keeps float32 data in float32: the virtual index q/100 * (n - 1),
@@ -127,8 +164,7 @@ std::pair<float, float> percentiles(const float* values, std::size_t n, float q_
 
 bool normalize_plane(float* plane, int height, int width, const Normalization& norm) {
   const std::size_t n = static_cast<std::size_t>(height) * static_cast<std::size_t>(width);
-  const auto [lo, hi] = std::minmax_element(plane, plane + n);
-  if (!(*hi - *lo > 0.0f)) return false;  // Cellpose leaves a constant channel as it is
+  if (all_equal(plane, n)) return false;  // Cellpose leaves a constant channel as it is
   // normalize99's downsample: above 224^3 pixels the percentiles come from
   // every (H/224)-th row and (W/224)-th column.
   std::vector<float> sample;
@@ -143,16 +179,63 @@ bool normalize_plane(float* plane, int height, int width, const Normalization& n
   const auto [p_low, p_high] = sample.empty() ? percentiles(plane, n, norm.lower, norm.upper)
                                               : percentiles(sample.data(), sample.size(), norm.lower, norm.upper);
   const float range = p_high - p_low;
-  if (range > 1e-3f) {
-    for (std::size_t i = 0; i < n; ++i) plane[i] = (plane[i] - p_low) / range;
+  // One pass each way; `1 - t` after the division rounds as Cellpose's two
+  // numpy steps do.
+  if (!(range > 1e-3f)) {
+    std::fill(plane, plane + n, norm.invert ? 1.0f : 0.0f);
+  } else if (norm.invert) {
+    for (std::size_t i = 0; i < n; ++i) plane[i] = 1.0f - (plane[i] - p_low) / range;
   } else {
-    std::fill(plane, plane + n, 0.0f);
-  }
-  if (norm.invert) {
-    for (std::size_t i = 0; i < n; ++i) plane[i] = 1.0f - plane[i];
+    for (std::size_t i = 0; i < n; ++i) plane[i] = (plane[i] - p_low) / range;
   }
   return true;
 }
+
+namespace {
+
+// Calls body(load) where load(i) is the image's element i as float32
+// (numpy's astype(float32)), typed on the image's dtype so that the channel
+// loops read the source once, without a float copy of the whole image; half
+// floats (and any dtype to_float32 refuses) go through io::to_float32.
+// Refuses NaN and infinities first.
+template <class Body>
+void with_float_elements(const io::Array& image, Body&& body) {
+  const std::byte* bytes = image.data.data();
+  const std::size_t n = static_cast<std::size_t>(image.desc.numel());
+  const auto finite = [n](auto load) {
+    int bad = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      const float v = load(i);
+      bad |= static_cast<int>(!(v - v == 0.0f));  // NaN for NaN and infinities
+    }
+    if (bad != 0) throw Error(Errc::invalid_argument, "image has NaN or infinite values; clean or clip it first");
+  };
+  const auto typed = [&]<class T>(std::type_identity<T>) {
+    const auto load = [bytes](std::size_t i) {
+      T v;
+      std::memcpy(&v, bytes + i * sizeof(T), sizeof(T));
+      return static_cast<float>(v);
+    };
+    if constexpr (std::is_floating_point_v<T>) finite(load);
+    body(load);
+  };
+  const auto d = image.desc.dtype;
+  using ipc::DTypeCode;
+  if (d.code == DTypeCode::float_ && d.bits == 32) return typed(std::type_identity<float>{});
+  if (d.code == DTypeCode::float_ && d.bits == 64) return typed(std::type_identity<double>{});
+  if (d.code == DTypeCode::uint && d.bits == 8) return typed(std::type_identity<std::uint8_t>{});
+  if (d.code == DTypeCode::uint && d.bits == 16) return typed(std::type_identity<std::uint16_t>{});
+  if (d.code == DTypeCode::uint && d.bits == 32) return typed(std::type_identity<std::uint32_t>{});
+  if (d.code == DTypeCode::int_ && d.bits == 8) return typed(std::type_identity<std::int8_t>{});
+  if (d.code == DTypeCode::int_ && d.bits == 16) return typed(std::type_identity<std::int16_t>{});
+  if (d.code == DTypeCode::int_ && d.bits == 32) return typed(std::type_identity<std::int32_t>{});
+  const std::vector<float> converted = io::to_float32(image, "image");
+  const auto load = [p = converted.data()](std::size_t i) { return p[i]; };
+  finite(load);
+  body(load);
+}
+
+}  // namespace
 
 NetworkInput network_input(const io::Array& image, const ChannelSpec& spec, int network_channels,
                            const Normalization& norm) {
@@ -169,45 +252,42 @@ NetworkInput network_input(const io::Array& image, const ChannelSpec& spec, int 
   if (c > 64) {
     bad("image " + d.to_string() + " has " + std::to_string(c) + " channels; expected [H, W, C] with C <= 64");
   }
-  const std::vector<float> pixels = io::to_float32(image, "image");
-  for (float v : pixels) {
-    if (!std::isfinite(v)) bad("image has NaN or infinite values; clean or clip it first");
-  }
   const std::size_t plane = static_cast<std::size_t>(h) * static_cast<std::size_t>(w);
-  auto channel = [&](std::int64_t k, float* out) {
-    for (std::size_t i = 0; i < plane; ++i) out[i] = pixels[i * c + k];
-  };
-
   NetworkInput in{network_channels, static_cast<int>(h), static_cast<int>(w), {}};
   in.data.assign(plane * network_channels, 0.0f);
-  if (spec.kind == ChannelSpec::Kind::first || network_channels != 2) {
-    // First channels, zero-padded (Cellpose 4; Cellpose 3 without channels).
-    for (std::int64_t k = 0; k < std::min<std::int64_t>(c, network_channels); ++k) {
-      channel(k, in.data.data() + k * plane);
-    }
-  } else if (c == 1) {
-    channel(0, in.data.data());  // grayscale: [image, 0] whatever the spec
-  } else if (spec.seg == 0) {
-    float* out = in.data.data();
-    for (std::size_t i = 0; i < plane; ++i) {
-      float sum = 0.0f;  // float32, in channel order, as numpy's mean
-      for (std::int64_t k = 0; k < c; ++k) sum += pixels[i * c + k];
-      out[i] = sum / static_cast<float>(c);
-    }
-  } else {
-    const auto check = [&](int k, const char* what) {
-      if (k > c) {
-        bad(std::string(what) + " channel " + std::to_string(k) + " requested (--channels " + spec.to_string() +
-            ") but the image has " + std::to_string(c) + " channels");
-      }
+  with_float_elements(image, [&](auto load) {
+    auto channel = [&](std::int64_t k, float* out) {
+      for (std::size_t i = 0; i < plane; ++i) out[i] = load(i * c + k);
     };
-    check(spec.seg, "segmentation");
-    channel(spec.seg - 1, in.data.data());
-    if (spec.nuc > 0) {
-      check(spec.nuc, "nuclear");
-      channel(spec.nuc - 1, in.data.data() + plane);
+    if (spec.kind == ChannelSpec::Kind::first || network_channels != 2) {
+      // First channels, zero-padded (Cellpose 4; Cellpose 3 without channels).
+      for (std::int64_t k = 0; k < std::min<std::int64_t>(c, network_channels); ++k) {
+        channel(k, in.data.data() + k * plane);
+      }
+    } else if (c == 1) {
+      channel(0, in.data.data());  // grayscale: [image, 0] whatever the spec
+    } else if (spec.seg == 0) {
+      float* out = in.data.data();
+      for (std::size_t i = 0; i < plane; ++i) {
+        float sum = 0.0f;  // float32, in channel order, as numpy's mean
+        for (std::int64_t k = 0; k < c; ++k) sum += load(i * c + k);
+        out[i] = sum / static_cast<float>(c);
+      }
+    } else {
+      const auto check = [&](int k, const char* what) {
+        if (k > c) {
+          bad(std::string(what) + " channel " + std::to_string(k) + " requested (--channels " + spec.to_string() +
+              ") but the image has " + std::to_string(c) + " channels");
+        }
+      };
+      check(spec.seg, "segmentation");
+      channel(spec.seg - 1, in.data.data());
+      if (spec.nuc > 0) {
+        check(spec.nuc, "nuclear");
+        channel(spec.nuc - 1, in.data.data() + plane);
+      }
     }
-  }
+  });
   if (norm.enabled) {
     if (!(norm.lower >= 0.0f && norm.lower < norm.upper && norm.upper <= 100.0f)) {
       std::ostringstream s;
