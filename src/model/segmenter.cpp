@@ -44,7 +44,15 @@ void check_memory(std::int64_t h, std::int64_t w, std::int64_t hr, std::int64_t 
   if (device.cuda) {
     std::size_t free_bytes = 0;
     std::size_t total_bytes = 0;
-    if (cudaSetDevice(device.index) == cudaSuccess && cudaMemGetInfo(&free_bytes, &total_bytes) == cudaSuccess) {
+    // cudaMemGetInfo answers for the current device: switch for the query
+    // only, so the caller's thread keeps the device it had.
+    int previous = 0;
+    bool known = false;
+    if (cudaGetDevice(&previous) == cudaSuccess && cudaSetDevice(device.index) == cudaSuccess) {
+      known = cudaMemGetInfo(&free_bytes, &total_bytes) == cudaSuccess;
+      (void)cudaSetDevice(previous);
+    }
+    if (known) {
       const double dev = scaled * (8.0 * channels + 32.0) + full * 48.0;
       if (dev > 0.9 * static_cast<double>(free_bytes)) {
         throw Error(Errc::out_of_memory, "image " + std::to_string(h) + "x" + std::to_string(w) + " needs about " +
