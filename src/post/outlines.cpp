@@ -4,8 +4,11 @@
 #include <cmath>
 #include <cstddef>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "cpipc/error.hpp"
+#include "cpipc/util/order_statistics.hpp"
 #include "label_index.hpp"
 
 namespace cpipc::post {
@@ -19,19 +22,30 @@ struct Box {
 // numpy.percentile(values, q) (method "linear") of float32 values, to the
 // bit: the virtual index (n - 1) * q / 100 in double, the two neighbours in
 // sorted order, and numpy's _lerp in float32 (from the far end when the
-// fraction is 0.5 or more). Reorders `values`.
-float percentile(std::vector<float>& values, int q) {
+// fraction is 0.5 or more). Both percentiles from one selection.
+std::pair<float, float> percentiles(const std::vector<float>& values, int q_low, int q_high) {
   const std::size_t n = values.size();
-  const double index = static_cast<double>(n - 1) * (q / 100.0);
-  if (index >= static_cast<double>(n - 1)) return *std::max_element(values.begin(), values.end());
-  const auto lo = static_cast<std::size_t>(std::floor(index));
-  const double gamma = index - static_cast<double>(lo);
-  std::nth_element(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(lo), values.end());
-  const float a = values[lo];
-  const float b = *std::min_element(values.begin() + static_cast<std::ptrdiff_t>(lo) + 1, values.end());
-  const float diff = b - a;
-  if (gamma >= 0.5) return b - diff * static_cast<float>(1 - gamma);
-  return a + diff * static_cast<float>(gamma);
+  struct At {
+    std::size_t lo;
+    double gamma;
+    bool last;  // q = 100: the maximum
+  };
+  const auto at = [n](int q) {
+    const double index = static_cast<double>(n - 1) * (q / 100.0);
+    if (index >= static_cast<double>(n - 1)) return At{n - 1, 0.0, true};
+    const auto lo = static_cast<std::size_t>(std::floor(index));
+    return At{lo, index - static_cast<double>(lo), false};
+  };
+  const At a = at(q_low);
+  const At b = at(q_high);
+  const auto v =
+      util::order_statistics<4>(values.data(), n, {a.lo, std::min(a.lo + 1, n - 1), b.lo, std::min(b.lo + 1, n - 1)});
+  const auto lerp = [](const At& x, float lo, float hi) {
+    if (x.last) return lo;
+    const float diff = hi - lo;
+    return x.gamma >= 0.5 ? hi - diff * static_cast<float>(1 - x.gamma) : lo + diff * static_cast<float>(x.gamma);
+  };
+  return {lerp(a, v[0], v[1]), lerp(b, v[2], v[3])};
 }
 
 // One channel (stride `channels` from `first`) into byte `out_channel` of
@@ -45,8 +59,7 @@ void scale_channel(const float* first, std::size_t pixels, int channels, std::ui
     if (!std::isnan(v)) values.push_back(v);
   }
   if (values.empty()) return;
-  const float p1 = percentile(values, 1);
-  const float p99 = percentile(values, 99);
+  const auto [p1, p99] = percentiles(values, 1, 99);
   const float range = p99 - p1;
   if (!(range > 1e-3f)) return;  // Cellpose: X[:] = 0
   for (std::size_t i = 0; i < pixels; ++i) {
