@@ -414,6 +414,72 @@ TEST(Service, UnreleasedResultsAreKeptOnlyForTheReleaseWait) {
   EXPECT_EQ(results_without_release(hoarder, 6, 6, 60s), 6);
 }
 
+// What a long-running producer holds, from /proc: open descriptors,
+// threads and resident memory (KiB).
+struct Holdings {
+  std::size_t fds = 0;
+  long threads = 0;
+  long rss_kib = 0;
+};
+
+Holdings holdings(pid_t pid) {
+  Holdings h;
+  const std::string proc = "/proc/" + std::to_string(pid);
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator(proc + "/fd")) ++h.fds;
+  std::ifstream status(proc + "/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.starts_with("Threads:")) h.threads = std::stol(line.substr(8));
+    if (line.starts_with("VmRSS:")) h.rss_kib = std::stol(line.substr(6));
+  }
+  return h;
+}
+
+// One client's visit: a result read and released, a bad image, a
+// cancelled request, then the connection dropped; and a raw connection
+// that goes away mid-message.
+void visit(const Producer& producer, const std::string& tag) {
+  service::Client c = service::Client::connect(producer.socket());
+  const auto r = c.segment(request(tag + "-ok", kFixtures + "/tiny16/image.npy"), {}, 60s);
+  EXPECT_EQ(r.result["type"], "result") << r.result;
+  try {
+    (void)c.segment(request(tag + "-missing", "/no/such/image.tif"), {}, 60s);
+    ADD_FAILURE() << "a missing image gave a result";
+  } catch (const Error& e) {
+    EXPECT_TRUE(std::string(e.what()).starts_with("bad_image:")) << e.what();
+  }
+  c.submit(request(tag + "-cancel", kFixtures + "/tiny16/image.npy"));
+  c.cancel(tag + "-cancel");
+  RawConnection raw(producer.socket());
+  raw.send_raw(std::string("\x40\x00\x00\x00{\"type\":", 13));
+}
+
+// Run for months, a producer must give back what each client took: after
+// many visits it holds the descriptors and threads it held after the first
+// few, and its memory has not grown by more than allocator noise.
+TEST(Service, ManyVisitsLeaveNoDescriptorsThreadsOrMemoryBehind) {
+  test::TempDir dir;
+  Producer producer(dir);
+  const pid_t pid = producer.process().pid();
+  for (int i = 0; i < 5; ++i) visit(producer, "warm" + std::to_string(i));
+  // The producer notices closed connections on its own time: poll until
+  // its holdings settle (a leak never does).
+  const auto settled = [&](const Holdings& target) {
+    Holdings now = holdings(pid);
+    for (int i = 0; i < 100 && (now.fds != target.fds || now.threads != target.threads); ++i) {
+      std::this_thread::sleep_for(50ms);
+      now = holdings(pid);
+    }
+    return now;
+  };
+  std::this_thread::sleep_for(500ms);
+  const Holdings before = holdings(pid);
+  for (int i = 0; i < 40; ++i) visit(producer, "v" + std::to_string(i));
+  const Holdings after = settled(before);
+  EXPECT_EQ(after.fds, before.fds) << "open descriptors after 40 more visits";
+  EXPECT_EQ(after.threads, before.threads) << "threads after 40 more visits";
+  EXPECT_LT(after.rss_kib - before.rss_kib, 64 * 1024) << "resident KiB " << before.rss_kib << " -> " << after.rss_kib;
+}
+
 // An image that needs more memory than the producer may use (here a
 // `ulimit -v`) is that request's out_of_memory error; the producer goes on.
 TEST(Service, AnImageTooLargeForMemoryIsOutOfMemoryAndServingGoesOn) {
