@@ -204,14 +204,31 @@ TEST_F(Segment, ARandomBlobIsNotAModel) {
   expect_failure(segment({kFixtures + "/tiny16/image.npy", "--model", dir_.file("none.pt")}), 3);
 }
 
+// Images are read ahead and outputs written behind the segmentation; the
+// report still follows the command line, and a bad image is its own line.
 TEST_F(Segment, OneBadImageDoesNotStopTheOthers) {
-  const CommandResult r = segment({dir_.file("absent.npy"), kFixtures + "/tiny16/image.npy", "--json"});
-  expect_failure(r, 3);
+  for (const char* name : {"a.npy", "b.npy", "c.npy"}) fs::copy_file(kFixtures + "/tiny16/image.npy", dir_.file(name));
+  write_bytes(dir_.file("text.png"), "this is not a PNG\n");
+  const CommandResult r = segment({dir_.file("a.npy"), dir_.file("absent.npy"), dir_.file("b.npy"),
+                                   dir_.file("text.png"), dir_.file("c.npy"), "--json"});
+  EXPECT_EQ(r.status, 3) << "the first failure's status; stderr: " << r.err;
+  const auto errors = r.err_lines();
+  ASSERT_EQ(errors.size(), 2u) << r.err;
+  for (const auto& e : errors) EXPECT_TRUE(e.starts_with("cpipc: error: ")) << e;
   const auto lines = json_lines(r.out);
-  ASSERT_EQ(lines.size(), 2u);
-  EXPECT_TRUE(lines[0].contains("error"));
-  EXPECT_EQ(lines[1]["objects"].get<int>(), lines[1]["objects"].get<int>());
-  EXPECT_TRUE(fs::exists(dir_.file("out/image_cp_masks.png")));
+  ASSERT_EQ(lines.size(), 5u) << r.out;
+  const char* expected[] = {"a.npy", "absent.npy", "b.npy", "text.png", "c.npy"};
+  for (std::size_t i = 0; i < 5; ++i) {
+    EXPECT_EQ(fs::path(lines[i]["image"].get<std::string>()).filename(), expected[i]) << lines[i];
+    EXPECT_EQ(lines[i].contains("error"), i == 1 || i == 3) << lines[i];
+  }
+  EXPECT_GT(lines[0]["objects"].get<int>(), 0);
+  EXPECT_EQ(lines[2]["objects"], lines[0]["objects"]);
+  EXPECT_EQ(lines[4]["objects"], lines[0]["objects"]);
+  for (const char* stem : {"a", "b", "c"}) {
+    EXPECT_EQ(test::read_masks_png(dir_.file(std::string("out/") + stem + "_cp_masks.png")),
+              test::read_masks_png(dir_.file("out/a_cp_masks.png")));
+  }
 }
 
 TEST_F(Segment, UsageErrorsExit2) {

@@ -83,6 +83,30 @@ print(json.dumps({"side": "cpipc", "precision": sys.argv[5], "size": int(sys.arg
                   "ap50_vs_cellpose": float(ap), "repeat": len(lines), "once_s": float(sys.argv[4])}))
 EOF
   done
+  # A folder's worth in one process (fp32, masks PNG and outlines written):
+  # the steady per-image wall time, (wall of 41 images - wall of 1) / 40,
+  # against the per-image segmentation alone; `cpipc segment` reads the
+  # next image and writes the last one's outputs while it segments.
+  paths=()
+  for _ in $(seq 41); do paths+=("$img"); done
+  t0=$(now)
+  "$cpipc" segment "$img" --json -o "$tmp/folder1" --diameter 30 --device "$device" >/dev/null 2>&1
+  wall1=$(since "$t0")
+  t0=$(now)
+  "$cpipc" segment "${paths[@]}" --json -o "$tmp/folder" --diameter 30 --device "$device" >"$tmp/folder.jsonl" \
+    2>"$tmp/folder.log" || { echo "cpipc (folder) failed on $s:"; tail -5 "$tmp/folder.log"; }
+  wall41=$(since "$t0")
+  "$py" - "$tmp/folder.jsonl" "$wall1" "$wall41" "$s" <<'EOF' | tee -a "$out"
+import json, sys
+import numpy as np
+lines = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+seg = float(np.median([l["timings_s"]["total"] for l in lines[1:]])) if len(lines) > 1 else None
+wall1, wall41 = float(sys.argv[2]), float(sys.argv[3])
+print(json.dumps({"side": "cpipc segment, 41 images", "precision": "fp32", "size": int(sys.argv[4]),
+                  "images": len(lines), "wall_1_s": wall1, "wall_41_s": wall41,
+                  "per_image_wall_s": (wall41 - wall1) / 40, "per_image_segment_s": seg}))
+EOF
+
   # Image to masks published: a `cpipc serve` on the device (fp32), one
   # request at a time from `cpipc submit` (the producer's own timing, from
   # the request's arrival to the result's publication).
