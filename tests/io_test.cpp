@@ -2,6 +2,11 @@
 // outline_polygons / write_outlines_txt (checked against Cellpose's own file,
 // made by tools/io/make_outline_fixture.py in tests/data/io) and
 // save_cellpose_outputs.
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -1003,3 +1008,72 @@ TEST_F(StoredPngWriter, WithoutImageCodecsWriteArrayWritesIt) {
 }
 
 }  // namespace
+
+// --- Output files replace the old ones whole -------------------------------
+
+namespace {
+
+io::Array ramp(std::int64_t n, std::uint8_t first) {
+  io::Array a;
+  const std::int64_t shape[1] = {n};
+  a.desc = ipc::TensorDesc::contiguous(ipc::kUInt8, shape);
+  a.data.resize(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) a.data[static_cast<std::size_t>(i)] = std::byte(first + i);
+  return a;
+}
+
+std::vector<std::string> names_in(const std::string& dir) {
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+}  // namespace
+
+TEST(ReplaceFile, AWriteReplacesTheFileAndLeavesNothingElse) {
+  cpipc::test::TempDir dir;
+  const std::string path = dir.file("masks.npy");
+  io::write_npy(path, ramp(100, 0).view());
+  io::write_array(path, ramp(50, 7).view());
+  io::write_array(dir.file("masks.bin"), ramp(10, 1).view());
+  EXPECT_EQ(names_in(dir.path().string()), (std::vector<std::string>{"masks.bin", "masks.npy"}));
+  EXPECT_EQ(io::read_npy(path).data, ramp(50, 7).data);
+}
+
+// A write that fails part-way (here the file size limit, as a full disk
+// would) leaves the old file as it was and no temporary beside it.
+TEST(ReplaceFile, AFailedWriteKeepsTheOldFile) {
+  cpipc::test::TempDir dir;
+  const std::string path = dir.file("masks.npy");
+  io::write_npy(path, ramp(100, 0).view());
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::signal(SIGXFSZ, SIG_IGN);  // write() then fails with EFBIG instead of killing
+    const rlimit limit{64 * 1024, 64 * 1024};
+    ::setrlimit(RLIMIT_FSIZE, &limit);
+    try {
+      io::write_npy(path, ramp(1 << 20, 3).view());
+    } catch (const cpipc::Error& e) {
+      const std::string what = e.what();
+      ::_exit(e.code() == cpipc::Errc::io && what.find("'" + path + "'") != std::string::npos ? 0 : 2);
+    }
+    ::_exit(1);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "1: the write did not fail; 2: not an io error naming the file";
+  EXPECT_EQ(names_in(dir.path().string()), std::vector<std::string>{"masks.npy"});
+  EXPECT_EQ(io::read_npy(path).data, ramp(100, 0).data);
+}
+
+TEST(ReplaceFile, ALinkStaysALink) {
+  cpipc::test::TempDir dir;
+  io::write_npy(dir.file("real.npy"), ramp(4, 0).view());
+  fs::create_symlink(dir.file("real.npy"), dir.file("link.npy"));
+  io::write_npy(dir.file("link.npy"), ramp(8, 1).view());
+  EXPECT_TRUE(fs::is_symlink(dir.file("link.npy")));
+  EXPECT_EQ(io::read_npy(dir.file("real.npy")).data, ramp(8, 1).data);
+}

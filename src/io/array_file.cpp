@@ -6,6 +6,7 @@
 
 #include "cpipc/error.hpp"
 #include "cpipc/io/npy.hpp"
+#include "cpipc/io/replace_file.hpp"
 #include "image.hpp"
 
 namespace cpipc::io {
@@ -25,12 +26,15 @@ void write_array(const std::string& path, const ipc::HostView& view) {
   const std::string ext = extension_of(path);
   if (ext == ".npy") return write_npy(path, view);
   if (ext == ".bin" || ext == ".raw") {
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    out.write(reinterpret_cast<const char*>(view.data), static_cast<std::streamsize>(view.desc.nbytes()));
-    if (!out.flush()) throw Error(Errc::io, "cannot write '" + path + "': " + std::strerror(errno));
-    return;
+    return write_replacing(path, [&](const std::string& to) {
+      std::ofstream out(to, std::ios::binary | std::ios::trunc);
+      out.write(reinterpret_cast<const char*>(view.data), static_cast<std::streamsize>(view.desc.nbytes()));
+      if (!out.flush()) throw Error(Errc::io, "cannot write '" + to + "': " + std::strerror(errno));
+    });
   }
-  if (ext == ".png" || ext == ".tif" || ext == ".tiff") return detail::write_image(path, view, ext);
+  if (ext == ".png" || ext == ".tif" || ext == ".tiff") {
+    return write_replacing(path, [&](const std::string& to) { detail::write_image(to, view, ext); });
+  }
   throw Error(Errc::invalid_argument,
               "cannot write '" + path + "': unknown extension '" + ext + "'; use .npy, .bin, .png or .tif");
 }

@@ -9,6 +9,7 @@
 
 #include "contours.hpp"
 #include "cpipc/error.hpp"
+#include "cpipc/io/replace_file.hpp"
 
 namespace cpipc::io {
 
@@ -64,7 +65,9 @@ std::vector<Polygon> outline_polygons(const std::uint32_t* labels, int height, i
   return out;
 }
 
-void write_outlines_txt(const std::string& path, const std::vector<Polygon>& polygons) {
+namespace {
+
+void write_outlines_at(const std::string& path, const std::vector<Polygon>& polygons) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   if (!out) throw Error(Errc::io, "cannot write '" + path + "': " + std::strerror(errno));
   std::string line;
@@ -81,6 +84,12 @@ void write_outlines_txt(const std::string& path, const std::vector<Polygon>& pol
     out.write(line.data(), static_cast<std::streamsize>(line.size()));
   }
   if (!out.flush()) throw Error(Errc::io, "cannot write '" + path + "': " + std::strerror(errno));
+}
+
+}  // namespace
+
+void write_outlines_txt(const std::string& path, const std::vector<Polygon>& polygons) {
+  write_replacing(path, [&](const std::string& to) { write_outlines_at(to, polygons); });
 }
 
 }  // namespace cpipc::io

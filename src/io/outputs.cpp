@@ -12,6 +12,7 @@
 #include "cpipc/io/array.hpp"
 #include "cpipc/io/array_file.hpp"
 #include "cpipc/io/outlines.hpp"
+#include "cpipc/io/replace_file.hpp"
 
 namespace cpipc::io {
 
@@ -98,11 +99,13 @@ void write_uint32_tiff(const std::string& path, const std::vector<std::uint32_t>
   entry(339, false, 1);                                 // SampleFormat: unsigned integer
   put<std::uint32_t>(b, 0);                             // no next IFD
   b.resize(kDataOffset, '\0');
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) throw Error(Errc::io, "cannot write '" + path + "': " + std::strerror(errno));
-  out.write(b.data(), static_cast<std::streamsize>(b.size()));
-  out.write(reinterpret_cast<const char*>(labels.data()), static_cast<std::streamsize>(bytes));
-  if (!out.flush()) throw Error(Errc::io, "cannot write '" + path + "': " + std::strerror(errno));
+  write_replacing(path, [&](const std::string& to) {
+    std::ofstream out(to, std::ios::binary | std::ios::trunc);
+    if (!out) throw Error(Errc::io, "cannot write '" + to + "': " + std::strerror(errno));
+    out.write(b.data(), static_cast<std::streamsize>(b.size()));
+    out.write(reinterpret_cast<const char*>(labels.data()), static_cast<std::streamsize>(bytes));
+    if (!out.flush()) throw Error(Errc::io, "cannot write '" + to + "': " + std::strerror(errno));
+  });
 }
 
 void make_dir(const std::string& dir) {

@@ -10,6 +10,7 @@
 
 #include "cli_common.hpp"
 #include "cpipc/error.hpp"
+#include "cpipc/io/replace_file.hpp"
 #include "cpipc/post/stats.hpp"
 #if CPIPC_HAVE_POST_CUDA
 #include "cpipc/cuda/post.hpp"
@@ -38,10 +39,12 @@ void write_text(const std::string& path, const std::string& text) {
     }
     return;
   }
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) throw Error(Errc::io, "cannot write '" + path + "': " + std::strerror(errno));
-  out.write(text.data(), static_cast<std::streamsize>(text.size()));
-  if (!out.flush()) throw Error(Errc::io, "cannot write '" + path + "': " + std::strerror(errno));
+  io::write_replacing(path, [&](const std::string& to) {
+    std::ofstream out(to, std::ios::binary | std::ios::trunc);
+    if (!out) throw Error(Errc::io, "cannot write '" + to + "': " + std::strerror(errno));
+    out.write(text.data(), static_cast<std::streamsize>(text.size()));
+    if (!out.flush()) throw Error(Errc::io, "cannot write '" + to + "': " + std::strerror(errno));
+  });
 }
 
 void run_stats(const StatsOptions& o) {
