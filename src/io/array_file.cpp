@@ -1,8 +1,5 @@
 #include "cpipc/io/array_file.hpp"
 
-#include <cerrno>
-#include <cstring>
-#include <fstream>
 
 #include "cpipc/error.hpp"
 #include "cpipc/io/npy.hpp"
@@ -26,11 +23,7 @@ void write_array(const std::string& path, const ipc::HostView& view) {
   const std::string ext = extension_of(path);
   if (ext == ".npy") return write_npy(path, view);
   if (ext == ".bin" || ext == ".raw") {
-    return write_replacing(path, [&](const std::string& to) {
-      std::ofstream out(to, std::ios::binary | std::ios::trunc);
-      out.write(reinterpret_cast<const char*>(view.data), static_cast<std::streamsize>(view.desc.nbytes()));
-      if (!out.flush()) throw Error(Errc::io, "cannot write '" + to + "': " + std::strerror(errno));
-    });
+    return write_file(path, {{reinterpret_cast<const char*>(view.data), static_cast<std::size_t>(view.desc.nbytes())}});
   }
   if (ext == ".png" || ext == ".tif" || ext == ".tiff") {
     return write_replacing(path, [&](const std::string& to) { detail::write_image(to, view, ext); });

@@ -188,18 +188,12 @@ void write_npy(const std::string& path, const ipc::HostView& view) {
   const std::size_t unpadded = 10 + dict.size() + 1;
   dict.append((64 - unpadded % 64) % 64, ' ');
   dict += '\n';
-  write_replacing(path, [&](const std::string& to) {
-    std::ofstream out(to, std::ios::binary | std::ios::trunc);
-    if (!out) throw Error(Errc::io, "cannot write '" + to + "': " + std::strerror(errno));
-    const char preamble[8] = {'\x93', 'N', 'U', 'M', 'P', 'Y', 1, 0};
-    out.write(preamble, 8);
-    const auto len = static_cast<std::uint16_t>(dict.size());
-    const char len_le[2] = {static_cast<char>(len & 0xff), static_cast<char>(len >> 8)};
-    out.write(len_le, 2);
-    out.write(dict.data(), static_cast<std::streamsize>(dict.size()));
-    out.write(reinterpret_cast<const char*>(view.data), static_cast<std::streamsize>(view.desc.nbytes()));
-    if (!out.flush()) throw Error(Errc::io, "cannot write '" + to + "': " + std::strerror(errno));
-  });
+  const auto len = static_cast<std::uint16_t>(dict.size());
+  const char head[10] = {
+      '\x93', 'N', 'U', 'M', 'P', 'Y', 1, 0, static_cast<char>(len & 0xff), static_cast<char>(len >> 8)};
+  write_file(path, {{head, sizeof head},
+                    dict,
+                    {reinterpret_cast<const char*>(view.data), static_cast<std::size_t>(view.desc.nbytes())}});
 }
 
 }  // namespace cpipc::io

@@ -1,10 +1,8 @@
 #include "cpipc/io/outputs.hpp"
 
 #include <bit>
-#include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <limits>
 #include <system_error>
 
@@ -99,13 +97,7 @@ void write_uint32_tiff(const std::string& path, const std::vector<std::uint32_t>
   entry(339, false, 1);                                 // SampleFormat: unsigned integer
   put<std::uint32_t>(b, 0);                             // no next IFD
   b.resize(kDataOffset, '\0');
-  write_replacing(path, [&](const std::string& to) {
-    std::ofstream out(to, std::ios::binary | std::ios::trunc);
-    if (!out) throw Error(Errc::io, "cannot write '" + to + "': " + std::strerror(errno));
-    out.write(b.data(), static_cast<std::streamsize>(b.size()));
-    out.write(reinterpret_cast<const char*>(labels.data()), static_cast<std::streamsize>(bytes));
-    if (!out.flush()) throw Error(Errc::io, "cannot write '" + to + "': " + std::strerror(errno));
-  });
+  write_file(path, {b, {reinterpret_cast<const char*>(labels.data()), static_cast<std::size_t>(bytes)}});
 }
 
 void make_dir(const std::string& dir) {

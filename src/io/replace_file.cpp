@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 
 #include "cpipc/error.hpp"
 
@@ -50,6 +51,15 @@ void write_replacing(const std::string& path, const std::function<void(const std
     std::remove(tmp.c_str());
     throw Error(Errc::io, "cannot write '" + path + "': " + std::strerror(err));
   }
+}
+
+void write_file(const std::string& path, std::initializer_list<std::string_view> parts) {
+  write_replacing(path, [&](const std::string& to) {
+    std::ofstream out(to, std::ios::binary | std::ios::trunc);
+    if (!out) throw Error(Errc::io, "cannot write '" + to + "': " + std::strerror(errno));
+    for (const std::string_view part : parts) out.write(part.data(), static_cast<std::streamsize>(part.size()));
+    if (!out.flush()) throw Error(Errc::io, "cannot write '" + to + "': " + std::strerror(errno));
+  });
 }
 
 }  // namespace cpipc::io

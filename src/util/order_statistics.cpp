@@ -22,8 +22,10 @@ template <std::size_t R>
 std::array<float, R> order_statistics(const float* values, std::size_t n, const std::array<std::size_t, R>& ranks) {
   std::vector<std::uint32_t> count(std::size_t{1} << 16, 0);
   for (std::size_t i = 0; i < n; ++i) ++count[order_key(values[i]) >> 16];
-  // Each rank's bucket (the distinct ones in `buckets`) and its rank inside.
-  std::array<std::uint32_t, R> buckets{};
+  // Each rank's bucket (the distinct ones in `buckets`; the unused entries
+  // hold a key no value has) and its rank inside.
+  std::array<std::uint32_t, R> buckets;
+  buckets.fill(0x10000u);
   std::array<std::size_t, R> which{};
   std::array<std::size_t, R> inside{};
   std::array<std::size_t, R> order{};  // ranks ascending (two percentiles may share one)
@@ -41,16 +43,14 @@ std::array<float, R> order_statistics(const float* values, std::size_t n, const 
   std::array<std::vector<float>, R> gathered;
   for (std::size_t k = 0; k < distinct; ++k) gathered[k].reserve(count[buckets[k]]);
   // Most blocks hold none of the wanted values: a vectorised test against
-  // every wanted bucket (unused ones never match) skips them.
-  std::array<std::uint32_t, R> match{};
-  for (std::size_t k = 0; k < R; ++k) match[k] = k < distinct ? buckets[k] : 0x10000u;
+  // every bucket skips them.
   constexpr std::size_t kBlock = 16;
   for (std::size_t start = 0; start < n; start += kBlock) {
     const std::size_t end = std::min(n, start + kBlock);
     int any = 0;
     for (std::size_t i = start; i < end; ++i) {
       const std::uint32_t key = order_key(values[i]) >> 16;
-      for (std::size_t k = 0; k < R; ++k) any |= static_cast<int>(key == match[k]);
+      for (std::size_t k = 0; k < R; ++k) any |= static_cast<int>(key == buckets[k]);
     }
     if (any == 0) continue;
     for (std::size_t i = start; i < end; ++i) {

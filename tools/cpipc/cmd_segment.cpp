@@ -185,10 +185,11 @@ void run_segment(SegmentArgs a) {
       const std::vector<io::Array> frames = next.get();
       next = read_ahead(i + 1);
       for (std::size_t k = 0; k < frames.size(); ++k) {
-        auto s = std::make_shared<const model::Segmentation>(segmenter.segment(frames[k], a.options));
+        model::Segmentation s = segmenter.segment(frames[k], a.options);
         finish_writing();
-        writing = std::async(std::launch::async,
-                             [&write_and_report, path, k, n = frames.size(), s] { write_and_report(path, k, n, *s); });
+        writing = std::async(std::launch::async, [&write_and_report, path, k, n = frames.size(), s = std::move(s)] {
+          write_and_report(path, k, n, s);
+        });
       }
     } catch (const Error& e) {
       if (!next.valid()) next = read_ahead(i + 1);  // this image could not be read

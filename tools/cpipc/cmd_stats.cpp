@@ -4,7 +4,6 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <memory>
 #include <optional>
 
@@ -39,12 +38,7 @@ void write_text(const std::string& path, const std::string& text) {
     }
     return;
   }
-  io::write_replacing(path, [&](const std::string& to) {
-    std::ofstream out(to, std::ios::binary | std::ios::trunc);
-    if (!out) throw Error(Errc::io, "cannot write '" + to + "': " + std::strerror(errno));
-    out.write(text.data(), static_cast<std::streamsize>(text.size()));
-    if (!out.flush()) throw Error(Errc::io, "cannot write '" + to + "': " + std::strerror(errno));
-  });
+  io::write_file(path, {text});
 }
 
 void run_stats(const StatsOptions& o) {

@@ -5,7 +5,9 @@
 #pragma once
 
 #include <functional>
+#include <initializer_list>
 #include <string>
+#include <string_view>
 
 namespace cpipc::io {
 
@@ -17,5 +19,9 @@ namespace cpipc::io {
 // place. A process killed mid-write leaves its temporary
 // (".<name>.cpipc-<pid>-<n><ext>").
 void write_replacing(const std::string& path, const std::function<void(const std::string& tmp)>& write);
+
+// `parts`, one after the other, as the file `path`, through write_replacing.
+// Throws Error(io) naming `path` and the system's reason.
+void write_file(const std::string& path, std::initializer_list<std::string_view> parts);
 
 }  // namespace cpipc::io
