@@ -3,7 +3,9 @@
 // process, raw sockets, and `cpipc submit` processes that get killed.
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -22,6 +24,7 @@
 #include "cpipc/io/array_file.hpp"
 #include "cpipc/io/convert.hpp"
 #include "cpipc/io/npy.hpp"
+#include "cpipc/ipc/reader.hpp"
 #include "cpipc/ipc/writer.hpp"
 #include "cpipc/service/client.hpp"
 #include "cpipc/util/child_process.hpp"
@@ -60,8 +63,9 @@ std::string large_image(const test::TempDir& dir) {
 // `shell` runs first in a /bin/sh that then execs the producer (same pid).
 class Producer {
  public:
-  explicit Producer(const test::TempDir& dir, std::vector<std::string> extra = {}, const std::string& shell = "")
-      : stream_(test::unique_name("s")), socket_(dir.file("serve.sock")) {
+  explicit Producer(const test::TempDir& dir, std::vector<std::string> extra = {}, const std::string& shell = "",
+                    const std::string& stream = "")
+      : stream_(stream.empty() ? test::unique_name("s") : stream), socket_(dir.file("serve.sock")) {
     std::vector<std::string> argv{test::cpipc_binary(), "serve", "--name", stream_, "--socket", socket_};
     // The CPU unless the test names a device (CLI11 takes --device once).
     if (std::find(extra.begin(), extra.end(), "--device") == extra.end()) argv.insert(argv.end(), {"--device", "cpu"});
@@ -149,7 +153,7 @@ TEST(Service, EightConcurrentClientsEachGetTheOneShotMasks) {
     results.push_back(std::async(std::launch::async, [&, c] {
       service::Client client = service::Client::connect(producer.socket());
       const service::SegmentResult r = client.segment(request("c" + std::to_string(c), images[c % 4]));
-      EXPECT_EQ(r.result["segment"], producer.stream());
+      EXPECT_EQ(r.result.segment, producer.stream());
       return io::to_labels(r.masks, "result");
     }));
   }
@@ -172,7 +176,7 @@ TEST(Service, AClientCanCancelALargeImageMidway) {
   EXPECT_EQ(m["type"], "error");
   EXPECT_EQ(m["code"], "cancelled");
   // The producer goes on serving.
-  EXPECT_EQ(client.segment(request("small", kFixtures + "/tiny16/image.npy")).result["type"], "result");
+  EXPECT_EQ(client.segment(request("small", kFixtures + "/tiny16/image.npy")).result.segment, producer.stream());
 }
 
 TEST(Service, ATimeoutFires) {
@@ -200,7 +204,7 @@ TEST(Service, AClientKilledMidRequestDoesNotStopTheOthers) {
   }
   service::Client client = service::Client::connect(producer.socket());
   const auto r = client.segment(request("after", kFixtures + "/tiny16/image.npy"), {}, 120s);
-  EXPECT_EQ(r.result["type"], "result");
+  EXPECT_EQ(r.result.segment, producer.stream());
 }
 
 TEST(Service, ClientsLearnWithinASecondThatTheProducerDied) {
@@ -224,7 +228,7 @@ TEST(Service, ClientsLearnWithinASecondThatTheProducerDied) {
   EXPECT_FALSE(test::shm_exists(producer.stream()));
   // A new producer takes over the stale socket.
   Producer again(dir);
-  EXPECT_EQ(service::Client::connect(again.socket()).hello()["type"], "hello");
+  EXPECT_EQ(service::Client::connect(again.socket()).hello().version, service::kProtocolVersion);
 }
 
 TEST(Service, BadRequestsGetTypedErrorsAndTheConnectionLives) {
@@ -311,7 +315,139 @@ TEST(Service, AnOversizeMessageIsRefusedAndASilentClientHarmsNobody) {
     EXPECT_THROW((void)big.next(), Error);  // and the producer hangs up
   }
   service::Client client = service::Client::connect(producer.socket());
-  EXPECT_EQ(client.segment(request("ok", kFixtures + "/tiny16/image.npy")).result["type"], "result");
+  EXPECT_EQ(client.segment(request("ok", kFixtures + "/tiny16/image.npy")).result.segment, producer.stream());
+}
+
+// Replies echo at most 128 bytes of what a client sent: no message, however
+// large its id or type, can make a reply that does not fit a frame, and
+// none ends the producer (it used to: std::terminate, socket and segment
+// left behind).
+TEST(Service, MessagesWithHugeFieldsCostOnlyAnError) {
+  test::TempDir dir;
+  Producer producer(dir);
+  RawConnection raw(producer.socket());
+  raw.send_json_text(json{{"type", "cancel"}, {"id", std::string(600000, 'x')}}.dump());
+  EXPECT_EQ(raw.next()["code"], "bad_request");
+  raw.send_json_text(json{{"type", std::string(1000000, 't')}}.dump());
+  json m = raw.next();
+  EXPECT_EQ(m["code"], "bad_request");
+  EXPECT_LT(m.dump().size(), 1000u) << "the reply quotes what was sent at length";
+  raw.send_json_text(json{{"type", "submit"}, {"id", std::string(600000, 'i')}, {"image", "/x.png"}}.dump());
+  EXPECT_EQ(raw.next()["code"], "bad_request");
+  raw.send_json_text(json{{"type", "submit"}, {"id", "p"}, {"image", std::string(900000, 'p')}}.dump());
+  EXPECT_EQ(raw.next()["code"], "bad_request");
+  // 2**40 is no channel 0.
+  raw.send_json_text(R"({"type": "submit", "id": "c", "image": "/x.png", "channels": [1099511627776, 0]})");
+  m = raw.next();
+  EXPECT_EQ(m["code"], "bad_request");
+  EXPECT_NE(m["message"].get<std::string>().find("channels"), std::string::npos) << m;
+  raw.send_json_text(R"({"type": "ping"})");
+  EXPECT_EQ(raw.next()["type"], "pong");
+  service::Client client = service::Client::connect(producer.socket());
+  EXPECT_EQ(client.segment(request("ok", kFixtures + "/tiny16/image.npy"), {}, 60s).result.segment, producer.stream());
+}
+
+// A FIFO (or a device, or a directory) as the image would block the worker
+// in open() for ever: it is refused at once, and the next request runs.
+TEST(Service, AFifoAsTheImageIsRefusedAndStallsNobody) {
+  test::TempDir dir;
+  const std::string fifo = dir.file("pipe.tif");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  Producer producer(dir);
+  service::Client client = service::Client::connect(producer.socket());
+  const auto t0 = std::chrono::steady_clock::now();
+  try {
+    (void)client.segment(request("fifo", fifo), {}, 20s);
+    ADD_FAILURE() << "a FIFO gave a result";
+  } catch (const Error& e) {
+    EXPECT_TRUE(std::string(e.what()).starts_with("bad_image:")) << e.what();
+    EXPECT_NE(std::string(e.what()).find("FIFO"), std::string::npos) << e.what();
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+  EXPECT_EQ(client.segment(request("ok", kFixtures + "/tiny16/image.npy"), {}, 60s).result.segment, producer.stream());
+}
+
+// The frame's metadata has a fixed size; a long path or id is cut to fit
+// (and says so) instead of failing a finished segmentation.
+TEST(Service, ALongPathAndIdStillGiveTheirResult) {
+  test::TempDir dir;
+  fs::path deep = dir.path();
+  for (int i = 0; i < 4; ++i) deep /= std::string(60, static_cast<char>('a' + i));
+  fs::create_directories(deep);
+  const std::string image = (deep / "image.npy").string();
+  fs::copy_file(kFixtures + "/tiny16/image.npy", image);
+  ASSERT_GT(image.size(), 250u);
+  Producer producer(dir);
+  service::Client client = service::Client::connect(producer.socket());
+  const std::string id = std::string(127, 'i') + "\x01";
+  const service::SegmentResult r = client.segment(request(id, image), {}, 60s);
+  EXPECT_EQ(r.result.id, id);
+  const ipc::SegmentReader reader = ipc::SegmentReader::attach(producer.stream());
+  std::vector<std::byte> bytes;
+  const auto info = reader.copy_frame(r.result.slot, r.result.seq, bytes);
+  ASSERT_TRUE(info);
+  const json meta = json::parse(info->meta.json);
+  EXPECT_EQ(meta["elided"], true) << meta;
+  EXPECT_TRUE(meta["source"].get<std::string>().ends_with("dddd/image.npy")) << meta;
+}
+
+// A producer killed with SIGKILL leaves its segment behind; the next one on
+// the same stream collects it and serves (it used to fail every request
+// with "already exists" after printing "serving").
+TEST(Service, AProducerRestartedAfterSigkillServesAtOnce) {
+  test::TempDir dir;
+  std::string stream;
+  {
+    Producer first(dir);
+    stream = first.stream();
+    service::Client client = service::Client::connect(first.socket());
+    (void)client.segment(request("first", kFixtures + "/tiny16/image.npy"), {}, 60s);
+    first.process().kill();
+    (void)first.process().wait(10s);
+  }
+  ASSERT_TRUE(test::shm_exists(stream));
+  Producer again(dir, {}, "", stream);
+  service::Client client = service::Client::connect(again.socket());
+  EXPECT_EQ(client.segment(request("again", kFixtures + "/tiny16/image.npy"), {}, 60s).result.segment, stream);
+  // A second producer of a stream whose producer is alive is refused.
+  const test::CommandResult r =
+      test::run_cpipc({"serve", "--name", stream, "--socket", dir.file("second.sock"), "--device", "cpu"}, 120s);
+  test::expect_failure(r, 1);
+  EXPECT_NE(r.err.find("live producer"), std::string::npos) << r.err;
+}
+
+// The socket is its owner's alone (0600), and a process of another user
+// that still reaches it (the modes loosened by hand) is turned away by its
+// credentials.
+TEST(Service, OnlyTheOwnerMayTalkToTheProducer) {
+  test::TempDir dir;
+  Producer producer(dir);
+  struct stat st {};
+  ASSERT_EQ(::stat(producer.socket().c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  if (::geteuid() != 0) GTEST_SKIP() << "changing user needs root";
+  ASSERT_EQ(::chmod(dir.path().c_str(), 0711), 0);
+  ASSERT_EQ(::chmod(producer.socket().c_str(), 0666), 0);
+  const pid_t child = ::fork();
+  if (child == 0) {
+    if (::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(10);
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, producer.socket().c_str(), sizeof addr.sun_path - 1);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) ::_exit(11);
+    try {
+      const auto m = service::receive_message(fd, 10s);
+      ::_exit(m && (*m)["type"] == "error" && (*m)["code"] == "forbidden" ? 0 : 12);
+    } catch (...) {
+      ::_exit(13);
+    }
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "10 setuid, 11 connect, 12 not refused, 13 no message";
+  ::chmod(dir.path().c_str(), 0700);
 }
 
 // A result as a client saw it.
@@ -392,7 +528,7 @@ TEST(Service, AClientThatNeverReleasesSlowsOnlyItself) {
   service::Client other = service::Client::connect(producer.socket());
   for (int i = 0; i < 6; ++i) {
     const auto r = other.segment(request("o" + std::to_string(i), kFixtures + "/tiny16/image.npy"), {}, 60s);
-    EXPECT_EQ(r.result["type"], "result");
+    EXPECT_EQ(r.result.segment, producer.stream());
   }
   // Still two: the hoarder's third request waits for one of its releases.
   // Served round robin, it would have run before the other client's six.
@@ -440,7 +576,7 @@ Holdings holdings(pid_t pid) {
 void visit(const Producer& producer, const std::string& tag) {
   service::Client c = service::Client::connect(producer.socket());
   const auto r = c.segment(request(tag + "-ok", kFixtures + "/tiny16/image.npy"), {}, 60s);
-  EXPECT_EQ(r.result["type"], "result") << r.result;
+  EXPECT_EQ(r.result.segment, producer.stream());
   try {
     (void)c.segment(request(tag + "-missing", "/no/such/image.tif"), {}, 60s);
     ADD_FAILURE() << "a missing image gave a result";
@@ -498,7 +634,8 @@ TEST(Service, AnImageTooLargeForMemoryIsOutOfMemoryAndServingGoesOn) {
     EXPECT_EQ(e.code(), Errc::out_of_memory) << e.what();
     EXPECT_EQ(std::string(e.what()).rfind("out_of_memory: ", 0), 0u) << e.what();
   }
-  EXPECT_EQ(client.segment(request("small", kFixtures + "/tiny16/image.npy"), {}, 60s).result["type"], "result");
+  EXPECT_EQ(client.segment(request("small", kFixtures + "/tiny16/image.npy"), {}, 60s).result.segment,
+            producer.stream());
 }
 
 // The subcommands around a producer: `cpipc submit --save` writes the masks
@@ -557,7 +694,7 @@ TEST(Service, OnCudaEachResultHasADeviceViewEqualToItsHostMasks) {
   test::TempDir dir;
   Producer producer(dir, {"--device", "cuda"});
   service::Client client = service::Client::connect(producer.socket());
-  ASSERT_EQ(client.hello()["device_views"], true) << client.hello();
+  ASSERT_TRUE(client.hello().device_views);
   const std::string image = kFixtures + "/gray16_up/image.npy";
   client.submit(request("gpu", image));
   json m;
@@ -570,7 +707,7 @@ TEST(Service, OnCudaEachResultHasADeviceViewEqualToItsHostMasks) {
     GTEST_SKIP() << "CUDA IPC is unavailable here (the producer said why on stderr)";
   }
   ASSERT_EQ(m["device_view"], true) << "the segment exports device views, but the result says none: " << m;
-  const io::Array host = client.read_masks(m);
+  const io::Array host = client.read_masks(std::get<service::Result>(service::decode_producer_message(m)));
   cuda::DeviceReader device(reader);
   const auto lease = device.lease_latest(nullptr);
   ASSERT_TRUE(lease);

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "cpipc/error.hpp"
+#include "unix_socket.hpp"
 
 namespace cpipc::service {
 
@@ -20,63 +21,34 @@ Errc errc_of_code(const std::string& code) noexcept {
   if (code == codes::timed_out) return Errc::timed_out;
   if (code == codes::out_of_memory) return Errc::out_of_memory;
   if (code == codes::shutting_down) return Errc::producer_gone;
+  if (code == codes::forbidden) return Errc::invalid_argument;
   return Errc::system;
 }
 
 Client Client::connect(const std::string& socket_path, std::chrono::milliseconds timeout) {
-  sockaddr_un addr{};
-  if (socket_path.size() >= sizeof addr.sun_path) {
-    throw Error(Errc::invalid_argument, "socket path '" + socket_path + "' is too long");
-  }
-  addr.sun_family = AF_UNIX;
-  std::memcpy(addr.sun_path, socket_path.c_str(), socket_path.size() + 1);
   Client c;
-  c.fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (c.fd_ < 0) throw_errno("socket", errno);
-  if (::connect(c.fd_, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
-    const int err = errno;
-    if (err == ENOENT || err == ECONNREFUSED) {
-      throw Error(Errc::not_found, "no producer is serving on '" + socket_path + "' (start one with 'cpipc serve')");
-    }
-    throw_errno("connect " + socket_path, err);
-  }
-  std::optional<nlohmann::json> hello = receive_message(c.fd_, timeout);
+  c.fd_ = detail::connect_to(socket_path);
+  std::optional<nlohmann::json> hello = receive_message(c.fd_.get(), timeout);
   if (!hello) throw Error(Errc::timed_out, "the producer on '" + socket_path + "' did not say hello");
-  if (hello->value("type", "") == "error") {
-    throw Error(errc_of_code(hello->value("code", "")), hello->value("code", "") + ": " + hello->value("message", ""));
-  }
-  if (hello->value("type", "") != "hello" || hello->value("version", 0) != kProtocolVersion) {
+  const ProducerMessage m = decode_producer_message(*hello);
+  if (const auto* e = std::get_if<ErrorReply>(&m)) throw Error(errc_of_code(e->code), e->code + ": " + e->message);
+  const auto* h = std::get_if<Hello>(&m);
+  if (!h || h->version != kProtocolVersion) {
     throw Error(Errc::invalid_argument,
-                "'" + socket_path + "' does not speak cpipc protocol " + std::to_string(kProtocolVersion));
+                "'" + socket_path + "' does not speak cpipc protocol " + std::to_string(kProtocolVersion) +
+                    (h ? " (it speaks " + std::to_string(h->version) + "; use the cpipc that matches it)" : ""));
   }
-  c.hello_ = std::move(*hello);
+  c.hello_ = *h;
   return c;
 }
 
-Client::Client(Client&& other) noexcept
-    : fd_(std::exchange(other.fd_, -1)), hello_(std::move(other.hello_)), readers_(std::move(other.readers_)) {}
-
-Client& Client::operator=(Client&& other) noexcept {
-  if (this != &other) {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = std::exchange(other.fd_, -1);
-    hello_ = std::move(other.hello_);
-    readers_ = std::move(other.readers_);
-  }
-  return *this;
-}
-
-Client::~Client() {
-  if (fd_ >= 0) ::close(fd_);
-}
-
-void Client::submit(const SubmitRequest& request) { send_message(fd_, request.to_json()); }
-void Client::cancel(const std::string& id) { send_message(fd_, {{"type", "cancel"}, {"id", id}}); }
-void Client::release(const std::string& id) { send_message(fd_, {{"type", "release"}, {"id", id}}); }
+void Client::submit(const SubmitRequest& request) { send_message(fd_.get(), request.to_json()); }
+void Client::cancel(const std::string& id) { send_message(fd_.get(), to_json(CancelRequest{id})); }
+void Client::release(const std::string& id) { send_message(fd_.get(), to_json(ReleaseRequest{id})); }
 
 std::optional<nlohmann::json> Client::next(std::chrono::milliseconds timeout) {
   try {
-    return receive_message(fd_, timeout);
+    return receive_message(fd_.get(), timeout);
   } catch (const Error& e) {
     if (e.code() == Errc::producer_gone) {
       throw Error(Errc::producer_gone, "the producer closed the connection (it stopped or died)");
@@ -85,28 +57,23 @@ std::optional<nlohmann::json> Client::next(std::chrono::milliseconds timeout) {
   }
 }
 
-io::Array Client::read_masks(const nlohmann::json& result) {
-  const std::string name = result.at("segment");
-  const auto slot = result.at("slot").get<std::uint32_t>();
-  const auto seq = result.at("seq").get<std::uint64_t>();
+io::Array Client::read_masks(const Result& result) {
   for (int attempt = 0; attempt < 2; ++attempt) {
-    auto& reader = readers_[name];
-    if (!reader) reader = std::make_unique<ipc::SegmentReader>(ipc::SegmentReader::attach(name));
+    auto& reader = readers_[result.segment];
+    if (!reader) reader = std::make_unique<ipc::SegmentReader>(ipc::SegmentReader::attach(result.segment));
     // The producer re-creates its segment when the shape changes: a cached
     // reader of the old one finds a different layout; attach again.
-    const auto& shape = result.at("shape");
     const auto& d = reader->desc();
-    const bool same_shape = d.ndim == 2 && d.shape[0] == shape[0].get<std::int64_t>() &&
-                            d.shape[1] == shape[1].get<std::int64_t>() &&
-                            ipc::to_string(d.dtype) == result.at("dtype").get<std::string>();
+    const bool same_shape = d.ndim == 2 && d.shape[0] == result.shape[0] && d.shape[1] == result.shape[1] &&
+                            ipc::to_string(d.dtype) == result.dtype;
     if (same_shape) {
       io::Array masks;
       masks.desc = d;
-      if (reader->copy_frame(slot, seq, masks.data)) return masks;
+      if (reader->copy_frame(result.slot, result.seq, masks.data)) return masks;
     }
     reader.reset();
   }
-  throw Error(Errc::producer_gone, "the result of request \"" + result.value("id", "") +
+  throw Error(Errc::producer_gone, "the result of request \"" + result.id +
                                        "\" was overwritten before it was read (read results promptly, or run the "
                                        "producer with more --slots)");
 }
@@ -123,14 +90,14 @@ SegmentResult Client::segment(const SubmitRequest& request, const std::function<
     if (!m) continue;
     if (m->value("id", "") != request.id) continue;  // another request's message
     if (on_event) on_event(*m);
-    const std::string type = m->value("type", "");
-    if (type == "error") {
-      throw Error(errc_of_code(m->value("code", "")), m->value("code", "") + ": " + m->value("message", ""));
+    const ProducerMessage message = decode_producer_message(*m);
+    if (const auto* e = std::get_if<ErrorReply>(&message)) {
+      throw Error(errc_of_code(e->code), e->code + ": " + e->message);
     }
-    if (type == "result") {
-      SegmentResult r{*m, read_masks(*m)};
+    if (const auto* r = std::get_if<Result>(&message)) {
+      SegmentResult out{*r, read_masks(*r)};
       release(request.id);
-      return r;
+      return out;
     }
   }
 }

@@ -1,44 +1,75 @@
+// The protocol's messages: one encoder and one decoder per message type.
 #include "cpipc/service/protocol.hpp"
 
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-#include <cerrno>
+#include <algorithm>
 #include <cmath>
-#include <cstdlib>
-#include <cstring>
-
-#include "cpipc/error.hpp"
+#include <type_traits>
 
 namespace cpipc::service {
 
 namespace {
 
-[[noreturn]] void bad(const std::string& message) { throw Error(Errc::invalid_argument, message); }
+using nlohmann::json;
+
+// Quotes at most 64 bytes of what a client sent, so replies stay small.
+std::string quoted(const std::string& s) { return "\"" + (s.size() > 64 ? s.substr(0, 64) + "..." : s) + "\""; }
+
+bool valid_id(const json& j) {
+  return j.is_string() && !j.get_ref<const std::string&>().empty() &&
+         j.get_ref<const std::string&>().size() <= kMaxIdBytes;
+}
+
+// The message's id when it is one a reply may echo, else "".
+std::string usable_id(const json& m) {
+  const auto it = m.find("id");
+  return it != m.end() && valid_id(*it) ? it->get<std::string>() : std::string();
+}
 
 template <class T>
-std::optional<T> optional_number(const nlohmann::json& j, const char* key) {
-  if (!j.contains(key) || j[key].is_null()) return std::nullopt;
-  if (!j[key].is_number()) bad(std::string("\"") + key + "\" must be a number");
-  const double v = j[key].get<double>();
-  if (!std::isfinite(v)) bad(std::string("\"") + key + "\" must be finite");
+std::optional<T> optional_number(const json& j, const char* key, const std::string& id) {
+  const auto bad = [&](const char* what) { throw BadMessage(std::string("\"") + key + "\" must be " + what, id); };
+  const auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return std::nullopt;
+  if (!it->is_number()) bad("a number");
+  const double v = it->get<double>();
+  if (!std::isfinite(v)) bad("finite");
   if constexpr (std::is_integral_v<T>) {
-    if (v != std::floor(v) || std::abs(v) > 1e9) bad(std::string("\"") + key + "\" must be an integer");
+    if (v != std::floor(v) || std::abs(v) > 1e9) bad("an integer");
+  } else if (std::abs(v) > 1e30) {
+    bad("a reasonable number");
   }
   return static_cast<T>(v);
 }
 
-std::uint32_t read_le32(const char* p) {
-  std::uint32_t v = 0;
-  for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
-  return v;
+// A channel number 0..64; JSON integers of any size are checked before any
+// narrowing (2**40 must not become 0).
+bool channel_number(const json& c) {
+  if (c.is_number_unsigned()) return c.get<std::uint64_t>() <= 64;
+  if (c.is_number_integer()) return c.get<std::int64_t>() >= 0 && c.get<std::int64_t>() <= 64;
+  return false;
 }
+
+std::string string_id(const json& m, const char* type) {
+  const auto it = m.find("id");
+  if (it == m.end() || !valid_id(*it)) {
+    throw BadMessage(std::string(type) + " needs an \"id\": a string of 1..128 bytes", "");
+  }
+  return it->get<std::string>();
+}
+
+template <class... F>
+struct Overloaded : F... {
+  using F::operator()...;
+};
+template <class... F>
+Overloaded(F...) -> Overloaded<F...>;
 
 }  // namespace
 
-nlohmann::json SubmitRequest::to_json() const {
-  nlohmann::json j{{"type", "submit"}, {"id", id}};
+// --- client -> producer ------------------------------------------------------
+
+json SubmitRequest::to_json() const {
+  json j{{"type", "submit"}, {"id", id}};
   if (!image.empty()) j["image"] = image;
   if (!input.empty()) j["input"] = input;
   if (diameter) j["diameter"] = *diameter;
@@ -52,24 +83,24 @@ nlohmann::json SubmitRequest::to_json() const {
   return j;
 }
 
-SubmitRequest SubmitRequest::from_json(const nlohmann::json& j) {
-  static const char* const known[] = {"type",           "id",
-                                      "image",          "input",
-                                      "diameter",       "channels",
-                                      "flow_threshold", "cellprob_threshold",
-                                      "min_size",       "max_size_fraction",
-                                      "niter",          "timeout_s"};
-  for (const auto& [key, value] : j.items()) {
+SubmitRequest SubmitRequest::from_json(const json& j) {
+  static constexpr const char* known[] = {"type",           "id",
+                                          "image",          "input",
+                                          "diameter",       "channels",
+                                          "flow_threshold", "cellprob_threshold",
+                                          "min_size",       "max_size_fraction",
+                                          "niter",          "timeout_s"};
+  const std::string id = usable_id(j);
+  const auto bad = [&](const std::string& why) { throw BadMessage(why, id); };
+  for (const auto& item : j.items()) {
+    const std::string& key = item.key();
     if (std::find_if(std::begin(known), std::end(known), [&](const char* k) { return key == k; }) == std::end(known)) {
-      bad("unknown field \"" + key + "\" in submit");
+      bad("unknown field " + quoted(key) + " in submit");
     }
   }
+  if (id.empty()) bad("submit needs an \"id\": a string of 1..128 bytes");
   SubmitRequest r;
-  if (!j.contains("id") || !j["id"].is_string() || j["id"].get<std::string>().empty() ||
-      j["id"].get<std::string>().size() > 128) {
-    bad("submit needs an \"id\": a string of 1..128 characters");
-  }
-  r.id = j["id"];
+  r.id = id;
   if (j.contains("image")) {
     if (!j["image"].is_string()) bad("\"image\" must be a path");
     r.image = j["image"];
@@ -80,125 +111,194 @@ SubmitRequest SubmitRequest::from_json(const nlohmann::json& j) {
   }
   if (r.image.empty() == r.input.empty())
     bad("submit needs exactly one of \"image\" (a path) or \"input\" (a segment)");
-  r.diameter = optional_number<double>(j, "diameter");
+  if (r.image.size() > 4096) bad("\"image\" is longer than 4096 bytes");
+  r.diameter = optional_number<double>(j, "diameter", id);
   if (r.diameter && *r.diameter < 0) bad("\"diameter\" must be >= 0 (0 = the model's)");
   if (j.contains("channels") && !j["channels"].is_null()) {
     const auto& c = j["channels"];
-    if (!c.is_array() || c.size() != 2 || !c[0].is_number_integer() || !c[1].is_number_integer() ||
-        c[0].get<int>() < 0 || c[1].get<int>() < 0 || c[0].get<int>() > 64 || c[1].get<int>() > 64) {
-      bad("\"channels\" must be [seg, nuc]: two 1-based channel numbers, 0 = gray / none");
+    if (!c.is_array() || c.size() != 2 || !channel_number(c[0]) || !channel_number(c[1])) {
+      bad("\"channels\" must be [seg, nuc]: two 1-based channel numbers up to 64, 0 = gray / none");
     }
     r.channels = std::array<int, 2>{c[0].get<int>(), c[1].get<int>()};
   }
-  r.flow_threshold = optional_number<float>(j, "flow_threshold");
+  r.flow_threshold = optional_number<float>(j, "flow_threshold", id);
   if (r.flow_threshold && *r.flow_threshold < 0) bad("\"flow_threshold\" must be >= 0 (0 = off)");
-  r.cellprob_threshold = optional_number<float>(j, "cellprob_threshold");
-  r.min_size = optional_number<int>(j, "min_size");
-  r.max_size_fraction = optional_number<float>(j, "max_size_fraction");
+  r.cellprob_threshold = optional_number<float>(j, "cellprob_threshold", id);
+  r.min_size = optional_number<int>(j, "min_size", id);
+  r.max_size_fraction = optional_number<float>(j, "max_size_fraction", id);
   if (r.max_size_fraction && !(*r.max_size_fraction > 0)) bad("\"max_size_fraction\" must be > 0");
-  r.niter = optional_number<int>(j, "niter");
+  r.niter = optional_number<int>(j, "niter", id);
   if (r.niter && (*r.niter < 0 || *r.niter > 100000)) bad("\"niter\" must be in 0..100000 (0 = automatic)");
-  r.timeout_s = optional_number<double>(j, "timeout_s");
+  r.timeout_s = optional_number<double>(j, "timeout_s", id);
   if (r.timeout_s && !(*r.timeout_s > 0)) bad("\"timeout_s\" must be > 0");
   return r;
 }
 
-std::string frame_message(const nlohmann::json& message) {
-  const std::string body = message.dump();
-  if (body.size() > kMaxMessageBytes) bad("message of " + std::to_string(body.size()) + " bytes is over the limit");
-  std::string out(4, '\0');
-  for (int i = 0; i < 4; ++i) out[i] = static_cast<char>((body.size() >> (8 * i)) & 0xff);
-  return out + body;
+ClientMessage decode_client_message(const json& j) {
+  if (!j.is_object()) throw BadMessage("a message must be a JSON object", "");
+  const auto t = j.find("type");
+  if (t == j.end() || !t->is_string()) throw BadMessage("a message needs a \"type\" string", usable_id(j));
+  const std::string& type = t->get_ref<const std::string&>();
+  if (type == "submit") return SubmitRequest::from_json(j);
+  if (type == "cancel") return CancelRequest{string_id(j, "cancel")};
+  if (type == "release") return ReleaseRequest{string_id(j, "release")};
+  if (type == "ping") return Ping{};
+  throw BadMessage("unknown message type " + quoted(type), usable_id(j));
 }
 
-void send_message(int fd, const nlohmann::json& message) {
-  const std::string bytes = frame_message(message);
-  std::size_t sent = 0;
-  while (sent < bytes.size()) {
-    const ssize_t n = ::send(fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EPIPE || errno == ECONNRESET) throw Error(Errc::producer_gone, "the connection was closed");
-      throw_errno("send", errno);
-    }
-    sent += static_cast<std::size_t>(n);
-  }
+json to_json(const ClientMessage& m) {
+  return std::visit(Overloaded{[](const SubmitRequest& r) { return r.to_json(); },
+                               [](const CancelRequest& r) {
+                                 return json{{"type", "cancel"}, {"id", r.id}};
+                               },
+                               [](const ReleaseRequest& r) {
+                                 return json{{"type", "release"}, {"id", r.id}};
+                               },
+                               [](const Ping&) {
+                                 return json{{"type", "ping"}};
+                               }},
+                    m);
 }
 
-std::optional<nlohmann::json> MessageDecoder::next() {
-  if (buffer_.size() < 4) return std::nullopt;
-  const std::uint32_t n = read_le32(buffer_.data());
-  if (n > kMaxMessageBytes) {
-    bad("message of " + std::to_string(n) + " bytes is over the " + std::to_string(kMaxMessageBytes) + "-byte limit");
-  }
-  if (buffer_.size() < 4 + static_cast<std::size_t>(n)) return std::nullopt;
-  nlohmann::json j;
+// --- producer -> client ------------------------------------------------------
+
+json to_json(const Timings& t) {
+  return json{
+      {"preprocess", t.preprocess_s}, {"network", t.network_s}, {"dynamics", t.dynamics_s}, {"total", t.total_s}};
+}
+
+ErrorReply error_reply(std::string id, const char* code, std::string message) {
+  if (id.size() > kMaxIdBytes) id.clear();
+  if (message.size() > 4096) message = message.substr(0, 4096) + "...";
+  return ErrorReply{code, std::move(message), std::move(id)};
+}
+
+json to_json(const ProducerMessage& m) {
+  return std::visit(Overloaded{[](const Hello& h) {
+                                 return json{{"type", "hello"},
+                                             {"version", h.version},
+                                             {"stream", h.stream},
+                                             {"model", h.model},
+                                             {"architecture", h.architecture},
+                                             {"device", h.device},
+                                             {"device_views", h.device_views},
+                                             {"pid", h.pid}};
+                               },
+                               [](const Accepted& a) {
+                                 return json{{"type", "accepted"}, {"id", a.id}, {"ahead", a.ahead}};
+                               },
+                               [](const ProgressEvent& p) {
+                                 return json{{"type", "progress"},
+                                             {"id", p.id},
+                                             {"stage", p.stage},
+                                             {"tiles_done", p.tiles_done},
+                                             {"tiles_total", p.tiles_total}};
+                               },
+                               [](const Result& r) {
+                                 json t = to_json(r.timings);
+                                 t["request"] = r.request_s;
+                                 return json{{"type", "result"},       {"id", r.id},
+                                             {"segment", r.segment},   {"device_view", r.device_view},
+                                             {"slot", r.slot},         {"seq", r.seq},
+                                             {"frame_id", r.frame_id}, {"shape", r.shape},
+                                             {"dtype", r.dtype},       {"objects", r.objects},
+                                             {"diameter", r.diameter}, {"tiles", r.tiles},
+                                             {"timings_s", t}};
+                               },
+                               [](const ErrorReply& e) {
+                                 json j{{"type", "error"}, {"code", e.code}, {"message", e.message}};
+                                 if (!e.id.empty()) j["id"] = e.id;
+                                 return j;
+                               },
+                               [](const Pong&) {
+                                 return json{{"type", "pong"}};
+                               },
+                               [](const Bye&) {
+                                 return json{{"type", "bye"}};
+                               }},
+                    m);
+}
+
+ProducerMessage decode_producer_message(const json& j) {
+  const std::string type = j.is_object() && j.contains("type") && j["type"].is_string() ? j["type"] : "";
   try {
-    j = nlohmann::json::parse(buffer_.begin() + 4, buffer_.begin() + 4 + n);
-  } catch (const nlohmann::json::exception&) {
-    buffer_.erase(0, 4 + static_cast<std::size_t>(n));
-    bad("a message is not JSON");
+    if (type == "hello") {
+      return Hello{j.at("version").get<int>(),     j.at("stream").get<std::string>(),
+                   j.value("model", ""),           j.value("architecture", ""),
+                   j.value("device", ""),          j.value("device_views", false),
+                   j.value("pid", std::int64_t{0})};
+    }
+    if (type == "accepted") return Accepted{j.at("id").get<std::string>(), j.at("ahead").get<std::uint64_t>()};
+    if (type == "progress") {
+      return ProgressEvent{j.at("id").get<std::string>(), j.at("stage").get<std::string>(),
+                           j.at("tiles_done").get<int>(), j.at("tiles_total").get<int>()};
+    }
+    if (type == "result") {
+      Result r;
+      r.id = j.at("id").get<std::string>();
+      r.segment = j.at("segment").get<std::string>();
+      r.device_view = j.value("device_view", false);
+      r.slot = j.at("slot").get<std::uint32_t>();
+      r.seq = j.at("seq").get<std::uint64_t>();
+      r.frame_id = j.at("frame_id").get<std::uint64_t>();
+      r.shape = j.at("shape").get<std::array<std::int64_t, 2>>();
+      r.dtype = j.at("dtype").get<std::string>();
+      r.objects = j.at("objects").get<std::uint32_t>();
+      r.diameter = j.at("diameter").get<double>();
+      r.tiles = j.value("tiles", 0);
+      const json& t = j.at("timings_s");
+      r.timings = Timings{t.at("preprocess").get<double>(), t.at("network").get<double>(),
+                          t.at("dynamics").get<double>(), t.at("total").get<double>()};
+      r.request_s = t.at("request").get<double>();
+      return r;
+    }
+    if (type == "error") {
+      return ErrorReply{j.at("code").get<std::string>(), j.at("message").get<std::string>(), j.value("id", "")};
+    }
+    if (type == "pong") return Pong{};
+    if (type == "bye") return Bye{};
+  } catch (const json::exception& e) {
+    throw Error(Errc::invalid_argument, "the producer sent a malformed \"" + type + "\" message (" + e.what() + ")");
   }
-  buffer_.erase(0, 4 + static_cast<std::size_t>(n));
-  if (!j.is_object()) bad("a message must be a JSON object");
-  return j;
+  throw Error(Errc::invalid_argument, "the producer sent a message of unknown type " + quoted(type));
 }
 
-std::optional<nlohmann::json> receive_message(int fd, std::chrono::milliseconds timeout) {
-  // One decoder per fd would keep partial bytes between calls; blocking
-  // reads of exactly one message need none: read the prefix, then the body.
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  const auto read_exact = [&](char* p, std::size_t n, bool started) -> bool {
-    std::size_t got = 0;
-    while (got < n) {
-      int wait_ms = -1;
-      if (timeout.count() >= 0) {
-        const auto left =
-            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-        // Once a message has started, finish it: the peer writes whole messages.
-        wait_ms = started || got > 0 ? 5000 : static_cast<int>(std::max<std::int64_t>(0, left.count()));
-      }
-      pollfd pfd{fd, POLLIN, 0};
-      const int r = ::poll(&pfd, 1, wait_ms);
-      if (r < 0) {
-        if (errno == EINTR) continue;
-        throw_errno("poll", errno);
-      }
-      if (r == 0) {
-        if (started || got > 0) throw Error(Errc::timed_out, "the peer stopped in the middle of a message");
-        return false;
-      }
-      const ssize_t k = ::recv(fd, p + got, n - got, 0);
-      if (k < 0) {
-        if (errno == EINTR || errno == EAGAIN) continue;
-        if (errno == ECONNRESET) throw Error(Errc::producer_gone, "the connection was closed");
-        throw_errno("recv", errno);
-      }
-      if (k == 0) throw Error(Errc::producer_gone, "the connection was closed");
-      got += static_cast<std::size_t>(k);
-    }
-    return true;
+std::string frame_meta_json(const std::string& id, const std::string& source, std::size_t max_bytes) {
+  const auto dump = [](const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); };
+  std::string text = dump(json{{"id", id}, {"source", source}});
+  if (text.size() <= max_bytes) return text;
+  // Cut whole UTF-8 characters: never start on a continuation byte.
+  const auto tail = [](const std::string& s, std::size_t n) {
+    std::size_t from = s.size() - std::min(n, s.size());
+    while (from < s.size() && (static_cast<unsigned char>(s[from]) & 0xC0) == 0x80) ++from;
+    return s.substr(from);
   };
-  char prefix[4];
-  if (!read_exact(prefix, 4, false)) return std::nullopt;
-  const std::uint32_t n = read_le32(prefix);
-  if (n > kMaxMessageBytes) bad("message of " + std::to_string(n) + " bytes is over the limit");
-  std::string body(n, '\0');
-  read_exact(body.data(), n, true);
-  try {
-    nlohmann::json j = nlohmann::json::parse(body);
-    if (!j.is_object()) bad("a message must be a JSON object");
-    return j;
-  } catch (const nlohmann::json::exception&) {
-    bad("a message is not JSON");
+  const auto head = [](const std::string& s, std::size_t n) {
+    std::size_t to = std::min(n, s.size());
+    while (to > 0 && to < s.size() && (static_cast<unsigned char>(s[to]) & 0xC0) == 0x80) --to;
+    return s.substr(0, to);
+  };
+  std::string kept_source = source;
+  std::string kept_id = id;
+  for (;;) {
+    text = dump(json{{"id", kept_id},
+                     {"source", kept_source.size() < source.size() ? "..." + kept_source : kept_source},
+                     {"elided", true}});
+    if (text.size() <= max_bytes) return text;
+    const std::size_t excess = text.size() - max_bytes;
+    // The path's end (its file name) outlasts the id's tail, which
+    // outlasts the rest of the path.
+    constexpr std::size_t kPathEnd = 96;
+    if (kept_source.size() > kPathEnd) {
+      kept_source = tail(kept_source, std::max(kPathEnd, kept_source.size() - std::min(excess, kept_source.size())));
+    } else if (!kept_id.empty()) {
+      kept_id = head(kept_id, kept_id.size() > excess ? kept_id.size() - excess : 0);
+    } else if (!kept_source.empty()) {
+      kept_source = tail(kept_source, kept_source.size() > excess ? kept_source.size() - excess : 0);
+    } else {
+      return "{}";
+    }
   }
-}
-
-std::string default_socket_path(const std::string& name) {
-  const char* runtime = std::getenv("XDG_RUNTIME_DIR");
-  const std::string dir =
-      runtime && *runtime ? std::string(runtime) + "/cpipc" : "/tmp/cpipc-" + std::to_string(::getuid());
-  return dir + "/" + name + ".sock";
 }
 
 }  // namespace cpipc::service

@@ -18,6 +18,7 @@
 #include "cpipc/io/frames.hpp"
 #include "cpipc/io/outputs.hpp"
 #include "cpipc/model/segmenter.hpp"
+#include "cpipc/service/protocol.hpp"
 #include "progress.hpp"
 #include "torch_commands.hpp"
 
@@ -145,11 +146,8 @@ void run_segment(SegmentArgs a) {
                          {"tiles", s.tiles},
                          {"device", segmenter.model().device().to_string()},
                          {"precision", model::to_string(segmenter.model().precision())},
-                         {"timings_s",
-                          {{"preprocess", s.timings.preprocess_s},
-                           {"network", s.timings.network_s},
-                           {"dynamics", s.timings.dynamics_s},
-                           {"total", s.timings.total_s}}}};
+                         {"timings_s", service::to_json(service::Timings{s.timings.preprocess_s, s.timings.network_s,
+                                                                         s.timings.dynamics_s, s.timings.total_s})}};
         if (!w.outlines.empty()) j["outlines"] = w.outlines;
         if (!w.flows.empty()) j["flows"] = w.flows;
         std::printf("%s\n", j.dump().c_str());

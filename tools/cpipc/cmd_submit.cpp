@@ -60,21 +60,21 @@ void run_submit(SubmitArgs a) {
         }
       });
       if (tty) std::fprintf(stderr, "\r\033[K");
-      nlohmann::json line = res.result;
+      const service::Result& result = res.result;
+      nlohmann::json line = service::to_json(result);
       line["image"] = image;
       if (!a.save_dir.empty()) {
         line["saved"] = io::save_cellpose_outputs(a.save_dir, fs::path(image).stem().string(), res.masks.view(),
-                                                  res.result["objects"].get<std::uint32_t>(), true);
+                                                  result.objects, true);
       }
       if (a.json) {
-        std::printf("%s\n", line.dump().c_str());
+        std::printf("%s\n", line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
       } else {
         std::printf(
             "%s: %u objects in %lld x %lld; segment %.3f s, request %.3f s -> segment '%s' slot %u seq %llu%s\n",
-            image.c_str(), line["objects"].get<std::uint32_t>(), line["shape"][0].get<long long>(),
-            line["shape"][1].get<long long>(), line["timings_s"]["segment"].get<double>(),
-            line["timings_s"]["request"].get<double>(), line["segment"].get<std::string>().c_str(),
-            line["slot"].get<unsigned>(), line["seq"].get<unsigned long long>(),
+            image.c_str(), result.objects, static_cast<long long>(result.shape[0]),
+            static_cast<long long>(result.shape[1]), result.timings.total_s, result.request_s, result.segment.c_str(),
+            result.slot, static_cast<unsigned long long>(result.seq),
             line.contains("saved") ? (", saved " + line["saved"][0].get<std::string>()).c_str() : "");
       }
       std::fflush(stdout);

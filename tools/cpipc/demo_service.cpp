@@ -68,7 +68,7 @@ void run_service_demo(const std::string& out_dir, const std::string& samples_dir
   }
   service::Client client = service::Client::connect(socket);
   std::printf("  producer  pid %d serving '%s' (%s on %s), ready in %.1f s\n", producer->pid(), name.c_str(),
-              client.hello().value("model", "").c_str(), client.hello().value("device", "").c_str(), seconds_since(t0));
+              client.hello().model.c_str(), client.hello().device.c_str(), seconds_since(t0));
 
   std::uint64_t objects = 0;
   double segment_s = 0.0;
@@ -90,9 +90,9 @@ void run_service_demo(const std::string& out_dir, const std::string& samples_dir
     const double consumers_s = seconds_since(t0);
     client.release(r.id);
 
-    const auto count = res.result["objects"].get<std::uint32_t>();
+    const std::uint32_t count = res.result.objects;
     objects += count;
-    segment_s += res.result["timings_s"]["segment"].get<double>();
+    segment_s += res.result.timings.total_s;
     std::string score;
     const fs::path truth = image.parent_path() / (image.stem().string() + "_masks.npy");
     if (fs::exists(truth)) {

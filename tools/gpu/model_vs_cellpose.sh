@@ -127,7 +127,7 @@ lines = [json.loads(l) for l in open(sys.argv[1]) if l.strip()][1:]  # the first
 ok = [l for l in lines if l.get("type") == "result"]
 med = lambda k: float(np.median([l["timings_s"][k] for l in ok])) if ok else None
 print(json.dumps({"side": "cpipc serve", "precision": "fp32", "size": int(sys.argv[2]), "repeat": len(ok),
-                  "request_s": med("request"), "segment_s": med("segment"),
+                  "request_s": med("request"), "segment_s": med("total"),
                   "masks": ok[-1]["objects"] if ok else None, "errors": len(lines) - len(ok)}))
 EOF
 done

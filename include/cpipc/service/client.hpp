@@ -22,34 +22,37 @@ namespace cpipc::service {
 // What a finished request gave: the producer's result message and the masks,
 // copied out of the result segment.
 struct SegmentResult {
-  nlohmann::json result;
+  Result result;
   io::Array masks;  // uint16 or uint32 [H, W]
 };
 
 class Client {
  public:
   // Connects and reads the producer's hello. Throws Error(not_found) when
-  // nothing listens at `socket_path`, Error(system) otherwise.
+  // nothing listens at `socket_path`; Error(invalid_argument) when the
+  // socket's directory is not private, or the socket or the process
+  // answering on it is another user's (it could be posing as a producer);
+  // Error(system) otherwise.
   static Client connect(const std::string& socket_path, std::chrono::milliseconds timeout = std::chrono::seconds(10));
-  Client(Client&& other) noexcept;
-  Client& operator=(Client&& other) noexcept;
+  Client(Client&& other) noexcept = default;
+  Client& operator=(Client&& other) noexcept = default;
   Client(const Client&) = delete;
-  ~Client();
+  ~Client() = default;
 
-  [[nodiscard]] const nlohmann::json& hello() const noexcept { return hello_; }
-  [[nodiscard]] int fd() const noexcept { return fd_; }
+  [[nodiscard]] const Hello& hello() const noexcept { return hello_; }
+  [[nodiscard]] int fd() const noexcept { return fd_.get(); }
 
   void submit(const SubmitRequest& request);
   void cancel(const std::string& id);
   // Tells the producer the result of `id` was read, so its slot can be reused.
   void release(const std::string& id);
-  // The next message from the producer; nullopt after `timeout`. Throws
+  // The next message from the producer, as it came; nullopt after `timeout`. Throws
   // Error(producer_gone) when the producer closed the connection (or died).
   [[nodiscard]] std::optional<nlohmann::json> next(std::chrono::milliseconds timeout);
 
   // Copies the masks a result message names out of the result segment.
   // Throws Error(producer_gone) if the frame was overwritten before it was read.
-  [[nodiscard]] io::Array read_masks(const nlohmann::json& result);
+  [[nodiscard]] io::Array read_masks(const Result& result);
 
   // Submits, waits for the request's result (calling on_event for each
   // message about it), reads the masks and releases them. A producer error
@@ -61,8 +64,8 @@ class Client {
 
  private:
   Client() = default;
-  int fd_ = -1;
-  nlohmann::json hello_;
+  ipc::detail::UniqueFd fd_;
+  Hello hello_;
   std::map<std::string, std::unique_ptr<ipc::SegmentReader>> readers_;
 };
 

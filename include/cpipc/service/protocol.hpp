@@ -1,24 +1,31 @@
 // The wire protocol between `cpipc serve` and its clients (docs/PROTOCOL.md):
 // a Unix stream socket carrying messages, each a 4-byte little-endian length
-// followed by that many bytes of one UTF-8 JSON object.
+// followed by that many bytes of one UTF-8 JSON object. Every message has a
+// typed struct here with one encoder and one decoder; nothing else in the
+// tree spells the wire's keys.
 #pragma once
 
 #include <nlohmann/json.hpp>
 
-#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <variant>
 #include <vector>
+
+#include "cpipc/error.hpp"
 
 namespace cpipc::service {
 
-inline constexpr int kProtocolVersion = 1;
+// 2: timings_s says "total" (was "segment"), error codes gained "forbidden".
+inline constexpr int kProtocolVersion = 2;
 // A message larger than this is refused and the connection closed: a length
 // prefix cannot be trusted past a bad message.
 inline constexpr std::uint32_t kMaxMessageBytes = 1u << 20;
+// Longest request id; ids are echoed in replies, so this bounds every reply.
+inline constexpr std::size_t kMaxIdBytes = 128;
 
 // The typed errors a request can end with ("code" of an error message).
 namespace codes {
@@ -31,10 +38,13 @@ inline constexpr const char* cancelled = "cancelled";          // the client can
 inline constexpr const char* timed_out = "timed_out";          // its timeout_s passed
 inline constexpr const char* overloaded = "overloaded";        // queue or client limit reached
 inline constexpr const char* shutting_down = "shutting_down";  // the producer is stopping
+inline constexpr const char* forbidden = "forbidden";          // the peer is another user
 inline constexpr const char* internal = "internal";            // a bug: please report
 }  // namespace codes
 
-// A segmentation request, as a client sends it.
+// --- client -> producer ------------------------------------------------------
+
+// A segmentation request.
 struct SubmitRequest {
   std::string id;     // chosen by the client, unique among its open requests
   std::string image;  // a file path readable by the producer, or
@@ -49,10 +59,105 @@ struct SubmitRequest {
   std::optional<double> timeout_s;  // from acceptance to result; none = no limit
 
   [[nodiscard]] nlohmann::json to_json() const;
-  // Parses and validates a "submit" message. Throws Error(invalid_argument)
-  // whose message says what was wrong (unknown fields included).
+  // Parses and validates a "submit" message. Throws BadMessage whose message
+  // says what was wrong (unknown fields included).
   static SubmitRequest from_json(const nlohmann::json& j);
 };
+struct CancelRequest {
+  std::string id;
+};
+struct ReleaseRequest {
+  std::string id;
+};
+struct Ping {};
+using ClientMessage = std::variant<SubmitRequest, CancelRequest, ReleaseRequest, Ping>;
+
+// A client message the producer cannot take: answered with a bad_request
+// error carrying `id` (empty when the message had no usable one).
+class BadMessage : public Error {
+ public:
+  BadMessage(const std::string& message, std::string id) : Error(Errc::invalid_argument, message), id_(std::move(id)) {}
+  [[nodiscard]] const std::string& id() const noexcept { return id_; }
+
+ private:
+  std::string id_;
+};
+
+// Decodes one client message. Throws BadMessage.
+[[nodiscard]] ClientMessage decode_client_message(const nlohmann::json& j);
+[[nodiscard]] nlohmann::json to_json(const ClientMessage& m);
+
+// --- producer -> client ------------------------------------------------------
+
+// Seconds spent per stage; the one spelling of these keys (cpipc segment
+// --json writes the same object).
+struct Timings {
+  double preprocess_s = 0.0;
+  double network_s = 0.0;
+  double dynamics_s = 0.0;
+  double total_s = 0.0;  // the segmentation, image in memory to masks
+};
+[[nodiscard]] nlohmann::json to_json(const Timings& t);
+
+struct Hello {
+  int version = kProtocolVersion;
+  std::string stream;  // the result segment's name
+  std::string model;
+  std::string architecture;
+  std::string device;
+  bool device_views = false;
+  std::int64_t pid = 0;
+};
+struct Accepted {
+  std::string id;
+  std::uint64_t ahead = 0;
+};
+struct ProgressEvent {
+  std::string id;
+  std::string stage;
+  int tiles_done = 0;
+  int tiles_total = 0;
+};
+struct Result {
+  std::string id;
+  std::string segment;
+  bool device_view = false;
+  std::uint32_t slot = 0;
+  std::uint64_t seq = 0;
+  std::uint64_t frame_id = 0;
+  std::array<std::int64_t, 2> shape{};
+  std::string dtype;  // uint16, or uint32 from 65 536 masks
+  std::uint32_t objects = 0;
+  double diameter = 0.0;
+  int tiles = 0;
+  Timings timings;
+  double request_s = 0.0;  // from the worker taking the request to its result
+};
+struct ErrorReply {
+  std::string code;
+  std::string message;
+  std::string id;  // empty when it concerns no request
+};
+struct Pong {};
+struct Bye {};
+using ProducerMessage = std::variant<Hello, Accepted, ProgressEvent, Result, ErrorReply, Pong, Bye>;
+
+// An error reply whose echoed id and message are cut to sizes that always
+// fit a frame, whatever a client sent.
+[[nodiscard]] ErrorReply error_reply(std::string id, const char* code, std::string message);
+
+[[nodiscard]] nlohmann::json to_json(const ProducerMessage& m);
+// Decodes one producer message. Throws Error(invalid_argument) naming the
+// field that is missing or of the wrong type.
+[[nodiscard]] ProducerMessage decode_producer_message(const nlohmann::json& j);
+
+// The JSON a result's frame carries in its slot (`cpipc watch` shows it):
+// {"id", "source"}, at most `max_bytes` bytes. When they do not fit, the
+// source keeps its end and the id its start, and "elided": true says so: a
+// long path never costs a finished segmentation.
+[[nodiscard]] std::string frame_meta_json(const std::string& id, const std::string& source, std::size_t max_bytes);
+
+// --- framing -----------------------------------------------------------------
 
 // Blocking framed I/O on a connected stream socket.
 // Throws Error(system) on socket errors, Error(producer_gone) when the peer
@@ -67,15 +172,22 @@ class MessageDecoder {
  public:
   void feed(const char* data, std::size_t n) { buffer_.append(data, n); }
   // The next complete message, nullopt if more bytes are needed. Throws
-  // Error(invalid_argument) for an oversize message or bad JSON (the caller
-  // closes the connection after reporting it).
+  // BadMessage for bad JSON or a non-object (the message is consumed: the
+  // stream stays usable) and FramingLost for an oversize length (it is not).
   [[nodiscard]] std::optional<nlohmann::json> next();
 
  private:
   std::string buffer_;
 };
 
-// The frame for `message`: length prefix and JSON bytes.
+// After an oversize length prefix nothing that follows can be trusted.
+class FramingLost : public Error {
+ public:
+  using Error::Error;
+};
+
+// The frame for `message`: length prefix and JSON bytes. Throws
+// Error(invalid_argument) past kMaxMessageBytes.
 [[nodiscard]] std::string frame_message(const nlohmann::json& message);
 
 // Where `cpipc serve --name NAME` listens by default:

@@ -1,0 +1,280 @@
+#include "worker.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+#include <thread>
+
+#include "cpipc/cuda/labels.hpp"
+#include "cpipc/error.hpp"
+#include "cpipc/io/frames.hpp"
+#include "cpipc/ipc/reader.hpp"
+
+namespace cpipc::service::detail {
+
+namespace {
+
+// The protocol code for a library error met while serving a request.
+const char* code_of(const Error& e, bool reading_input) {
+  switch (e.code()) {
+    case Errc::cancelled:
+      return codes::cancelled;
+    case Errc::timed_out:
+      return codes::timed_out;
+    case Errc::out_of_memory:
+      return codes::out_of_memory;
+    case Errc::invalid_argument:
+    case Errc::not_found:
+    case Errc::corrupt:
+    case Errc::producer_gone:
+      return reading_input ? codes::bad_image : codes::bad_params;
+    default:
+      return reading_input ? codes::bad_image : codes::model_failure;
+  }
+}
+
+// What the segmenter can take: [H, W] or [H, W, C], integers up to 32 bits
+// or floats. Checked here so that the client hears bad_image.
+io::Array checked(io::Array a, const std::string& what) {
+  const auto& d = a.desc;
+  const bool dims = (d.ndim == 2 || (d.ndim == 3 && d.shape[2] <= 64)) && d.numel() > 0;
+  const bool type =
+      (d.dtype.code == ipc::DTypeCode::float_ && d.dtype.bits <= 64) ||
+      ((d.dtype.code == ipc::DTypeCode::uint || d.dtype.code == ipc::DTypeCode::int_) && d.dtype.bits <= 32);
+  if (!dims || !type) {
+    throw Error(Errc::invalid_argument,
+                what + " is " + d.to_string() + "; images are [H, W] or [H, W, C] of integers up to 32 bits or floats");
+  }
+  return a;
+}
+
+// A FIFO, a device or a directory would block or never end: only regular
+// files are read, and opening one never waits (O_NONBLOCK).
+void require_regular_file(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) {
+    const int err = errno;
+    if (err == ENOENT) throw Error(Errc::not_found, "no image file '" + path + "' (the producer's paths are its own)");
+    throw Error(Errc::invalid_argument, "cannot open '" + path + "': " + std::strerror(err));
+  }
+  struct stat st {};
+  const int rc = ::fstat(fd, &st);
+  ::close(fd);
+  if (rc != 0 || !S_ISREG(st.st_mode)) {
+    const char* what = S_ISFIFO(st.st_mode)   ? "a FIFO"
+                       : S_ISDIR(st.st_mode)  ? "a directory"
+                       : S_ISSOCK(st.st_mode) ? "a socket"
+                                              : "a device or special file";
+    throw Error(Errc::invalid_argument,
+                "'" + path + "' is " + what + ", not a regular file; submit an image file or an input segment");
+  }
+}
+
+io::Array read_input_now(const SubmitRequest& r) {
+  if (!r.image.empty()) {
+    require_regular_file(r.image);
+    std::vector<io::Array> frames = io::read_frames(r.image);
+    if (frames.size() != 1) {
+      throw Error(Errc::invalid_argument,
+                  "'" + r.image + "' has " + std::to_string(frames.size()) + " pages; submit one page per request");
+    }
+    return checked(std::move(frames[0]), "'" + r.image + "'");
+  }
+  const ipc::SegmentReader reader = ipc::SegmentReader::attach(r.input);
+  io::Array a;
+  a.desc = reader.desc();
+  if (!reader.copy_latest(a.data)) {
+    throw Error(Errc::invalid_argument, "input segment '" + r.input + "' has no frame yet; publish one first");
+  }
+  return checked(std::move(a), "input segment '" + r.input + "'");
+}
+
+// Reads the input on a thread of its own, so that a slow or stuck file
+// system costs this request only: the worker gives up when the request is
+// cancelled or its timeout passes. A read that never returns keeps its own
+// thread, and nothing else.
+io::Array read_input(const Job& job) {
+  struct Shared {
+    std::mutex mutex;
+    std::condition_variable done;
+    bool finished = false;
+    io::Array image;
+    std::exception_ptr error;
+  };
+  auto shared = std::make_shared<Shared>();
+  std::thread([shared, request = job.request] {
+    io::Array image;
+    std::exception_ptr error;
+    try {
+      image = read_input_now(request);
+    } catch (...) {
+      error = std::current_exception();
+    }
+    std::lock_guard lock(shared->mutex);
+    shared->image = std::move(image);
+    shared->error = error;
+    shared->finished = true;
+    shared->done.notify_all();
+  }).detach();
+  std::unique_lock lock(shared->mutex);
+  while (!shared->done.wait_for(lock, std::chrono::milliseconds(20), [&] { return shared->finished; })) {
+    check_cancelled(job);
+  }
+  if (shared->error) std::rethrow_exception(shared->error);
+  return std::move(shared->image);
+}
+
+}  // namespace
+
+void check_cancelled(const Job& job) {
+  switch (job.cancelled.load()) {
+    case CancelReason::none:
+      break;
+    case CancelReason::shutdown:
+      throw Error(Errc::cancelled, "the producer is shutting down");
+    default:
+      throw Error(Errc::cancelled, "cancelled by the client");
+  }
+  if (Clock::now() > job.deadline) throw Error(Errc::timed_out, "the request's timeout_s passed");
+}
+
+Worker::Worker(model::Segmenter segmenter, const ServerOptions& options)
+    : segmenter_(std::move(segmenter)),
+      options_(options),
+      stream_(options.stream, ipc::SegmentOptions{.slots = options.slots}) {
+  const model::Device d = segmenter_.model().device();
+  if (d.cuda) {
+    try {
+      device_stream_.emplace(options.stream, options.slots, d.index);
+    } catch (const Error& e) {
+      std::fprintf(stderr, "cpipc serve: no device views (%s); publishing host views only\n", e.what());
+    }
+  }
+}
+
+Hello Worker::hello() const {
+  Hello h;
+  h.stream = options_.stream;
+  h.model = segmenter_.model().source();
+  h.architecture = segmenter_.model().info().architecture;
+  h.device = segmenter_.model().device().to_string();
+  h.device_views = device_stream_.has_value();
+  h.pid = ::getpid();
+  return h;
+}
+
+const ipc::SegmentWriter* Worker::segment() { return device_stream_ ? device_stream_->segment() : stream_.segment(); }
+
+model::SegmentOptions Worker::options_for(Job& job, const Post& post) const {
+  const SubmitRequest& r = job.request;
+  model::SegmentOptions o = options_.defaults;
+  if (r.diameter) o.diameter = *r.diameter;
+  if (r.channels) o.channels = {model::ChannelSpec::Kind::cellpose3, (*r.channels)[0], (*r.channels)[1]};
+  if (r.flow_threshold) o.dynamics.flow_threshold = *r.flow_threshold;
+  if (r.cellprob_threshold) o.dynamics.cellprob_threshold = *r.cellprob_threshold;
+  if (r.min_size) o.dynamics.min_size = *r.min_size;
+  if (r.max_size_fraction) o.dynamics.max_size_fraction = *r.max_size_fraction;
+  if (r.niter) o.dynamics.niter = *r.niter;
+  o.labels_on_device = device_stream_.has_value();
+  o.progress = [&job, &post](const model::Progress& p) {
+    check_cancelled(job);
+    post(job.connection, ProgressEvent{job.request.id, model::to_string(p.stage), p.tiles_done, p.tiles_total});
+  };
+  return o;
+}
+
+// Publishes the masks: from the device straight into the slot's device
+// buffer (and its host mirror) when the labels are on a CUDA device, from
+// the host otherwise.
+ipc::FrameInfo Worker::publish(const model::Segmentation& s, const ipc::TensorDesc& desc, const ipc::FrameMeta& meta,
+                               std::span<const std::uint64_t> keep) {
+  if (device_stream_ && s.device_labels.defined()) {
+    cuda::DeviceFrame frame = device_stream_->begin(desc, keep);
+    cuda::write_labels(s.device_labels.data_ptr<std::int32_t>(), frame.device_data(),
+                       static_cast<std::size_t>(desc.numel()), desc.dtype.bits, frame.stream());
+    return frame.publish(meta);
+  }
+  std::vector<std::byte> bytes(desc.nbytes());
+  if (desc.dtype.bits == 16) {
+    auto* p = reinterpret_cast<std::uint16_t*>(bytes.data());
+    for (std::size_t i = 0; i < s.masks.data.size(); ++i) p[i] = static_cast<std::uint16_t>(s.masks.data[i]);
+  } else {
+    std::memcpy(bytes.data(), s.masks.data.data(), bytes.size());
+  }
+  return stream_.publish(desc, bytes, meta, keep);
+}
+
+ProducerMessage Worker::run(Job& job, const Post& post, const WaitForRoom& wait_for_room) {
+  const auto t0 = Clock::now();
+  const SubmitRequest& r = job.request;
+  const auto fail = [&](const char* code, const std::string& message) -> ProducerMessage {
+    return error_reply(r.id, code, message);
+  };
+  io::Array image;
+  try {
+    check_cancelled(job);
+    image = read_input(job);
+  } catch (const Error& e) {
+    return fail(job.cancelled.load() == CancelReason::shutdown ? codes::shutting_down : code_of(e, true), e.what());
+  } catch (const std::bad_alloc&) {
+    return fail(codes::out_of_memory, "the producer ran out of memory reading this image; send a smaller one");
+  } catch (const std::exception& e) {
+    return fail(codes::bad_image, e.what());
+  }
+
+  model::Segmentation s;
+  try {
+    s = segmenter_.segment(image, options_for(job, post));
+  } catch (const Error& e) {
+    const bool stop = job.cancelled.load() == CancelReason::shutdown && e.code() == Errc::cancelled;
+    return fail(stop ? codes::shutting_down : code_of(e, false), e.what());
+  } catch (const std::bad_alloc&) {
+    return fail(codes::out_of_memory, "the producer ran out of memory segmenting this image; send a smaller one");
+  } catch (const std::exception& e) {
+    return fail(codes::model_failure, e.what());
+  }
+  image = {};  // the input is not needed while waiting to publish
+
+  // uint16 below 65 536 masks, as Cellpose saves them; uint32 from there.
+  const std::int64_t shape[2] = {s.masks.height, s.masks.width};
+  const ipc::TensorDesc desc = ipc::TensorDesc::contiguous(s.masks.fits_uint16() ? ipc::kUInt16 : ipc::kUInt32, shape);
+  const ipc::SegmentWriter* current = segment();
+  const std::vector<std::uint64_t> keep = wait_for_room(current == nullptr || !current->desc().same_layout(desc), job);
+  if (job.is_cancelled()) {
+    return fail(
+        job.cancelled.load() == CancelReason::shutdown ? codes::shutting_down : codes::cancelled,
+        job.cancelled.load() == CancelReason::shutdown ? "the producer is shutting down" : "cancelled by the client");
+  }
+  const std::string source = r.image.empty() ? "segment:" + r.input : r.image;
+  const ipc::FrameMeta meta{s.masks.count, static_cast<float>(s.diameter),
+                            frame_meta_json(r.id, source, ipc::format::kMetaBytes)};
+  ipc::FrameInfo info;
+  try {
+    info = publish(s, desc, meta, keep);
+  } catch (const Error& e) {
+    return fail(e.code() == Errc::out_of_memory ? codes::out_of_memory : codes::internal,
+                std::string("publishing the masks failed: ") + e.what());
+  }
+  Result result;
+  result.id = r.id;
+  result.segment = options_.stream;
+  result.device_view = info.device_valid;
+  result.slot = info.slot;
+  result.seq = info.seq;
+  result.frame_id = info.frame_id;
+  result.shape = {s.masks.height, s.masks.width};
+  result.dtype = ipc::to_string(desc.dtype);
+  result.objects = s.masks.count;
+  result.diameter = s.diameter;
+  result.tiles = s.tiles;
+  result.timings = Timings{s.timings.preprocess_s, s.timings.network_s, s.timings.dynamics_s, s.timings.total_s};
+  result.request_s = std::chrono::duration<double>(Clock::now() - t0).count();
+  return result;
+}
+
+}  // namespace cpipc::service::detail
