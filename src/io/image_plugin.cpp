@@ -6,6 +6,7 @@
 
 #include "codecs_api.hpp"
 #include "cpipc/error.hpp"
+#include "cpipc/io/file.hpp"
 #include "cpipc/util/child_process.hpp"
 #include "image.hpp"
 #include "png_stored.hpp"
@@ -114,9 +115,13 @@ void write_image(const std::string& path, const ipc::HostView& view, const std::
   if (!api && ext == ".png") return write_png_stored(path, view);  // uncompressed, but a PNG
   if (!api) unavailable("cannot write '" + path + "'");
   std::string error;
-  if (const int code = api->write(path.c_str(), &view, ext.c_str(), &error); code != 0) {
+  std::vector<unsigned char> bytes;
+  if (const int code = api->encode(path.c_str(), &view, ext.c_str(), &bytes, &error); code != 0) {
     throw Error(error_code(code), error);
   }
+  OutputFile out(path);
+  out.write(bytes.data(), bytes.size());
+  out.close();
 }
 
 std::vector<Array> read_image_frames(const std::string& path) {

@@ -17,7 +17,8 @@ namespace cpipc::io {
 // wider integer labels are narrowed to uint16 when they fit; without OpenCV
 // written uncompressed); .tif/.tiff (needs OpenCV).
 // Throws Error(invalid_argument) for an extension or dtype that file type
-// cannot hold, Error(io) when writing fails.
+// cannot hold, Error(io) when writing fails (every write, the fsync and the
+// close are checked; see OutputFile), leaving the old file as it was.
 void write_array(const std::string& path, const ipc::HostView& view);
 
 // True if the OpenCV codec plugin is there, for every image format. Without
