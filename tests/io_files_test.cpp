@@ -1,6 +1,8 @@
 // The files io meets outside the happy path, each with a real file, a real
 // limit or a real process: a write that fails (file size limit, a full
-// device) keeps the old file and says so in one line.
+// device) keeps the old file and says so in one line; special files given as
+// images are refused at once; and an image too large for the process is
+// refused from its header, before it is decoded.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -59,14 +61,6 @@ io::Array u16_image(std::vector<std::int64_t> shape, std::uint32_t seed) {
   a.data.resize(a.desc.nbytes());
   auto* p = reinterpret_cast<std::uint16_t*>(a.data.data());
   for (std::size_t i = 0; i < a.data.size() / 2; ++i) p[i] = static_cast<std::uint16_t>(noise(i, seed));
-  return a;
-}
-
-io::Array u8_image(std::vector<std::int64_t> shape, std::uint32_t seed) {
-  io::Array a;
-  a.desc = ipc::TensorDesc::contiguous(ipc::kUInt8, shape);
-  a.data.resize(a.desc.nbytes());
-  for (std::size_t i = 0; i < a.data.size(); ++i) a.data[i] = static_cast<std::byte>(noise(i, seed));
   return a;
 }
 
@@ -194,5 +188,155 @@ TEST_P(FailedWrites, AMissingDirectoryIsOneLineWithTheFix) {
 
 INSTANTIATE_TEST_SUITE_P(PngAndTiff, FailedWrites, ::testing::Values(".png", ".tif"),
                          [](const auto& info) { return info.param.substr(1); });
+
+// ---- special files are refused at once (fix: RegularFile) ----
+
+class SpecialFiles : public ::testing::Test {
+ protected:
+  TempDir dir_;
+};
+
+// A FIFO with no writer: opening it for reading would wait forever.
+TEST_F(SpecialFiles, AFifoIsRefusedAtOnceByTheCli) {
+  const std::string fifo = dir_.file("cells.png");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0) << std::strerror(errno);
+  const auto start = std::chrono::steady_clock::now();
+  const CommandResult r = run_cpipc({"publish", fifo, cpipc::test::unique_name()}, 10s);
+  expect_failure(r, 2);
+  EXPECT_NE(r.err.find("'" + fifo + "': it is a FIFO (named pipe), not an image file"), std::string::npos) << r.err;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+}
+
+TEST_F(SpecialFiles, EveryReaderRefusesAFifoAtOnce) {
+  for (const char* name : {"a.tif", "a.png", "a.npy"}) {
+    const std::string fifo = dir_.file(name);
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0) << std::strerror(errno);
+    const std::string why = "it is a FIFO (named pipe), not an image file";
+    EXPECT_EQ(
+        in_child([&] { return throws_with(Errc::invalid_argument, why, [&] { (void)io::read_frames(fifo); }); }, 5), 0)
+        << "read_frames " << name << " (142: it blocked)";
+    EXPECT_EQ(
+        in_child([&] { return throws_with(Errc::invalid_argument, why, [&] { (void)io::read_array(fifo); }); }, 5), 0)
+        << "read_array " << name << " (142: it blocked)";
+  }
+}
+
+// /dev/zero would be read forever by a reader that trusts its size; a
+// socket cannot be opened at all. Both are named for what they are.
+TEST_F(SpecialFiles, DevicesAndSocketsAreNamed) {
+  fs::create_symlink("/dev/zero", dir_.file("zero.tif"));
+  fs::create_symlink("/dev/zero", dir_.file("zero.npy"));
+  for (const char* name : {"zero.tif", "zero.npy"}) {
+    EXPECT_EQ(in_child([&] {
+                return throws_with(Errc::invalid_argument, "it is a character device, not an image file",
+                                   [&] { (void)io::read_frames(dir_.file(name)); });
+              }),
+              0)
+        << name;
+  }
+  const std::string sock = dir_.file("s.png");
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, sock.c_str(), sizeof addr.sun_path - 1);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0) << std::strerror(errno);
+  EXPECT_EQ(
+      throws_with(Errc::invalid_argument, "it is a socket, not an image file", [&] { (void)io::read_frames(sock); }),
+      0);
+  ::close(fd);
+}
+
+// ---- images too large for the process, refused from their headers ----
+
+// A classic TIFF of one uncompressed strip of `width` x `height` uint16
+// whose pixels are a hole: gigabytes long, a few blocks on disk.
+void write_sparse_tiff(const std::string& path, std::uint32_t width, std::uint32_t height) {
+  cpipc::test::TiffBytes b(false);
+  b.str() = "II";
+  b.u16(42);
+  b.u32(8);
+  const std::vector<std::pair<std::uint16_t, std::uint32_t>> tags = {
+      {256, width}, {257, height}, {258, 16},
+      {259, 1},     {262, 1},      {273, 4096},
+      {277, 1},     {278, height}, {279, width * height * 2},
+      {284, 1},     {339, 1}};
+  b.u16(static_cast<std::uint32_t>(tags.size()));
+  for (const auto& [tag, value] : tags) {
+    b.u16(tag);
+    b.u16(4);
+    b.u32(1);
+    b.u32(value);
+  }
+  b.u32(0);
+  write_bytes(path, b.str());
+  ASSERT_EQ(::truncate(path.c_str(), 4096 + off_t{width} * height * 2), 0) << std::strerror(errno);
+}
+
+// A PNG whose IHDR says `width` x `height` 16-bit gray, and no pixels.
+void write_huge_png_header(const std::string& path, std::uint32_t width, std::uint32_t height) {
+  std::string b("\x89PNG\r\n\x1a\n", 8);
+  const auto be32 = [&](std::uint32_t v) {
+    for (int s = 24; s >= 0; s -= 8) b += static_cast<char>(v >> s);
+  };
+  be32(13);
+  b += "IHDR";
+  be32(width);
+  be32(height);
+  b += std::string("\x10\x00\x00\x00\x00", 5);  // 16 bits, gray, deflate, filter 0, no interlace
+  be32(0);                                      // CRC (not checked by the header probe)
+  be32(0);
+  b += "IEND";
+  be32(0xae426082);
+  write_bytes(path, b);
+}
+
+class TooLarge : public ::testing::Test {
+ protected:
+  TempDir dir_;
+};
+
+// 30000 x 30000 uint16 is 1.8 GB decoded (fewer pixels than OpenCV's own
+// limit). Under `ulimit -v` of 1.5 GB the process cannot hold that: exit 5
+// at once, without decoding.
+TEST_F(TooLarge, CpipcPublishRefusesFromTheHeaderUnderUlimitV) {
+  write_sparse_tiff(dir_.file("big.tif"), 30000, 30000);
+  write_huge_png_header(dir_.file("big.png"), 30000, 30000);
+  for (const char* name : {"big.tif", "big.png"}) {
+    if (std::string(name) == "big.png" && !io::image_codecs_available()) continue;
+    const auto start = std::chrono::steady_clock::now();
+    const CommandResult r =
+        run_cpipc({"publish", dir_.file(name), cpipc::test::unique_name()}, 30s, "ulimit -v 1500000");
+    expect_failure(r, 5);
+    EXPECT_NE(r.err.find("decoding it needs "), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("of memory available; crop it"), std::string::npos) << r.err;
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 10s) << name;
+  }
+}
+
+// The library, in a child whose address space is its own plus 1 GiB:
+// Error(out_of_memory), and the child never grew (max RSS well under the
+// 1.8 GB of pixels).
+TEST_F(TooLarge, ReadFramesChecksMemoryBeforeDecoding) {
+  write_sparse_tiff(dir_.file("big.tif"), 30000, 30000);
+  (void)io::image_codecs_available();  // the plugin is loaded before the limit
+  rusage usage{};
+  const int rc = in_child(
+      [&] {
+        std::ifstream status("/proc/self/status");
+        std::string line;
+        rlim_t size_kib = 0;
+        while (std::getline(status, line)) {
+          if (line.rfind("VmSize:", 0) == 0) size_kib = std::stoull(line.substr(7));
+        }
+        const rlim_t bytes = (size_kib + 1024 * 1024) * 1024;
+        const rlimit limit{bytes, bytes};
+        if (::setrlimit(RLIMIT_AS, &limit) != 0) return 3;
+        return throws_with(Errc::out_of_memory, "decoding it needs",
+                           [&] { (void)io::read_frames(dir_.file("big.tif")); });
+      },
+      20, &usage);
+  EXPECT_EQ(rc, 0) << "1: it was read; 2: not an out-of-memory error";
+  EXPECT_LT(usage.ru_maxrss, 400 * 1024) << "KiB: the pixels were decoded";
+}
 
 }  // namespace

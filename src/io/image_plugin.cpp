@@ -1,6 +1,7 @@
 // Loads the image-codec plugin on first use (see codecs_api.hpp for why).
 #include <dlfcn.h>
 
+#include <algorithm>
 #include <mutex>
 #include <string_view>
 
@@ -96,11 +97,35 @@ Result plugin_or_baseline(const std::string& path, int code, const std::string& 
 Array first_baseline_page(const std::string& path) { return read_baseline_tiff(path, 1).front(); }
 std::vector<Array> all_baseline_pages(const std::string& path) { return read_baseline_tiff(path); }
 
+// Refuses, before anything is decoded, an image whose pages do not fit in
+// memory; through OpenCV each page is decoded and then copied once more.
+void check_memory(const std::string& path, const std::vector<ImagePage>& pages, bool copied) {
+  std::uint64_t total = 0;
+  std::uint64_t largest = 0;
+  for (const ImagePage& p : pages) {
+    total = std::max(total, total + p.bytes());  // saturating
+    largest = std::max(largest, p.bytes());
+  }
+  check_decoded_size(path, copied ? std::max(total, total + largest) : total);
+}
+
+ImageInfo probe_as_image(const std::string& path) {
+  ImageInfo info = probe_image(path);
+  if (info.format == "NPY") {
+    throw Error(Errc::invalid_argument,
+                "cannot read '" + path + "': not an image file (it has no PNG, TIFF, JPEG or BMP signature)");
+  }
+  return info;
+}
+
 }  // namespace
 
 Array read_image(const std::string& path) {
+  const ImageInfo info = probe_as_image(path);
   const CodecApi* api = plugin().api;
-  if (!api && is_tiff(path)) return first_baseline_page(path);
+  check_memory(path, {info.pages.begin(), info.pages.begin() + std::min<std::size_t>(info.pages.size(), 1)},
+               api != nullptr);
+  if (!api && info.format == "TIFF") return first_baseline_page(path);
   if (!api) unavailable("cannot read '" + path + "'");
   Array out;
   std::string error;
@@ -124,9 +149,10 @@ void write_image(const std::string& path, const ipc::HostView& view, const std::
   out.close();
 }
 
-std::vector<Array> read_image_frames(const std::string& path) {
+std::vector<Array> read_image_frames(const std::string& path, const ImageInfo& info) {
   const CodecApi* api = plugin().api;
-  if (!api && is_tiff(path)) return all_baseline_pages(path);
+  check_memory(path, info.pages, api != nullptr);
+  if (!api && info.format == "TIFF") return all_baseline_pages(path);
   if (!api) unavailable("cannot read '" + path + "'");
   std::vector<Array> out;
   std::string error;

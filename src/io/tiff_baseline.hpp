@@ -1,7 +1,7 @@
 // cpipc's own reader for uncompressed baseline TIFF (TIFF 6.0, part 1): the
 // fallback where the OpenCV plugin is missing, and the reader of the uint32
 // TIFFs that OpenCV 4 refuses (Cellpose's masks from 65536 labels on, which
-// write_uint32_tiff also makes).
+// write_uint32_tiff also makes). Opens the file as RegularFile does.
 #pragma once
 
 #include <cstddef>

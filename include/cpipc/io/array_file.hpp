@@ -10,7 +10,8 @@ namespace cpipc::io {
 // .npy; .png .tif .tiff .jpg .jpeg .bmp through OpenCV (gray -> [H, W],
 // colour -> [H, W, C] in RGB(A) order); uncompressed TIFF without it too.
 // Throws Error(not_found) for a missing file, Error(invalid_argument) for
-// one that cannot be decoded.
+// one that cannot be decoded or is not a regular file, Error(out_of_memory)
+// (before decoding) for an image whose pixels do not fit in memory.
 [[nodiscard]] Array read_array(const std::string& path);
 
 // .npy; .bin (raw bytes in C order, like numpy's tofile); .png (8/16-bit;

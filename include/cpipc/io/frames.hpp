@@ -23,11 +23,14 @@ namespace cpipc::io {
 //   call); an image with no pixels is refused ("empty image").
 //
 // Throws Error(not_found) for a missing file; Error(invalid_argument) for a
-// directory, an empty (0-byte) file, an unknown extension, a file that is
+// directory, FIFO, socket or device (at once, never blocking), an empty
+// (0-byte) file, an unknown extension, a file that is
 // not an image, a corrupt or truncated one, an unsupported shape or dtype,
 // or an image file other than an uncompressed TIFF when cpipc has no image
-// codecs (built without OpenCV, or libcpipc_codecs.so not found); Error(io)
-// when the file cannot be opened.
+// codecs (built without OpenCV, or libcpipc_codecs.so not found);
+// Error(out_of_memory) when the decoded pages (sized from the header, see
+// probe_image) need more than util::available_memory(), before decoding;
+// Error(io) when the file cannot be opened.
 // Each message is one line that names the file and, where there is one, the
 // fix.
 [[nodiscard]] std::vector<Array> read_frames(const std::string& path);
