@@ -1,8 +1,9 @@
 // The files io meets outside the happy path, each with a real file, a real
 // limit or a real process: a write that fails (file size limit, a full
 // device) keeps the old file and says so in one line; special files given as
-// images are refused at once; and an image too large for the process is
-// refused from its header, before it is decoded.
+// images are refused at once; TIFFs of more than 4 samples are read; and an
+// image too large for the process is refused from its header, before it is
+// decoded.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -61,6 +62,14 @@ io::Array u16_image(std::vector<std::int64_t> shape, std::uint32_t seed) {
   a.data.resize(a.desc.nbytes());
   auto* p = reinterpret_cast<std::uint16_t*>(a.data.data());
   for (std::size_t i = 0; i < a.data.size() / 2; ++i) p[i] = static_cast<std::uint16_t>(noise(i, seed));
+  return a;
+}
+
+io::Array u8_image(std::vector<std::int64_t> shape, std::uint32_t seed) {
+  io::Array a;
+  a.desc = ipc::TensorDesc::contiguous(ipc::kUInt8, shape);
+  a.data.resize(a.desc.nbytes());
+  for (std::size_t i = 0; i < a.data.size(); ++i) a.data[i] = static_cast<std::byte>(noise(i, seed));
   return a;
 }
 
@@ -244,6 +253,82 @@ TEST_F(SpecialFiles, DevicesAndSocketsAreNamed) {
       throws_with(Errc::invalid_argument, "it is a socket, not an image file", [&] { (void)io::read_frames(sock); }),
       0);
   ::close(fd);
+}
+
+// ---- TIFFs of more than 4 samples per pixel ----
+
+class ManySamples : public ::testing::Test {
+ protected:
+  std::string file(const std::string& name, const std::vector<TiffPage>& pages, bool big_endian = false) {
+    write_bytes(dir_.file(name), tiff_file(big_endian, pages));
+    return dir_.file(name);
+  }
+  TempDir dir_;
+};
+
+// Channels last, BlackIsZero with ExtraSamples, as tifffile writes a
+// multi-channel microscopy image: every channel, every value.
+TEST_F(ManySamples, EightAndSixtyFiveChannelTiffsAreReadExactly) {
+  for (const std::int64_t channels : {8, 65}) {
+    for (const bool big_endian : {false, true}) {
+      TiffPage page(u16_image({13, 11, channels}, static_cast<std::uint32_t>(channels)));
+      page.extra_samples = true;
+      page.rows_per_strip = 5;
+      TiffPage second(u16_image({13, 11, channels}, 99));
+      second.extra_samples = true;
+      const std::string path =
+          file("c" + std::to_string(channels) + (big_endian ? "mm" : "ii") + ".tif", {page, second}, big_endian);
+      SCOPED_TRACE(path);
+      try {
+        const std::vector<io::Array> frames = io::read_frames(path);
+        ASSERT_EQ(frames.size(), 2u);
+        EXPECT_EQ(frames[0].desc.to_string(), page.pixels.desc.to_string());
+        EXPECT_TRUE(frames[0].data == page.pixels.data) << "page 1's pixels differ";
+        EXPECT_TRUE(frames[1].data == second.pixels.data) << "page 2's pixels differ";
+        const io::Array first = io::read_array(path);
+        EXPECT_TRUE(first.data == page.pixels.data) << "read_array's pixels differ";
+      } catch (const Error& e) {
+        ADD_FAILURE() << e.what();
+      }
+    }
+  }
+}
+
+TEST_F(ManySamples, EightChannelUint8IsReadExactly) {
+  TiffPage page(u8_image({9, 7, 8}, 5));
+  page.extra_samples = true;
+  const std::string path = file("c8.tif", {page});
+  try {
+    const std::vector<io::Array> frames = io::read_frames(path);
+    ASSERT_EQ(frames.size(), 1u);
+    EXPECT_EQ(frames[0].desc.to_string(), "uint8[9, 7, 8]");
+    EXPECT_TRUE(frames[0].data == page.pixels.data);
+  } catch (const Error& e) {
+    ADD_FAILURE() << e.what();
+  }
+}
+
+// OpenCV reads no TIFF of more than 4 samples, and cpipc's own reader no
+// LZW: a valid file, refused with the limit and what to do, not "corrupt".
+TEST_F(ManySamples, OneOnlyOpenCvCouldDecompressNamesTheLimit) {
+  TiffPage page(u16_image({4, 4, 8}, 1));
+  page.extra_samples = true;
+  page.tags[259] = {3, 1, 5};  // LZW
+  const std::string path = file("lzw8.tif", {page});
+  for (const auto& read :
+       std::vector<std::function<void()>>{[&] { (void)io::read_frames(path); }, [&] { (void)io::read_array(path); }}) {
+    try {
+      read();
+      ADD_FAILURE() << "read";
+    } catch (const Error& e) {
+      const std::string m = e.what();
+      EXPECT_EQ(e.code(), Errc::invalid_argument) << m;
+      EXPECT_NE(m.find("LZW"), std::string::npos) << m;
+      EXPECT_NE(m.find("for more than 4 samples per pixel) reads only uncompressed"), std::string::npos) << m;
+      EXPECT_NE(m.find("convert it to .npy"), std::string::npos) << m;
+      EXPECT_EQ(m.find("corrupt"), std::string::npos) << m;
+    }
+  }
 }
 
 // ---- images too large for the process, refused from their headers ----

@@ -97,6 +97,14 @@ Result plugin_or_baseline(const std::string& path, int code, const std::string& 
 Array first_baseline_page(const std::string& path) { return read_baseline_tiff(path, 1).front(); }
 std::vector<Array> all_baseline_pages(const std::string& path) { return read_baseline_tiff(path); }
 
+// OpenCV 4 decodes at most 4 channels per pixel and calls a TIFF of more
+// (multi-channel microscopy, samples as ExtraSamples) corrupt: those go to
+// the baseline reader, which reads any number.
+bool beyond_opencv(const ImageInfo& info) {
+  return info.format == "TIFF" &&
+         std::any_of(info.pages.begin(), info.pages.end(), [](const ImagePage& p) { return p.channels > 4; });
+}
+
 // Refuses, before anything is decoded, an image whose pages do not fit in
 // memory; through OpenCV each page is decoded and then copied once more.
 void check_memory(const std::string& path, const std::vector<ImagePage>& pages, bool copied) {
@@ -122,7 +130,7 @@ ImageInfo probe_as_image(const std::string& path) {
 
 Array read_image(const std::string& path) {
   const ImageInfo info = probe_as_image(path);
-  const CodecApi* api = plugin().api;
+  const CodecApi* api = beyond_opencv(info) ? nullptr : plugin().api;
   check_memory(path, {info.pages.begin(), info.pages.begin() + std::min<std::size_t>(info.pages.size(), 1)},
                api != nullptr);
   if (!api && info.format == "TIFF") return first_baseline_page(path);
@@ -150,7 +158,7 @@ void write_image(const std::string& path, const ipc::HostView& view, const std::
 }
 
 std::vector<Array> read_image_frames(const std::string& path, const ImageInfo& info) {
-  const CodecApi* api = plugin().api;
+  const CodecApi* api = beyond_opencv(info) ? nullptr : plugin().api;
   check_memory(path, info.pages, api != nullptr);
   if (!api && info.format == "TIFF") return all_baseline_pages(path);
   if (!api) unavailable("cannot read '" + path + "'");

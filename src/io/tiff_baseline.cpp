@@ -143,7 +143,9 @@ class TiffFile {
   // A valid TIFF outside what this reader decodes.
   [[noreturn]] void unsupported(const std::string& what) const {
     throw Error(Errc::invalid_argument,
-                "cannot read '" + path_ + "': it is " + what + ", and without OpenCV cpipc reads only uncompressed" +
+                "cannot read '" + path_ + "': it is " + what +
+                    ", and cpipc's own TIFF reader (without OpenCV, and for more than 4 samples per pixel) reads "
+                    "only uncompressed" +
                     (kDeflate ? " and Deflate" : "") + " TIFF; convert it to .npy or an uncompressed TIFF");
   }
 
@@ -284,7 +286,6 @@ class TiffFile {
     const auto predictor = scalar(dir, kPredictor, 1);
     const std::uint64_t samples = scalar(dir, kSamplesPerPixel, 1);
     if (samples == 0) damaged("SamplesPerPixel is 0" + page);
-    if (samples > 4) unsupported("a TIFF of " + std::to_string(samples) + " samples per pixel" + page);
     if (samples > 1 && scalar(dir, kPlanarConfiguration, 1) != 1) {
       unsupported("a TIFF with separate colour planes (PlanarConfiguration 2)" + page);
     }

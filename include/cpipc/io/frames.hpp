@@ -14,8 +14,9 @@ namespace cpipc::io {
 //
 // - .tif/.tiff: one frame per page (a multi-page TIFF is a stack);
 //   .png .jpg .jpeg .bmp: one frame. Decoded by the OpenCV codec plugin;
-//   uncompressed TIFF also without it, and the uint32 TIFFs OpenCV 4
-//   cannot read, by cpipc's own baseline TIFF reader.
+//   uncompressed TIFF also without it, and the uint32 TIFFs and TIFFs of
+//   more than 4 samples per pixel OpenCV 4 cannot read, by cpipc's own
+//   baseline TIFF reader.
 // - .npy: one frame. [H, W] is gray; [H, W, C] is C channels when C <= 8.
 //   Any other 3-D shape (a [N, H, W] stack, or channels first) is refused,
 //   as are 1-D, 4-D and 5-D arrays: save one .npy per frame, channels last.
