@@ -13,6 +13,7 @@
 #include "cpipc/error.hpp"
 #include "cpipc/io/array_file.hpp"
 #include "cpipc/io/file.hpp"
+#include "cpipc/io/labels.hpp"
 #include "cpipc/io/npy.hpp"
 #include "cpipc/io/probe.hpp"
 #include "support/test_support.hpp"
@@ -158,6 +159,23 @@ TEST(OutputFile, AnUnwritablePlaceSaysWhatToDo) {
     EXPECT_NE(std::string(e.what()).find("No such file or directory; create the directory first"), std::string::npos)
         << e.what();
   }
+}
+
+// The one narrowing of label images: uint16 while every label fits.
+TEST(NarrowLabels, Uint16BelowAndUint32From65536) {
+  const std::vector<std::uint32_t> small = {0, 1, 65535, 7, 0, 3};
+  const io::Array a = io::narrow_labels(small, 2, 3);
+  EXPECT_EQ(a.desc.to_string(), "uint16[2, 3]");
+  for (std::size_t i = 0; i < small.size(); ++i) EXPECT_EQ(a.view().as<std::uint16_t>()[i], small[i]);
+  const std::vector<std::uint32_t> wide = {0, 65536, 2, 70000};
+  const io::Array b = io::narrow_labels(wide, 2, 2);
+  EXPECT_EQ(b.desc.to_string(), "uint32[2, 2]");
+  EXPECT_EQ(std::memcmp(b.data.data(), wide.data(), b.data.size()), 0);
+  EXPECT_THROW((void)io::narrow_labels(wide, 3, 2), Error);
+  // A wide view narrows only when every value fits.
+  EXPECT_FALSE(io::labels_as_uint16(b.view()));
+  const io::Array c = io::narrow_labels(std::vector<std::uint32_t>(4, 9), 2, 2);
+  EXPECT_FALSE(io::labels_as_uint16(c.view())) << "already uint16: nothing to narrow";
 }
 
 }  // namespace

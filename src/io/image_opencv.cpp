@@ -17,8 +17,8 @@
 
 #include "codecs_api.hpp"
 #include "cpipc/error.hpp"
+#include "cpipc/io/labels.hpp"
 #include "image.hpp"
-#include "narrow_labels.hpp"
 
 namespace cpipc::io::detail {
 

@@ -11,7 +11,7 @@
 
 #include "cpipc/error.hpp"
 #include "cpipc/io/file.hpp"
-#include "narrow_labels.hpp"
+#include "cpipc/io/labels.hpp"
 
 namespace cpipc::io::detail {
 
