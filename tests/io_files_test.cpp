@@ -357,21 +357,35 @@ void write_sparse_tiff(const std::string& path, std::uint32_t width, std::uint32
   ASSERT_EQ(::truncate(path.c_str(), 4096 + off_t{width} * height * 2), 0) << std::strerror(errno);
 }
 
-// A PNG whose IHDR says `width` x `height` 16-bit gray, and no pixels.
+// CRC-32 of a PNG chunk's type and data (bitwise; the chunks here are tiny).
+std::uint32_t png_crc(const std::string& bytes) {
+  std::uint32_t c = 0xffffffffu;
+  for (const char ch : bytes) {
+    c ^= static_cast<unsigned char>(ch);
+    for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xedb88320u ^ (c >> 1) : c >> 1;
+  }
+  return ~c;
+}
+
+// A valid PNG header whose IHDR says `width` x `height` 16-bit gray, then an
+// empty IDAT: the decoder allocates the image before it finds no pixels.
 void write_huge_png_header(const std::string& path, std::uint32_t width, std::uint32_t height) {
   std::string b("\x89PNG\r\n\x1a\n", 8);
-  const auto be32 = [&](std::uint32_t v) {
-    for (int s = 24; s >= 0; s -= 8) b += static_cast<char>(v >> s);
+  const auto be32 = [](std::string& s, std::uint32_t v) {
+    for (int k = 24; k >= 0; k -= 8) s += static_cast<char>(v >> k);
   };
-  be32(13);
-  b += "IHDR";
-  be32(width);
-  be32(height);
-  b += std::string("\x10\x00\x00\x00\x00", 5);  // 16 bits, gray, deflate, filter 0, no interlace
-  be32(0);                                      // CRC (not checked by the header probe)
-  be32(0);
-  b += "IEND";
-  be32(0xae426082);
+  const auto chunk = [&](const std::string& type, const std::string& data) {
+    be32(b, static_cast<std::uint32_t>(data.size()));
+    b += type + data;
+    be32(b, png_crc(type + data));
+  };
+  std::string ihdr;
+  be32(ihdr, width);
+  be32(ihdr, height);
+  ihdr += std::string("\x10\x00\x00\x00\x00", 5);  // 16 bits, gray, deflate, filter 0, no interlace
+  chunk("IHDR", ihdr);
+  chunk("IDAT", std::string("\x78\x01\x03\x00\x00\x00\x00\x01", 8));  // an empty zlib stream
+  chunk("IEND", "");
   write_bytes(path, b);
 }
 
