@@ -81,9 +81,6 @@ ImagePage tiff_page(const Bytes& b, const std::vector<unsigned char>& entries) {
       case 258:
         bits = tiff_value(b, e, 1);
         break;
-      case 259:
-        p.compression = static_cast<std::uint32_t>(tiff_value(b, e, 1));
-        break;
       case 262:
         photometric = tiff_value(b, e, 1);
         break;

@@ -17,7 +17,6 @@ struct ImagePage {
   std::uint64_t width = 0;
   std::uint64_t channels = 1;
   ipc::DType dtype{ipc::DTypeCode::uint, 8, 1};
-  std::uint32_t compression = 1;  // TIFF's Compression tag (1: none); 1 for other formats
 
   // height x width x channels x item size, saturating at UINT64_MAX.
   [[nodiscard]] std::uint64_t bytes() const noexcept;
