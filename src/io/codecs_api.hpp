@@ -19,7 +19,11 @@ struct CodecApi {
   int version;  // kCodecApiVersion
   // read_array's decoding: the first page, any depth OpenCV reads.
   int (*read)(const char* path, Array* out, std::string* error);
-  int (*write)(const char* path, const ipc::HostView* view, const char* ext, std::string* error);
+  // write_array's encoding, into memory: cpipc_io writes the bytes itself,
+  // checked (OpenCV's imwrite reports no error that shows only at fclose,
+  // such as a full disk, and leaves a short file).
+  int (*encode)(const char* path, const ipc::HostView* view, const char* ext, std::vector<unsigned char>* out,
+                std::string* error);
   // read_frames' decoding: every page of a TIFF, else the one image.
   int (*read_frames)(const char* path, std::vector<Array>* out, std::string* error);
 };
@@ -28,7 +32,7 @@ struct CodecApi {
 [[nodiscard]] constexpr int error_status(Errc code) noexcept { return static_cast<int>(code) + 1; }
 [[nodiscard]] constexpr Errc error_code(int status) noexcept { return static_cast<Errc>(status - 1); }
 
-inline constexpr int kCodecApiVersion = 3;
+inline constexpr int kCodecApiVersion = 4;
 inline constexpr const char* kCodecEntryPoint = "cpipc_codecs_api";
 
 }  // namespace cpipc::io::detail

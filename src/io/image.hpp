@@ -9,12 +9,14 @@
 #include <vector>
 
 #include "cpipc/io/array.hpp"
+#include "cpipc/io/probe.hpp"
 
 namespace cpipc::io::detail {
 
 [[nodiscard]] Array read_image(const std::string& path);
 void write_image(const std::string& path, const ipc::HostView& view, const std::string& ext);
-[[nodiscard]] std::vector<Array> read_image_frames(const std::string& path);
+// `info`: probe_image(path), which read_frames has made already.
+[[nodiscard]] std::vector<Array> read_image_frames(const std::string& path, const ImageInfo& info);
 [[nodiscard]] bool have_image_codecs() noexcept;
 
 // The extension of `path`, lower case, with its dot (".tif").

@@ -11,13 +11,14 @@
 #include <optional>
 
 #include <opencv2/core.hpp>
+#include <opencv2/core/utils/logger.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
 #include "codecs_api.hpp"
 #include "cpipc/error.hpp"
+#include "cpipc/io/labels.hpp"
 #include "image.hpp"
-#include "narrow_labels.hpp"
 
 namespace cpipc::io::detail {
 
@@ -222,7 +223,8 @@ std::vector<Array> decode_frames(const std::string& path) {
   return frames;
 }
 
-void encode(const std::string& path, const ipc::HostView& v, const std::string& ext) {
+// The file's bytes in `out`; the caller writes them (see CodecApi::encode).
+void encode(const std::string& path, const ipc::HostView& v, const std::string& ext, std::vector<unsigned char>* out) {
   const auto& d = v.desc;
   const bool gray = d.ndim == 2 || (d.ndim == 3 && d.shape[2] == 1);
   const bool colour = d.ndim == 3 && (d.shape[2] == 3 || d.shape[2] == 4);
@@ -263,22 +265,15 @@ void encode(const std::string& path, const ipc::HostView& v, const std::string& 
       m = pixels;
     }
   }
-  // A path that cannot be written fails here with errno's reason, before
-  // libtiff can print its own message on stderr.
-  if (std::FILE* probe = std::fopen(path.c_str(), "wb")) {
-    std::fclose(probe);
-  } else {
-    throw Error(Errc::io, "cannot write '" + path + "': " + std::strerror(errno));
-  }
   std::vector<int> params;
   if (ext == ".tif" || ext == ".tiff") params = {cv::IMWRITE_TIFF_COMPRESSION, 8};  // zlib/deflate, as Cellpose
   bool ok = false;
   try {
-    ok = cv::imwrite(path, m, params);
+    ok = cv::imencode(ext, m, *out, params);
   } catch (const cv::Exception& e) {
-    throw Error(Errc::io, "cannot write '" + path + "': " + e.msg);
+    throw Error(Errc::io, "cannot write '" + path + "': OpenCV cannot encode it (" + e.err + "); save as .npy");
   }
-  if (!ok) throw Error(Errc::io, "cannot write '" + path + "' (is the directory there and writable?)");
+  if (!ok) throw Error(Errc::io, "cannot write '" + path + "': OpenCV cannot encode it; save as .npy");
 }
 
 int guarded(std::string* error, const auto& body) {
@@ -302,8 +297,9 @@ int read_frames_entry(const char* path, std::vector<Array>* out, std::string* er
   return guarded(error, [&] { *out = decode_frames(path); });
 }
 
-int write_entry(const char* path, const ipc::HostView* view, const char* ext, std::string* error) {
-  return guarded(error, [&] { encode(path, *view, ext); });
+int encode_entry(const char* path, const ipc::HostView* view, const char* ext, std::vector<unsigned char>* out,
+                 std::string* error) {
+  return guarded(error, [&] { encode(path, *view, ext, out); });
 }
 
 }  // namespace
@@ -312,6 +308,11 @@ int write_entry(const char* path, const ipc::HostView* view, const char* ext, st
 // Exceptions do not cross the plugin boundary: the API returns codes.
 extern "C" __attribute__((visibility("default"))) const cpipc::io::detail::CodecApi* cpipc_codecs_api() {
   namespace d = cpipc::io::detail;
-  static const d::CodecApi api{d::kCodecApiVersion, &d::read_entry, &d::write_entry, &d::read_frames_entry};
+  // OpenCV's own log lines (imwrite_ and imread_ warnings) would make a
+  // failure more than the one line cpipc prints.
+  static const d::CodecApi api = [] {
+    cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_SILENT);
+    return d::CodecApi{d::kCodecApiVersion, &d::read_entry, &d::encode_entry, &d::read_frames_entry};
+  }();
   return &api;
 }

@@ -1,11 +1,13 @@
 // Loads the image-codec plugin on first use (see codecs_api.hpp for why).
 #include <dlfcn.h>
 
+#include <algorithm>
 #include <mutex>
 #include <string_view>
 
 #include "codecs_api.hpp"
 #include "cpipc/error.hpp"
+#include "cpipc/io/file.hpp"
 #include "cpipc/util/child_process.hpp"
 #include "image.hpp"
 #include "png_stored.hpp"
@@ -95,11 +97,43 @@ Result plugin_or_baseline(const std::string& path, int code, const std::string& 
 Array first_baseline_page(const std::string& path) { return read_baseline_tiff(path, 1).front(); }
 std::vector<Array> all_baseline_pages(const std::string& path) { return read_baseline_tiff(path); }
 
+// OpenCV 4 decodes at most 4 channels per pixel and calls a TIFF of more
+// (multi-channel microscopy, samples as ExtraSamples) corrupt: those go to
+// the baseline reader, which reads any number.
+bool beyond_opencv(const ImageInfo& info) {
+  return info.format == "TIFF" &&
+         std::any_of(info.pages.begin(), info.pages.end(), [](const ImagePage& p) { return p.channels > 4; });
+}
+
+// Refuses, before anything is decoded, an image whose pages do not fit in
+// memory; through OpenCV each page is decoded and then copied once more.
+void check_memory(const std::string& path, const std::vector<ImagePage>& pages, bool copied) {
+  std::uint64_t total = 0;
+  std::uint64_t largest = 0;
+  for (const ImagePage& p : pages) {
+    total = std::max(total, total + p.bytes());  // saturating
+    largest = std::max(largest, p.bytes());
+  }
+  check_decoded_size(path, copied ? std::max(total, total + largest) : total);
+}
+
+ImageInfo probe_as_image(const std::string& path) {
+  ImageInfo info = probe_image(path);
+  if (info.format == "NPY") {
+    throw Error(Errc::invalid_argument,
+                "cannot read '" + path + "': not an image file (it has no PNG, TIFF, JPEG or BMP signature)");
+  }
+  return info;
+}
+
 }  // namespace
 
 Array read_image(const std::string& path) {
-  const CodecApi* api = plugin().api;
-  if (!api && is_tiff(path)) return first_baseline_page(path);
+  const ImageInfo info = probe_as_image(path);
+  const CodecApi* api = beyond_opencv(info) ? nullptr : plugin().api;
+  check_memory(path, {info.pages.begin(), info.pages.begin() + std::min<std::size_t>(info.pages.size(), 1)},
+               api != nullptr);
+  if (!api && info.format == "TIFF") return first_baseline_page(path);
   if (!api) unavailable("cannot read '" + path + "'");
   Array out;
   std::string error;
@@ -114,14 +148,19 @@ void write_image(const std::string& path, const ipc::HostView& view, const std::
   if (!api && ext == ".png") return write_png_stored(path, view);  // uncompressed, but a PNG
   if (!api) unavailable("cannot write '" + path + "'");
   std::string error;
-  if (const int code = api->write(path.c_str(), &view, ext.c_str(), &error); code != 0) {
+  std::vector<unsigned char> bytes;
+  if (const int code = api->encode(path.c_str(), &view, ext.c_str(), &bytes, &error); code != 0) {
     throw Error(error_code(code), error);
   }
+  OutputFile out(path);
+  out.write(bytes.data(), bytes.size());
+  out.close();
 }
 
-std::vector<Array> read_image_frames(const std::string& path) {
-  const CodecApi* api = plugin().api;
-  if (!api && is_tiff(path)) return all_baseline_pages(path);
+std::vector<Array> read_image_frames(const std::string& path, const ImageInfo& info) {
+  const CodecApi* api = beyond_opencv(info) ? nullptr : plugin().api;
+  check_memory(path, info.pages, api != nullptr);
+  if (!api && info.format == "TIFF") return all_baseline_pages(path);
   if (!api) unavailable("cannot read '" + path + "'");
   std::vector<Array> out;
   std::string error;

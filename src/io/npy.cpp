@@ -1,14 +1,14 @@
 #include "cpipc/io/npy.hpp"
 
-#include <sys/stat.h>
-#include <cerrno>
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
-#include <fstream>
 
 #include "cpipc/error.hpp"
+#include "cpipc/io/file.hpp"
 #include "cpipc/io/replace_file.hpp"
 #include "cpipc/util/memory.hpp"
+#include "npy_header.hpp"
 
 namespace cpipc::io {
 
@@ -99,33 +99,29 @@ std::string value_of(const std::string& path, const std::string& header, const s
 
 }  // namespace
 
-Array read_npy(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    struct stat st {};
-    if (::stat(path.c_str(), &st) != 0) throw Error(Errc::not_found, "no file '" + path + "'");
-    throw Error(Errc::io, "cannot open '" + path + "': " + std::strerror(errno));
-  }
-  char magic[8] = {};
-  in.read(magic, 8);
-  if (!in || std::memcmp(magic, "\x93NUMPY", 6) != 0) bad(path, "no .npy magic");
-  const int major = static_cast<unsigned char>(magic[6]);
+namespace detail {
+
+NpyHeader read_npy_header(const RegularFile& file) {
+  const std::string& path = file.path();
+  unsigned char lead[12] = {};
+  const std::size_t got = file.read_at(0, lead, sizeof lead);
+  if (got < 10 || std::memcmp(lead, "\x93NUMPY", 6) != 0) bad(path, "no .npy magic");
+  const int major = lead[6];
   std::uint32_t header_len = 0;
+  std::uint64_t header_at = 0;
   if (major == 1) {
-    unsigned char b[2];
-    in.read(reinterpret_cast<char*>(b), 2);
-    header_len = b[0] | (b[1] << 8);
+    header_len = lead[8] | (lead[9] << 8);
+    header_at = 10;
   } else if (major == 2 || major == 3) {
-    unsigned char b[4];
-    in.read(reinterpret_cast<char*>(b), 4);
-    header_len = b[0] | (b[1] << 8) | (b[2] << 16) | (static_cast<std::uint32_t>(b[3]) << 24);
+    if (got < 12) bad(path, "truncated header");
+    header_len = lead[8] | (lead[9] << 8) | (lead[10] << 16) | (static_cast<std::uint32_t>(lead[11]) << 24);
+    header_at = 12;
   } else {
     bad(path, "format version " + std::to_string(major) + " is not supported");
   }
-  if (!in || header_len > (1u << 20)) bad(path, "truncated or oversized header");
+  if (header_len > (1u << 20)) bad(path, "truncated or oversized header");
   std::string header(header_len, '\0');
-  in.read(header.data(), header_len);
-  if (!in) bad(path, "truncated header");
+  if (file.read_at(header_at, header.data(), header_len) != header_len) bad(path, "truncated header");
 
   const DType dtype = dtype_of(path, value_of(path, header, "descr"));
   if (value_of(path, header, "fortran_order").find("True") != std::string::npos) {
@@ -149,15 +145,24 @@ Array read_npy(const std::string& path) {
     pos += used;
   }
   if (shape.size() > 4) bad(path, std::to_string(shape.size()) + " dimensions; segments hold at most 4");
-  Array a;
+  NpyHeader h;
   try {
-    a.desc = ipc::TensorDesc::contiguous(dtype, shape);
+    h.desc = ipc::TensorDesc::contiguous(dtype, shape);
   } catch (const Error& e) {
     bad(path, e.what());
   }
-  const auto data_start = in.tellg();
-  in.seekg(0, std::ios::end);
-  const auto available = static_cast<std::uint64_t>(in.tellg() - data_start);
+  h.data_offset = header_at + header_len;
+  return h;
+}
+
+}  // namespace detail
+
+Array read_npy(const std::string& path) {
+  const RegularFile file = RegularFile::open(path);
+  const detail::NpyHeader h = detail::read_npy_header(file);
+  Array a;
+  a.desc = h.desc;
+  const std::uint64_t available = file.size() - std::min(file.size(), h.data_offset);
   if (available < a.desc.nbytes()) {
     bad(path, "data is truncated (" + std::to_string(available) + " of " + std::to_string(a.desc.nbytes()) + " bytes)");
   }
@@ -168,10 +173,8 @@ Array read_npy(const std::string& path) {
                                          util::gib_string(static_cast<double>(memory)) +
                                          " of memory available; crop it or split it into tiles");
   }
-  in.seekg(data_start);
   a.data.resize(a.desc.nbytes());
-  in.read(reinterpret_cast<char*>(a.data.data()), static_cast<std::streamsize>(a.data.size()));
-  if (!in) bad(path, "data could not be read");
+  if (file.read_at(h.data_offset, a.data.data(), a.data.size()) != a.data.size()) bad(path, "data could not be read");
   return a;
 }
 

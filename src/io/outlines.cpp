@@ -1,14 +1,12 @@
 #include "cpipc/io/outlines.hpp"
 
 #include <algorithm>
-#include <cerrno>
 #include <charconv>
-#include <cstring>
-#include <fstream>
 #include <limits>
 
 #include "contours.hpp"
 #include "cpipc/error.hpp"
+#include "cpipc/io/file.hpp"
 #include "cpipc/io/replace_file.hpp"
 
 namespace cpipc::io {
@@ -68,22 +66,25 @@ std::vector<Polygon> outline_polygons(const std::uint32_t* labels, int height, i
 namespace {
 
 void write_outlines_at(const std::string& path, const std::vector<Polygon>& polygons) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) throw Error(Errc::io, "cannot write '" + path + "': " + std::strerror(errno));
-  std::string line;
+  OutputFile out(path);
+  std::string text;  // written in pieces of about 1 MiB
   char number[16];
   for (const Polygon& polygon : polygons) {
-    line.clear();
+    const std::size_t start = text.size();
     for (const auto& point : polygon) {
       for (const int v : point) {
-        if (!line.empty()) line += ',';
-        line.append(number, std::to_chars(number, number + sizeof number, v).ptr);
+        if (text.size() > start) text += ',';
+        text.append(number, std::to_chars(number, number + sizeof number, v).ptr);
       }
     }
-    line += '\n';
-    out.write(line.data(), static_cast<std::streamsize>(line.size()));
+    text += '\n';
+    if (text.size() >= (1u << 20)) {
+      out.write(text.data(), text.size());
+      text.clear();
+    }
   }
-  if (!out.flush()) throw Error(Errc::io, "cannot write '" + path + "': " + std::strerror(errno));
+  out.write(text.data(), text.size());
+  out.close();
 }
 
 }  // namespace

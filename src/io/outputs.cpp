@@ -9,6 +9,7 @@
 #include "cpipc/error.hpp"
 #include "cpipc/io/array.hpp"
 #include "cpipc/io/array_file.hpp"
+#include "cpipc/io/labels.hpp"
 #include "cpipc/io/outlines.hpp"
 #include "cpipc/io/replace_file.hpp"
 
@@ -147,13 +148,8 @@ std::vector<std::string> save_cellpose_outputs(const std::string& dir, const std
   if (count > kPngMaxCount) {
     write_uint32_tiff(written[0], wide, static_cast<std::uint32_t>(height), static_cast<std::uint32_t>(width));
   } else {
-    Array png;  // Cellpose: masks.astype(np.uint16), whatever their type
-    const std::int64_t shape[2] = {height, width};
-    png.desc = ipc::TensorDesc::contiguous(ipc::kUInt16, shape);
-    png.data.resize(png.desc.nbytes());
-    auto* q = reinterpret_cast<std::uint16_t*>(png.data.data());
-    for (std::size_t i = 0; i < wide.size(); ++i) q[i] = static_cast<std::uint16_t>(wide[i]);
-    write_array(written[0], png.view());
+    // Cellpose: masks.astype(np.uint16); every label is at most count < 65536.
+    write_array(written[0], narrow_labels(wide, height, width).view());
   }
   if (outlines) {
     written.push_back(outlines_output_path(dir, stem));

@@ -3,16 +3,15 @@
 #include <algorithm>
 #include <array>
 #include <bit>
-#include <cerrno>
 #include <cstdint>
 #include <cstring>
-#include <fstream>
 #include <limits>
 #include <optional>
 #include <vector>
 
 #include "cpipc/error.hpp"
-#include "narrow_labels.hpp"
+#include "cpipc/io/file.hpp"
+#include "cpipc/io/labels.hpp"
 
 namespace cpipc::io::detail {
 
@@ -45,8 +44,7 @@ void put_be32(std::vector<unsigned char>& b, std::uint32_t v) {
 
 class PngFile {
  public:
-  explicit PngFile(const std::string& path) : path_(path), out_(path, std::ios::binary | std::ios::trunc) {
-    if (!out_) fail();
+  explicit PngFile(const std::string& path) : out_(path) {
     static constexpr unsigned char kSignature[8] = {0x89, 'P', 'N', 'G', 0x0d, 0x0a, 0x1a, 0x0a};
     out_.write(reinterpret_cast<const char*>(kSignature), sizeof kSignature);
   }
@@ -63,19 +61,12 @@ class PngFile {
     write(tail);
   }
 
-  void close() {
-    if (!out_.flush()) fail();
-    out_.close();
-  }
+  void close() { out_.close(); }
 
  private:
-  void write(const std::vector<unsigned char>& b) {
-    if (!out_.write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()))) fail();
-  }
-  [[noreturn]] void fail() const { throw Error(Errc::io, "cannot write '" + path_ + "': " + std::strerror(errno)); }
+  void write(const std::vector<unsigned char>& b) { out_.write(b.data(), b.size()); }
 
-  std::string path_;
-  std::ofstream out_;
+  OutputFile out_;
 };
 
 // The zlib stream (RFC 1950) of stored deflate blocks (RFC 1951, 3.2.4) of

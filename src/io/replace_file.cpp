@@ -7,9 +7,9 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 
 #include "cpipc/error.hpp"
+#include "cpipc/io/file.hpp"
 
 namespace cpipc::io {
 
@@ -49,16 +49,15 @@ void write_replacing(const std::string& path, const std::function<void(const std
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
     const int err = errno;
     std::remove(tmp.c_str());
-    throw Error(Errc::io, "cannot write '" + path + "': " + std::strerror(err));
+    write_error(path, err);
   }
 }
 
 void write_file(const std::string& path, std::initializer_list<std::string_view> parts) {
   write_replacing(path, [&](const std::string& to) {
-    std::ofstream out(to, std::ios::binary | std::ios::trunc);
-    if (!out) throw Error(Errc::io, "cannot write '" + to + "': " + std::strerror(errno));
-    for (const std::string_view part : parts) out.write(part.data(), static_cast<std::streamsize>(part.size()));
-    if (!out.flush()) throw Error(Errc::io, "cannot write '" + to + "': " + std::strerror(errno));
+    OutputFile out(to);
+    for (const std::string_view part : parts) out.write(part.data(), part.size());
+    out.close();
   });
 }
 

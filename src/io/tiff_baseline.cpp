@@ -1,13 +1,9 @@
 #include "tiff_baseline.hpp"
 
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <bit>
-#include <cerrno>
 #include <cstdint>
 #include <cstring>
-#include <fstream>
 #include <map>
 #include <set>
 #include <span>
@@ -17,6 +13,7 @@
 #endif
 
 #include "cpipc/error.hpp"
+#include "cpipc/io/file.hpp"
 #include "cpipc/util/memory.hpp"
 
 namespace cpipc::io::detail {
@@ -113,19 +110,7 @@ using Directory = std::map<std::uint16_t, Entry>;
 
 class TiffFile {
  public:
-  explicit TiffFile(const std::string& path) : path_(path), in_(path, std::ios::binary) {
-    struct stat st {};
-    if (::stat(path.c_str(), &st) != 0) {
-      if (errno == ENOENT) throw Error(Errc::not_found, "no file '" + path + "'");
-      throw Error(Errc::io, "cannot open '" + path + "': " + std::strerror(errno));
-    }
-    if (S_ISDIR(st.st_mode)) {
-      throw Error(Errc::invalid_argument, "cannot read '" + path + "': it is a directory, not an image file");
-    }
-    if (!in_) throw Error(Errc::io, "cannot open '" + path + "': " + std::strerror(errno));
-    in_.seekg(0, std::ios::end);
-    size_ = static_cast<std::uint64_t>(in_.tellg());
-  }
+  explicit TiffFile(const std::string& path) : path_(path), file_(RegularFile::open(path)), size_(file_.size()) {}
 
   std::vector<Array> read(std::size_t max_pages) {
     unsigned char head[8];
@@ -158,7 +143,9 @@ class TiffFile {
   // A valid TIFF outside what this reader decodes.
   [[noreturn]] void unsupported(const std::string& what) const {
     throw Error(Errc::invalid_argument,
-                "cannot read '" + path_ + "': it is " + what + ", and without OpenCV cpipc reads only uncompressed" +
+                "cannot read '" + path_ + "': it is " + what +
+                    ", and cpipc's own TIFF reader (without OpenCV, and for more than 4 samples per pixel) reads "
+                    "only uncompressed" +
                     (kDeflate ? " and Deflate" : "") + " TIFF; convert it to .npy or an uncompressed TIFF");
   }
 
@@ -213,10 +200,7 @@ class TiffFile {
 
   void read_at(std::uint64_t at, void* out, std::uint64_t n, const std::string& what) {
     if (at > size_ || n > size_ - at) damaged(what + " lies past the end of the file");
-    in_.clear();
-    in_.seekg(static_cast<std::streamoff>(at));
-    in_.read(static_cast<char*>(out), static_cast<std::streamsize>(n));
-    if (static_cast<std::uint64_t>(in_.gcount()) != n) damaged(what + " could not be read");
+    if (file_.read_at(at, out, n) != n) damaged(what + " could not be read");
   }
 
   [[nodiscard]] std::uint16_t u16(const unsigned char* b) const {
@@ -302,7 +286,6 @@ class TiffFile {
     const auto predictor = scalar(dir, kPredictor, 1);
     const std::uint64_t samples = scalar(dir, kSamplesPerPixel, 1);
     if (samples == 0) damaged("SamplesPerPixel is 0" + page);
-    if (samples > 4) unsupported("a TIFF of " + std::to_string(samples) + " samples per pixel" + page);
     if (samples > 1 && scalar(dir, kPlanarConfiguration, 1) != 1) {
       unsupported("a TIFF with separate colour planes (PlanarConfiguration 2)" + page);
     }
@@ -352,7 +335,7 @@ class TiffFile {
     Array a;
     std::vector<std::int64_t> shape = {static_cast<std::int64_t>(height), static_cast<std::int64_t>(width)};
     if (samples > 1) shape.push_back(static_cast<std::int64_t>(samples));
-    const std::uint64_t row_bytes = width * samples * (bits / 8);  // < 2^38: no overflow
+    const std::uint64_t row_bytes = width * samples * (bits / 8);  // < 2^51: no overflow
     // Uncompressed pixels are all in the file, each page's in its own bytes;
     // Deflate packs at most 1032 bytes into one. This bounds what all pages
     // together allocate, whatever the file says (a hostile one could point
@@ -425,7 +408,7 @@ class TiffFile {
   }
 
   std::string path_;
-  std::ifstream in_;
+  RegularFile file_;
   std::uint64_t size_ = 0;
   std::uint64_t pixel_bytes_ = 0;  // of the pages read so far
   bool little_ = true;

@@ -1,7 +1,8 @@
 // cpipc's own reader for uncompressed baseline TIFF (TIFF 6.0, part 1): the
 // fallback where the OpenCV plugin is missing, and the reader of the uint32
 // TIFFs that OpenCV 4 refuses (Cellpose's masks from 65536 labels on, which
-// write_uint32_tiff also makes).
+// write_uint32_tiff also makes) and of those with more than 4 samples per
+// pixel. Opens the file as RegularFile does.
 #pragma once
 
 #include <cstddef>
@@ -14,8 +15,9 @@
 namespace cpipc::io::detail {
 
 // The pages of a classic TIFF ("II" or "MM"), at most `max_pages`, each an
-// Array [H, W] (one sample per pixel) or [H, W, C] (2 to 4 samples, in file
-// order: RGB(A) for colour), in native byte order. Reads strips of
+// Array [H, W] (one sample per pixel) or [H, W, C] (any number of samples,
+// in file order: RGB(A) for colour, then ExtraSamples; OpenCV 4 reads at
+// most 4), in native byte order. Reads strips of
 // uncompressed, chunky (PlanarConfiguration 1) data of 8/16/32-bit unsigned
 // or signed integers or 16/32/64-bit floats. Every offset and size is checked
 // against the file before it is used, and no buffer is larger than the file.

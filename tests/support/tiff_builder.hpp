@@ -36,6 +36,7 @@ struct TiffPage {
   std::uint16_t photometric = 1;          // BlackIsZero; 2 for RGB
   std::uint32_t rows_per_strip = 0;       // 0: the whole image in one strip
   bool strips_backwards = false;          // the last strip first in the file
+  bool extra_samples = false;             // ExtraSamples (unspecified) for the samples past gray or RGB
   std::map<std::uint16_t, TiffTag> tags;  // added or replacing the ones written
 };
 
@@ -122,6 +123,12 @@ inline std::string tiff_file(bool big_endian, const std::vector<TiffPage>& pages
     tags[279] = strip_array(counts);
     tags[284] = {3, 1, 1};
     tags[339] = per_sample(format);
+    // What tifffile writes for a channels-last image of more than 4 samples.
+    const std::uint32_t extra = samples - (page.photometric == 2 ? 3 : 1);
+    if (page.extra_samples && extra > 0) {
+      tags[338] =
+          extra <= 2 ? TiffTag{3, extra, 0} : TiffTag{3, extra, out_of_line(std::vector<std::uint32_t>(extra, 0), 2)};
+    }
     for (const auto& [tag, value] : page.tags) tags[tag] = value;
 
     const auto ifd = static_cast<std::uint32_t>(b.size());

@@ -2,7 +2,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <cstring>
 #include <memory>
 
 #include "cli_common.hpp"
@@ -13,6 +12,7 @@
 #include "cpipc/error.hpp"
 #include "cpipc/io/array_file.hpp"
 #include "cpipc/io/convert.hpp"
+#include "cpipc/io/labels.hpp"
 #include "cpipc/io/npy.hpp"
 
 namespace cpipc::cli {
@@ -85,18 +85,8 @@ void run_masks(const MasksOptions& o) {
   std::sort(times.begin(), times.end());
   const double ms = times[times.size() / 2];
 
-  io::Array out;
-  const std::int64_t shape[2] = {h, w};
-  if (labels.fits_uint16()) {
-    out.desc = ipc::TensorDesc::contiguous(ipc::kUInt16, shape);
-    out.data.resize(out.desc.nbytes());
-    auto* px = reinterpret_cast<std::uint16_t*>(out.data.data());
-    for (std::size_t i = 0; i < plane; ++i) px[i] = static_cast<std::uint16_t>(labels.data[i]);
-  } else {
-    out.desc = ipc::TensorDesc::contiguous(ipc::kUInt32, shape);
-    out.data.resize(out.desc.nbytes());
-    std::memcpy(out.data.data(), labels.data.data(), out.data.size());
-  }
+  // Cellpose's dtype rule: uint16 below 65 536 labels, uint32 from there.
+  const io::Array out = io::narrow_labels(labels.data, h, w);
   io::write_array(o.output, out.view());
   if (o.json) {
     std::printf("%s\n", nlohmann::json{{"objects", labels.count},

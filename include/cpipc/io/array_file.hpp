@@ -10,14 +10,16 @@ namespace cpipc::io {
 // .npy; .png .tif .tiff .jpg .jpeg .bmp through OpenCV (gray -> [H, W],
 // colour -> [H, W, C] in RGB(A) order); uncompressed TIFF without it too.
 // Throws Error(not_found) for a missing file, Error(invalid_argument) for
-// one that cannot be decoded.
+// one that cannot be decoded or is not a regular file, Error(out_of_memory)
+// (before decoding) for an image whose pixels do not fit in memory.
 [[nodiscard]] Array read_array(const std::string& path);
 
 // .npy; .bin (raw bytes in C order, like numpy's tofile); .png (8/16-bit;
 // wider integer labels are narrowed to uint16 when they fit; without OpenCV
 // written uncompressed); .tif/.tiff (needs OpenCV).
 // Throws Error(invalid_argument) for an extension or dtype that file type
-// cannot hold, Error(io) when writing fails.
+// cannot hold, Error(io) when writing fails (every write, the fsync and the
+// close are checked; see OutputFile), leaving the old file as it was.
 void write_array(const std::string& path, const ipc::HostView& view);
 
 // True if the OpenCV codec plugin is there, for every image format. Without
