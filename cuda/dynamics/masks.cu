@@ -184,8 +184,8 @@ struct Tables {
 };
 
 Tables tables(const std::uint32_t* labels, std::int64_t n, std::uint32_t max_label, cudaStream_t s) {
-  DeviceBuffer<unsigned long long> sizes(max_label + 1);
-  DeviceBuffer<std::uint32_t> first(max_label + 1);
+  DeviceBuffer<unsigned long long> sizes(max_label + 1, s);
+  DeviceBuffer<std::uint32_t> first(max_label + 1, s);
   sizes.zero(s);
   first.fill_bytes(0xff, s);
   count_labels<<<blocks_for(n), kThreads, 0, s>>>(labels, n, sizes.get(), first.get());
@@ -204,7 +204,7 @@ std::uint32_t relabel(std::uint32_t* labels, std::int64_t n, const Tables& t, co
   std::sort(order.begin(), order.end());
   std::vector<std::uint32_t> map(t.first.size(), 0);
   for (std::size_t r = 0; r < order.size(); ++r) map[order[r].second] = static_cast<std::uint32_t>(r + 1);
-  DeviceBuffer<std::uint32_t> dmap(map.size());
+  DeviceBuffer<std::uint32_t> dmap(map.size(), s);
   dmap.upload(map, s);
   apply_map<<<blocks_for(n), kThreads, 0, s>>>(labels, n, dmap.get());
   check_launch();
@@ -217,7 +217,7 @@ struct Boxes {
 };
 
 Boxes boxes(const std::uint32_t* labels, int h, int w, std::uint32_t count, cudaStream_t s) {
-  DeviceBuffer<int> y0(count + 1), y1(count + 1), x0(count + 1), x1(count + 1);
+  DeviceBuffer<int> y0(count + 1, s), y1(count + 1, s), x0(count + 1, s), x1(count + 1, s);
   y0.fill_bytes(0x7f, s);
   x0.fill_bytes(0x7f, s);
   y1.zero(s);
@@ -308,10 +308,10 @@ std::uint32_t quality_control(std::uint32_t* labels, int h, int w, std::uint32_t
   for (std::uint32_t l = 1; l <= count; ++l) {
     if (b.y1[l] > b.y0[l]) niter = std::max(niter, 2 * ((b.y1[l] - b.y0[l]) + (b.x1[l] - b.x0[l]) + 2));
   }
-  DeviceBuffer<int> dy0(count + 1), dx0(count + 1), dmy(count + 1), dmx(count + 1);
+  DeviceBuffer<int> dy0(count + 1, s), dx0(count + 1, s), dmy(count + 1, s), dmx(count + 1, s);
   dy0.upload(b.y0, s);
   dx0.upload(b.x0, s);
-  DeviceBuffer<double> sy(count + 1), sx(count + 1);
+  DeviceBuffer<double> sy(count + 1, s), sx(count + 1, s);
   sy.zero(s);
   sx.zero(s);
   centre_sums<<<blocks_for(n), kThreads, 0, s>>>(labels, h, w, dy0.get(), dx0.get(), sy.get(), sx.get());
@@ -327,13 +327,13 @@ std::uint32_t quality_control(std::uint32_t* labels, int h, int w, std::uint32_t
   dmy.upload(my, s);
   dmx.upload(mx, s);
   // The rounded mean if it is in the mask (distance 0 wins), else the nearest mask pixel.
-  DeviceBuffer<unsigned long long> centre(count + 1);
+  DeviceBuffer<unsigned long long> centre(count + 1, s);
   centre.fill_bytes(0xff, s);
   nearest_pixel<<<blocks_for(n), kThreads, 0, s>>>(labels, h, w, dy0.get(), dx0.get(), dmy.get(), dmx.get(),
                                                    centre.get());
   check_launch();
 
-  DeviceBuffer<double> temp(n), next(n);
+  DeviceBuffer<double> temp(n, s), next(n, s);
   temp.zero(s);
   next.zero(s);
   for (int it = 0; it < niter; ++it) {
@@ -342,7 +342,7 @@ std::uint32_t quality_control(std::uint32_t* labels, int h, int w, std::uint32_t
     std::swap(temp, next);
   }
   check_launch();
-  DeviceBuffer<double> err(count + 1);
+  DeviceBuffer<double> err(count + 1, s);
   err.zero(s);
   flow_error_sums<<<blocks_for(n), kThreads, 0, s>>>(labels, h, w, temp.get(), f.dy, f.dx, err.get());
   check_launch();
@@ -423,15 +423,15 @@ std::uint32_t fill_holes_and_remove_small(std::uint32_t* labels, int h, int w, s
           b.y1[l] > b.y0[l] ? static_cast<std::int64_t>(b.y1[l] - b.y0[l]) * (b.x1[l] - b.x0[l]) : 0;
       offset[l + 1] = offset[l] + area;
     }
-    DeviceBuffer<int> y0(count + 1), y1(count + 1), x0(count + 1), x1(count + 1);
+    DeviceBuffer<int> y0(count + 1, s), y1(count + 1, s), x0(count + 1, s), x1(count + 1, s);
     y0.upload(b.y0, s);
     y1.upload(b.y1, s);
     x0.upload(b.x0, s);
     x1.upload(b.x1, s);
-    DeviceBuffer<std::int64_t> doff(offset.size());
+    DeviceBuffer<std::int64_t> doff(offset.size(), s);
     doff.upload(offset, s);
-    DeviceBuffer<std::uint8_t> reach(static_cast<std::size_t>(std::max<std::int64_t>(offset[count + 1], 1)));
-    DeviceBuffer<unsigned long long> claim(n);
+    DeviceBuffer<std::uint8_t> reach(static_cast<std::size_t>(std::max<std::int64_t>(offset[count + 1], 1)), s);
+    DeviceBuffer<unsigned long long> claim(n, s);
     claim.zero(s);
     fill_label_holes<<<count, 512, 0, s>>>(labels, w, y0.get(), y1.get(), x0.get(), x1.get(), doff.get(), reach.get(),
                                            claim.get());
@@ -451,8 +451,8 @@ struct AnyNonFinite {
 
 }  // namespace
 
-std::uint32_t masks_from_flows(const DeviceFlows& f, std::uint32_t* labels, const Params& p, void* stream) {
-  const auto s = static_cast<cudaStream_t>(stream);
+std::uint32_t masks_from_flows(const DeviceFlows& f, std::uint32_t* labels, const Params& p, cuda::StreamView stream) {
+  const cudaStream_t s = stream.value();
   const int h = f.height, w = f.width;
   if (h < 0 || w < 0) throw Error(Errc::invalid_argument, "negative image size");
   if (p.niter < 0 || !(p.max_size_fraction > 0) || !std::isfinite(p.flow_threshold) || p.flow_threshold < 0 ||
@@ -471,7 +471,7 @@ std::uint32_t masks_from_flows(const DeviceFlows& f, std::uint32_t* labels, cons
   CPIPC_CUDA_TRY(cudaMemsetAsync(labels, 0, n * sizeof(std::uint32_t), s));
 
   // Foreground pixels, raster order.
-  DeviceBuffer<std::int64_t> pixels(n);
+  DeviceBuffer<std::int64_t> pixels(n, s);
   const std::int64_t fg =
       thrust::copy_if(policy, thrust::counting_iterator<std::int64_t>(0), thrust::counting_iterator<std::int64_t>(n),
                       pixels.get(), IsForeground{f.cellprob, p.cellprob_threshold}) -
@@ -481,14 +481,14 @@ std::uint32_t masks_from_flows(const DeviceFlows& f, std::uint32_t* labels, cons
   // Follow the flows into a histogram of final positions.
   const float sx = w > 1 ? static_cast<float>(2.0 / (w - 1)) : 0.0f;
   const float sy = h > 1 ? static_cast<float>(2.0 / (h - 1)) : 0.0f;
-  DeviceBuffer<float> fx(static_cast<std::size_t>(h + 2) * (w + 2)), fy(fx.size());
+  DeviceBuffer<float> fx(static_cast<std::size_t>(h + 2) * (w + 2), s), fy(fx.size(), s);
   fx.zero(s);
   fy.zero(s);
   make_field<<<blocks_for(n), kThreads, 0, s>>>(f.dy, f.dx, f.cellprob, p.cellprob_threshold, h, w, sx, sy, fx.get(),
                                                 fy.get());
   check_launch();
   const int hp = h + 2 * kPad, wp = w + 2 * kPad;
-  DeviceBuffer<std::int32_t> hist(static_cast<std::size_t>(hp) * wp), bin(fg);
+  DeviceBuffer<std::int32_t> hist(static_cast<std::size_t>(hp) * wp, s), bin(fg, s);
   hist.zero(s);
   follow<<<blocks_for(fg), kThreads, 0, s>>>(pixels.get(), fg, fx.get(), fy.get(), h, w,
                                              static_cast<float>(std::max(w - 1, 1)),
@@ -496,10 +496,10 @@ std::uint32_t masks_from_flows(const DeviceFlows& f, std::uint32_t* labels, cons
   check_launch();
 
   // Seeds: raster order, then torch's (unstable) sort by count, on the host.
-  DeviceBuffer<std::uint8_t> peak(hist.size());
+  DeviceBuffer<std::uint8_t> peak(hist.size(), s);
   mark_peaks<<<blocks_for(hist.size()), kThreads, 0, s>>>(hist.get(), hp, wp, peak.get());
   check_launch();
-  DeviceBuffer<std::int32_t> seeds(hist.size());
+  DeviceBuffer<std::int32_t> seeds(hist.size(), s);
   const auto ns = thrust::copy_if(policy, thrust::counting_iterator<std::int32_t>(0),
                                   thrust::counting_iterator<std::int32_t>(static_cast<std::int32_t>(hist.size())),
                                   seeds.get(), IsPeak{peak.get()}) -
@@ -516,7 +516,7 @@ std::uint32_t masks_from_flows(const DeviceFlows& f, std::uint32_t* labels, cons
   for (std::int64_t i = 0; i < ns; ++i) seed_list[i] = keyed[i].seed;
   seeds.upload(seed_list, s);
 
-  DeviceBuffer<std::uint32_t> painted(hist.size());
+  DeviceBuffer<std::uint32_t> painted(hist.size(), s);
   painted.zero(s);
   grow_and_paint<<<static_cast<unsigned>(ns), 128, 0, s>>>(seeds.get(), hist.get(), wp, painted.get());
   check_launch();

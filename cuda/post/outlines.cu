@@ -104,7 +104,7 @@ struct BoxCells {
 
 }  // namespace
 
-std::vector<std::uint8_t> outline_mask(const void* labels, ipc::DType dtype, int height, int width, void* stream) {
+std::vector<std::uint8_t> outline_mask(const void* labels, ipc::DType dtype, int height, int width, StreamView stream) {
   if (height < 0 || width < 0) throw Error(Errc::invalid_argument, "outline_mask: negative image size");
   if (dtype != ipc::kUInt16 && dtype != ipc::kUInt32) {
     throw Error(Errc::invalid_argument,
@@ -113,7 +113,7 @@ std::vector<std::uint8_t> outline_mask(const void* labels, ipc::DType dtype, int
   const std::size_t n = static_cast<std::size_t>(height) * static_cast<std::size_t>(width);
   std::vector<std::uint8_t> out(n, 0);
   if (n == 0) return out;
-  const auto s = static_cast<cudaStream_t>(stream);
+  const cudaStream_t s = stream.value();
   const auto policy = thrust::cuda::par.on(s);
   return detail::thrust_errors_as_cpipc("outline_mask", [&]() -> std::vector<std::uint8_t> {
     const unsigned blocks = static_cast<unsigned>(std::min<std::size_t>((n + 255) / 256, 65535));

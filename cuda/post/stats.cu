@@ -13,7 +13,7 @@
 #include <limits>
 #include <string>
 
-#include "../../src/post/object_sums.hpp"
+#include "cpipc/post/detail/object_sums.hpp"
 #include "../runtime/check.cuh"
 #include "cpipc/cuda/device.hpp"
 #include "cpipc/cuda/post.hpp"
@@ -115,7 +115,7 @@ unsigned blocks_for(std::size_t n) { return static_cast<unsigned>(std::min<std::
 }  // namespace
 
 std::vector<post::ObjectStats> object_stats(const void* labels, ipc::DType dtype, int height, int width,
-                                            const float* intensity, int channels, void* stream) {
+                                            const float* intensity, int channels, StreamView stream) {
   if (height < 0 || width < 0) throw Error(Errc::invalid_argument, "object_stats: negative image size");
   if (dtype != ipc::kUInt16 && dtype != ipc::kUInt32) {
     throw Error(Errc::invalid_argument,
@@ -128,7 +128,7 @@ std::vector<post::ObjectStats> object_stats(const void* labels, ipc::DType dtype
   if (n > std::numeric_limits<std::uint32_t>::max()) {
     throw Error(Errc::invalid_argument, "object_stats on the GPU takes at most 2^32 pixels");
   }
-  const auto s = static_cast<cudaStream_t>(stream);
+  const cudaStream_t s = stream.value();
   const auto policy = thrust::cuda::par.on(s);
   return detail::thrust_errors_as_cpipc("object_stats", [&]() -> std::vector<post::ObjectStats> {
     thrust::device_vector<std::uint32_t> lab(n);
@@ -196,7 +196,7 @@ std::vector<post::ObjectStats> object_stats(const void* labels, ipc::DType dtype
 
 std::vector<post::ObjectStats> object_stats_of_device_labels(const void* labels, ipc::DType dtype, int height,
                                                              int width, const float* intensity, int channels,
-                                                             void* stream) {
+                                                             StreamView stream) {
   if (height < 0 || width < 0) throw Error(Errc::invalid_argument, "object_stats: negative image size");
   const std::size_t n = static_cast<std::size_t>(height) * static_cast<std::size_t>(width);
   return detail::thrust_errors_as_cpipc("object_stats", [&]() -> std::vector<post::ObjectStats> {

@@ -1,4 +1,10 @@
-// A move-only owner of a device allocation.
+// A move-only owner of a device allocation. Two kinds, as RMM's
+// device_buffer: DeviceBuffer(n) is a plain cudaMalloc (what CUDA IPC can
+// export: the segment's slot buffers); DeviceBuffer(n, stream) is ordered
+// on `stream` (cudaMallocAsync from the device's pool, freed with
+// cudaFreeAsync on the same stream), so per-image scratch buffers cost no
+// device-wide synchronisation. Use a stream-ordered buffer on its stream
+// only. Where the device has no memory pools, it falls back to cudaMalloc.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -18,12 +24,29 @@ class DeviceBuffer {
   explicit DeviceBuffer(std::size_t n) : size_(n) {
     if (n) CPIPC_CUDA_TRY(cudaMalloc(reinterpret_cast<void**>(&ptr_), n * sizeof(T)));
   }
-  DeviceBuffer(DeviceBuffer&& o) noexcept : ptr_(std::exchange(o.ptr_, nullptr)), size_(std::exchange(o.size_, 0)) {}
+  DeviceBuffer(std::size_t n, cudaStream_t stream) : size_(n), stream_(stream), ordered_(true) {
+    if (!n) return;
+    const cudaError_t st = cudaMallocAsync(reinterpret_cast<void**>(&ptr_), n * sizeof(T), stream);
+    if (st == cudaErrorNotSupported) {  // no memory pools here (some vGPU, MIG and driver set-ups)
+      (void)cudaGetLastError();
+      ordered_ = false;
+      CPIPC_CUDA_TRY(cudaMalloc(reinterpret_cast<void**>(&ptr_), n * sizeof(T)));
+    } else {
+      CPIPC_CUDA_TRY(st);
+    }
+  }
+  DeviceBuffer(DeviceBuffer&& o) noexcept
+      : ptr_(std::exchange(o.ptr_, nullptr)),
+        size_(std::exchange(o.size_, 0)),
+        stream_(o.stream_),
+        ordered_(o.ordered_) {}
   DeviceBuffer& operator=(DeviceBuffer&& o) noexcept {
     if (this != &o) {
       reset();
       ptr_ = std::exchange(o.ptr_, nullptr);
       size_ = std::exchange(o.size_, 0);
+      stream_ = o.stream_;
+      ordered_ = o.ordered_;
     }
     return *this;
   }
@@ -34,7 +57,7 @@ class DeviceBuffer {
   [[nodiscard]] T* get() const noexcept { return ptr_; }
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
   void reset() noexcept {
-    if (ptr_) cudaFree(ptr_);
+    if (ptr_) (void)(ordered_ ? cudaFreeAsync(ptr_, stream_) : cudaFree(ptr_));
     ptr_ = nullptr;
     size_ = 0;
   }
@@ -59,6 +82,8 @@ class DeviceBuffer {
  private:
   T* ptr_ = nullptr;
   std::size_t size_ = 0;
+  cudaStream_t stream_ = nullptr;  // the stream it is ordered on
+  bool ordered_ = false;           // cudaMallocAsync'ed: freed on stream_
 };
 
 }  // namespace cpipc::cuda

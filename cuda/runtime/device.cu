@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "cpipc/cuda/device.hpp"
+#include "check.cuh"
 
 namespace cpipc::cuda {
 
@@ -35,6 +36,35 @@ std::optional<DeviceInfo> device_info(int ordinal) noexcept {
   info.cc_major = prop.major;
   info.cc_minor = prop.minor;
   return info;
+}
+
+std::optional<std::size_t> free_memory(int ordinal) noexcept {
+  // cudaMemGetInfo answers for the current device: switch for the query
+  // only, so the caller's thread keeps the device it had.
+  int previous = 0;
+  std::size_t free_bytes = 0;
+  std::size_t total_bytes = 0;
+  if (cudaGetDevice(&previous) != cudaSuccess || cudaSetDevice(ordinal) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return std::nullopt;
+  }
+  const bool known = cudaMemGetInfo(&free_bytes, &total_bytes) == cudaSuccess;
+  (void)cudaSetDevice(previous);
+  (void)cudaGetLastError();
+  return known ? std::optional<std::size_t>(free_bytes) : std::nullopt;
+}
+
+void synchronize(int ordinal, const std::string& what) {
+  int previous = 0;
+  CPIPC_CUDA_TRY(cudaGetDevice(&previous));
+  CPIPC_CUDA_TRY(cudaSetDevice(ordinal));
+  const cudaError_t st = cudaDeviceSynchronize();
+  (void)cudaSetDevice(previous);
+  if (st != cudaSuccess) {
+    (void)cudaGetLastError();
+    throw Error(st == cudaErrorMemoryAllocation ? Errc::out_of_memory : Errc::system,
+                "CUDA failed in " + what + ": " + cudaGetErrorName(st) + " (" + cudaGetErrorString(st) + ")");
+  }
 }
 
 }  // namespace cpipc::cuda

@@ -41,7 +41,7 @@ DeviceReader::~DeviceReader() {
   }
 }
 
-std::optional<DeviceLease> DeviceReader::lease_latest(void* stream, std::chrono::milliseconds duration) {
+std::optional<DeviceLease> DeviceReader::lease_latest(StreamView stream, std::chrono::milliseconds duration) {
   reader_->check_producer();
   std::optional<ipc::FrameLease> lease = reader_->lease_latest(duration);
   if (!lease || !lease->info().device_valid) return std::nullopt;
@@ -67,14 +67,14 @@ std::optional<DeviceLease> DeviceReader::lease_latest(void* stream, std::chrono:
     s.event = event;
     ++opened_;
   }
-  CPIPC_CUDA_TRY(cudaStreamWaitEvent(static_cast<cudaStream_t>(stream), static_cast<cudaEvent_t>(s.event), 0));
+  CPIPC_CUDA_TRY(cudaStreamWaitEvent(stream.value(), static_cast<cudaEvent_t>(s.event), 0));
   const void* data = static_cast<const std::byte*>(s.base) + x->device_offset;
   return DeviceLease(std::move(*lease), data);
 }
 
-std::vector<std::byte> DeviceLease::download(void* stream) const {
+std::vector<std::byte> DeviceLease::download(StreamView stream) const {
   std::vector<std::byte> out(desc().nbytes());
-  const auto s = static_cast<cudaStream_t>(stream);
+  const cudaStream_t s = stream.value();
   if (!out.empty()) CPIPC_CUDA_TRY(cudaMemcpyAsync(out.data(), data_, out.size(), cudaMemcpyDeviceToHost, s));
   CPIPC_CUDA_TRY(cudaStreamSynchronize(s));
   return out;

@@ -19,7 +19,6 @@ namespace {
 
 constexpr std::size_t kGranule = std::size_t{2} << 20;  // device buffers are multiples of 2 MiB
 
-cudaStream_t as_stream(void* s) { return static_cast<cudaStream_t>(s); }
 cudaEvent_t as_event(void* e) { return static_cast<cudaEvent_t>(e); }
 
 // One segment and the device buffers behind its slots, for one layout.
@@ -48,19 +47,19 @@ struct Generation {
 
 // --- DeviceFrame --------------------------------------------------------------
 
-DeviceFrame::DeviceFrame(ipc::FrameWriter frame, void* device, void* event, void* stream, std::size_t bytes,
+DeviceFrame::DeviceFrame(ipc::FrameWriter frame, void* device, void* event, StreamView stream, std::size_t bytes,
                          bool exported)
     : frame_(std::move(frame)), device_(device), event_(event), stream_(stream), bytes_(bytes), exported_(exported) {}
 
 ipc::FrameInfo DeviceFrame::publish(const ipc::FrameMeta& meta) {
   // The event marks the end of the device write: device consumers wait on
   // it, not on the mirror copy below.
-  CPIPC_CUDA_TRY(cudaEventRecord(as_event(event_), as_stream(stream_)));
+  CPIPC_CUDA_TRY(cudaEventRecord(as_event(event_), stream_.value()));
   const std::span<std::byte> host = frame_.bytes();
   if (bytes_ != 0) {
-    CPIPC_CUDA_TRY(cudaMemcpyAsync(host.data(), device_, bytes_, cudaMemcpyDeviceToHost, as_stream(stream_)));
+    CPIPC_CUDA_TRY(cudaMemcpyAsync(host.data(), device_, bytes_, cudaMemcpyDeviceToHost, stream_.value()));
   }
-  CPIPC_CUDA_TRY(cudaStreamSynchronize(as_stream(stream_)));
+  CPIPC_CUDA_TRY(cudaStreamSynchronize(stream_.value()));
   frame_.set_device_valid(exported_);
   return frame_.publish(meta);
 }
@@ -192,7 +191,7 @@ bool DeviceStream::exports() const noexcept { return impl_->exported; }
 const std::string& DeviceStream::why_host_only() const noexcept { return impl_->why; }
 const std::string& DeviceStream::name() const noexcept { return impl_->name; }
 ipc::SegmentWriter* DeviceStream::segment() noexcept { return impl_->current ? &*impl_->current->writer : nullptr; }
-void* DeviceStream::stream() const noexcept { return impl_->stream; }
+StreamView DeviceStream::stream() const noexcept { return impl_->stream; }
 int DeviceStream::device() const noexcept { return impl_->device; }
 
 }  // namespace cpipc::cuda

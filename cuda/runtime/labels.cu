@@ -18,10 +18,10 @@ __global__ void convert_labels(const std::int32_t* src, T* dst, std::size_t n) {
 
 }  // namespace
 
-void write_labels(const std::int32_t* src, void* dst, std::size_t n, int bits, void* stream) {
+void write_labels(const std::int32_t* src, void* dst, std::size_t n, int bits, StreamView stream) {
   if (bits != 16 && bits != 32) throw Error(Errc::invalid_argument, "labels are written as 16 or 32 bits");
   if (n == 0) return;
-  const auto s = static_cast<cudaStream_t>(stream);
+  const cudaStream_t s = stream.value();
   const unsigned blocks = static_cast<unsigned>(std::min<std::size_t>((n + 255) / 256, 65535));
   if (bits == 16) {
     convert_labels<<<blocks, 256, 0, s>>>(src, static_cast<std::uint16_t*>(dst), n);

@@ -67,7 +67,7 @@ std::optional<FrameTensor> FrameTensor::latest(std::shared_ptr<const ipc::Segmen
   return FrameTensor(std::move(held), std::move(t));
 }
 
-std::optional<FrameTensor> FrameTensor::latest_on_device(std::shared_ptr<cuda::DeviceReader> device, void* stream,
+std::optional<FrameTensor> FrameTensor::latest_on_device(std::shared_ptr<cuda::DeviceReader> device, cuda::StreamView stream,
                                                          std::chrono::milliseconds duration) {
   if (!device) throw Error(Errc::invalid_argument, "FrameTensor::latest_on_device: no device reader");
   std::optional<cuda::DeviceLease> lease = device->lease_latest(stream, duration);

@@ -8,15 +8,13 @@
 #include <fstream>
 #include <string_view>
 
+#include "cpipc/cuda/device.hpp"
 #include "cpipc/error.hpp"
 #include "cpipc/model/network.hpp"
 #include "cpipc/model/tensor_dynamics.hpp"
 #include "cpipc/model/tiling.hpp"
 #include "cpipc/util/memory.hpp"
 
-#if CPIPC_MODEL_CUDA_DYNAMICS
-#include <cuda_runtime_api.h>
-#endif
 
 namespace cpipc::model {
 
@@ -40,29 +38,17 @@ void check_memory(std::int64_t h, std::int64_t w, std::int64_t hr, std::int64_t 
                                          util::gib_string(static_cast<double>(available)) +
                                          " available; crop or tile it, or segment at a larger --diameter");
   }
-#if CPIPC_MODEL_CUDA_DYNAMICS
   if (device.cuda) {
-    std::size_t free_bytes = 0;
-    std::size_t total_bytes = 0;
-    // cudaMemGetInfo answers for the current device: switch for the query
-    // only, so the caller's thread keeps the device it had.
-    int previous = 0;
-    bool known = false;
-    if (cudaGetDevice(&previous) == cudaSuccess && cudaSetDevice(device.index) == cudaSuccess) {
-      known = cudaMemGetInfo(&free_bytes, &total_bytes) == cudaSuccess;
-      (void)cudaSetDevice(previous);
-    }
-    if (known) {
+    if (const std::optional<std::size_t> free_bytes = cuda::free_memory(device.index)) {
       const double dev = scaled * (8.0 * channels + 32.0) + full * 48.0;
-      if (dev > 0.9 * static_cast<double>(free_bytes)) {
+      if (dev > 0.9 * static_cast<double>(*free_bytes)) {
         throw Error(Errc::out_of_memory, "image " + std::to_string(h) + "x" + std::to_string(w) + " needs about " +
                                              util::gib_string(dev) + " of GPU memory, more than the " +
-                                             util::gib_string(static_cast<double>(free_bytes)) + " free on " +
+                                             util::gib_string(static_cast<double>(*free_bytes)) + " free on " +
                                              device.to_string() + "; crop or tile it, or use --device cpu");
       }
     }
   }
-#endif
 }
 
 // Labels to the host: the dynamics ran on the flows' device.
@@ -176,13 +162,8 @@ Segmentation Segmenter::run(const io::Array& image, const SegmentOptions& option
     result.masks.height = static_cast<int>(labels.labels.size(0));
     result.masks.width = static_cast<int>(labels.labels.size(1));
     result.masks.count = labels.count;
-#if CPIPC_MODEL_CUDA_DYNAMICS
     // The labels come from LibTorch's stream; the publisher reads them on its own.
-    if (const cudaError_t st = cudaDeviceSynchronize(); st != cudaSuccess) {
-      throw Error(st == cudaErrorMemoryAllocation ? Errc::out_of_memory : Errc::system,
-                  std::string("CUDA failed in the dynamics: ") + cudaGetErrorString(st));
-    }
-#endif
+    cuda::synchronize(static_cast<int>(labels.labels.device().index()), "the dynamics");
   } else {
     result.masks = to_host(labels);
   }

@@ -6,12 +6,10 @@
 
 #include "cpipc/error.hpp"
 
-#if CPIPC_MODEL_CUDA_DYNAMICS
-#include <c10/cuda/CUDAGuard.h>
-#include <c10/cuda/CUDAStream.h>
+#include <c10/core/DeviceGuard.h>
+#include <c10/core/impl/DeviceGuardImplInterface.h>
 
 #include "cpipc/dynamics/cuda.hpp"
-#endif
 
 namespace cpipc::model {
 
@@ -29,17 +27,17 @@ TensorLabels masks_from_flows(const at::Tensor& flows_in, const dynamics::Params
   const float* p = flows.data_ptr<float>();
   TensorLabels out;
   if (flows.is_cuda()) {
-#if CPIPC_MODEL_CUDA_DYNAMICS
-    const c10::cuda::CUDAGuard guard(flows.device());
+    // LibTorch's current stream on the flows' device, through c10's
+    // device-generic interface: no CUDA headers here, and a build without
+    // the CUDA dynamics gets their backend's one-line refusal.
+    const c10::DeviceGuard guard(flows.device());
     out.labels = torch::empty({h, w}, flows.options().dtype(torch::kInt32));
-    const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(flows.device().index()).stream();
+    const auto stream = cuda::StreamView::from_native(
+        c10::impl::getDeviceGuardImpl(c10::DeviceType::CUDA)->getStream(flows.device()).native_handle());
     out.count = dynamics::gpu::masks_from_flows({p, p + plane, p + 2 * plane, h, w},
                                                 reinterpret_cast<std::uint32_t*>(out.labels.data_ptr<std::int32_t>()),
                                                 params, stream);
     return out;
-#else
-    throw Error(Errc::invalid_argument, "flows on CUDA, but this cpipc was built without CUDA dynamics");
-#endif
   }
   const dynamics::Labels labels =
       dynamics::masks_from_flows({{p, plane}, {p + plane, plane}, {p + 2 * plane, plane}, h, w}, params);

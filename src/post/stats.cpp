@@ -8,7 +8,7 @@
 
 #include "cpipc/error.hpp"
 #include "label_index.hpp"
-#include "object_sums.hpp"
+#include "cpipc/post/detail/object_sums.hpp"
 
 namespace cpipc::post {
 

@@ -1,7 +1,5 @@
 #include "worker.hpp"
 
-#include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <condition_variable>
@@ -13,6 +11,7 @@
 #include "cpipc/cuda/labels.hpp"
 #include "cpipc/error.hpp"
 #include "cpipc/io/frames.hpp"
+#include "cpipc/io/labels.hpp"
 #include "cpipc/ipc/reader.hpp"
 
 namespace cpipc::service::detail {
@@ -53,31 +52,10 @@ io::Array checked(io::Array a, const std::string& what) {
   return a;
 }
 
-// A FIFO, a device or a directory would block or never end: only regular
-// files are read, and opening one never waits (O_NONBLOCK).
-void require_regular_file(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-  if (fd < 0) {
-    const int err = errno;
-    if (err == ENOENT) throw Error(Errc::not_found, "no image file '" + path + "' (the producer's paths are its own)");
-    throw Error(Errc::invalid_argument, "cannot open '" + path + "': " + std::strerror(err));
-  }
-  struct stat st {};
-  const int rc = ::fstat(fd, &st);
-  ::close(fd);
-  if (rc != 0 || !S_ISREG(st.st_mode)) {
-    const char* what = S_ISFIFO(st.st_mode)   ? "a FIFO"
-                       : S_ISDIR(st.st_mode)  ? "a directory"
-                       : S_ISSOCK(st.st_mode) ? "a socket"
-                                              : "a device or special file";
-    throw Error(Errc::invalid_argument,
-                "'" + path + "' is " + what + ", not a regular file; submit an image file or an input segment");
-  }
-}
-
 io::Array read_input_now(const SubmitRequest& r) {
   if (!r.image.empty()) {
-    require_regular_file(r.image);
+    // read_frames opens regular files only (io::RegularFile): a FIFO or a
+    // device is refused at once instead of blocking this thread.
     std::vector<io::Array> frames = io::read_frames(r.image);
     if (frames.size() != 1) {
       throw Error(Errc::invalid_argument,
@@ -188,25 +166,14 @@ model::SegmentOptions Worker::options_for(Job& job, const Post& post) const {
   return o;
 }
 
-// Publishes the masks: from the device straight into the slot's device
-// buffer (and its host mirror) when the labels are on a CUDA device, from
-// the host otherwise.
-ipc::FrameInfo Worker::publish(const model::Segmentation& s, const ipc::TensorDesc& desc, const ipc::FrameMeta& meta,
-                               std::span<const std::uint64_t> keep) {
-  if (device_stream_ && s.device_labels.defined()) {
-    cuda::DeviceFrame frame = device_stream_->begin(desc, keep);
-    cuda::write_labels(s.device_labels.data_ptr<std::int32_t>(), frame.device_data(),
-                       static_cast<std::size_t>(desc.numel()), desc.dtype.bits, frame.stream());
-    return frame.publish(meta);
-  }
-  std::vector<std::byte> bytes(desc.nbytes());
-  if (desc.dtype.bits == 16) {
-    auto* p = reinterpret_cast<std::uint16_t*>(bytes.data());
-    for (std::size_t i = 0; i < s.masks.data.size(); ++i) p[i] = static_cast<std::uint16_t>(s.masks.data[i]);
-  } else {
-    std::memcpy(bytes.data(), s.masks.data.data(), bytes.size());
-  }
-  return stream_.publish(desc, bytes, meta, keep);
+// Publishes device labels straight into the slot's device buffer (and its
+// host mirror by DMA): they never visit this process's memory.
+ipc::FrameInfo Worker::publish_from_device(const model::Segmentation& s, const ipc::TensorDesc& desc,
+                                           const ipc::FrameMeta& meta, std::span<const std::uint64_t> keep) {
+  cuda::DeviceFrame frame = device_stream_->begin(desc, keep);
+  cuda::write_labels(s.device_labels.data_ptr<std::int32_t>(), frame.device_data(),
+                     static_cast<std::size_t>(desc.numel()), desc.dtype.bits, frame.stream());
+  return frame.publish(meta);
 }
 
 ProducerMessage Worker::run(Job& job, const Post& post, const WaitForRoom& wait_for_room) {
@@ -241,8 +208,17 @@ ProducerMessage Worker::run(Job& job, const Post& post, const WaitForRoom& wait_
   image = {};  // the input is not needed while waiting to publish
 
   // uint16 below 65 536 masks, as Cellpose saves them; uint32 from there.
-  const std::int64_t shape[2] = {s.masks.height, s.masks.width};
-  const ipc::TensorDesc desc = ipc::TensorDesc::contiguous(s.masks.fits_uint16() ? ipc::kUInt16 : ipc::kUInt32, shape);
+  // Host labels are narrowed once, here; device labels on the device.
+  std::optional<io::Array> host;
+  ipc::TensorDesc desc;
+  if (device_stream_ && s.device_labels.defined()) {
+    const std::int64_t shape[2] = {s.masks.height, s.masks.width};
+    desc = ipc::TensorDesc::contiguous(s.masks.fits_uint16() ? ipc::kUInt16 : ipc::kUInt32, shape);
+  } else {
+    host = io::narrow_labels(s.masks.data, s.masks.height, s.masks.width);
+    desc = host->desc;
+    s.masks.data = {};
+  }
   const ipc::SegmentWriter* current = segment();
   const std::vector<std::uint64_t> keep = wait_for_room(current == nullptr || !current->desc().same_layout(desc), job);
   if (job.is_cancelled()) {
@@ -255,7 +231,7 @@ ProducerMessage Worker::run(Job& job, const Post& post, const WaitForRoom& wait_
                             frame_meta_json(r.id, source, ipc::format::kMetaBytes)};
   ipc::FrameInfo info;
   try {
-    info = publish(s, desc, meta, keep);
+    info = host ? stream_.publish(desc, host->data, meta, keep) : publish_from_device(s, desc, meta, keep);
   } catch (const Error& e) {
     return fail(e.code() == Errc::out_of_memory ? codes::out_of_memory : codes::internal,
                 std::string("publishing the masks failed: ") + e.what());

@@ -36,8 +36,8 @@ class Worker {
 
  private:
   [[nodiscard]] model::SegmentOptions options_for(Job& job, const Post& post) const;
-  [[nodiscard]] ipc::FrameInfo publish(const model::Segmentation& s, const ipc::TensorDesc& desc,
-                                       const ipc::FrameMeta& meta, std::span<const std::uint64_t> keep);
+  [[nodiscard]] ipc::FrameInfo publish_from_device(const model::Segmentation& s, const ipc::TensorDesc& desc,
+                                                   const ipc::FrameMeta& meta, std::span<const std::uint64_t> keep);
   [[nodiscard]] const ipc::SegmentWriter* segment();
 
   model::Segmenter segmenter_;

@@ -6,9 +6,8 @@
 
 #include "cli_common.hpp"
 #include "cpipc/dynamics/dynamics.hpp"
-#ifdef CPIPC_HAVE_CUDA
+#include "cpipc/cuda/device.hpp"
 #include "cpipc/dynamics/cuda.hpp"
-#endif
 #include "cpipc/error.hpp"
 #include "cpipc/io/array_file.hpp"
 #include "cpipc/io/convert.hpp"
@@ -59,21 +58,13 @@ void run_masks(const MasksOptions& o) {
   // Timed N times (median), after a warm-up that pays one-time costs
   // (CUDA context, thread pool) when N > 1.
   const auto run = [&] {
-    if (o.device == "cuda") {
-#ifdef CPIPC_HAVE_CUDA
-      return dynamics::gpu::masks_from_flows_via_device(f, o.params);
-#else
-      throw Error(Errc::invalid_argument, "this cpipc was built without CUDA; use --device cpu");
-#endif
-    }
+    if (o.device == "cuda") return dynamics::gpu::masks_from_flows_via_device(f, o.params);
     return dynamics::masks_from_flows(f, o.params);
   };
-#ifdef CPIPC_HAVE_CUDA
-  if (o.device == "cuda") {
+  if (o.device == "cuda" && cuda::built_with_cuda()) {
     std::string why;
     if (!dynamics::gpu::available(&why)) throw Error(Errc::not_found, "no CUDA device for --device cuda: " + why);
   }
-#endif
   dynamics::Labels labels;
   if (o.repeat > 1) labels = run();
   std::vector<double> times;

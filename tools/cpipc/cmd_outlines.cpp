@@ -7,9 +7,7 @@
 #include "cpipc/error.hpp"
 #include "cpipc/io/array_file.hpp"
 #include "cpipc/post/outlines.hpp"
-#if CPIPC_HAVE_POST_CUDA
 #include "cpipc/cuda/post.hpp"
-#endif
 #include "device_input.hpp"
 #include "post_input.hpp"
 
@@ -36,7 +34,6 @@ void run_outlines(const OutlinesOptions& o) {
   SourceImage image;
   std::vector<std::uint8_t> rgb;
   const char* view = "host";
-#if CPIPC_HAVE_POST_CUDA
   if (o.device != "cpu") {
     if (std::optional<DeviceLabelFrame> d = device_label_frame(o.name, o.frame, cuda_ordinal(o.device))) {
       if (!o.image.empty()) image = read_source_image(o.image, d->frame, o.name, o.channel);
@@ -50,7 +47,6 @@ void run_outlines(const OutlinesOptions& o) {
       }
     }
   }
-#endif
   if (rgb.empty()) {
     masks = read_label_frame(o.name, o.frame);
     if (!o.image.empty()) image = read_source_image(o.image, masks, o.name, o.channel);
@@ -58,14 +54,10 @@ void run_outlines(const OutlinesOptions& o) {
       rgb = post::draw_outlines(masks.labels.data(), masks.height, masks.width,
                                 o.image.empty() ? nullptr : image.pixels.data(), image.channels, colour);
     } else {
-#if CPIPC_HAVE_POST_CUDA
       const std::vector<std::uint8_t> edges =
           cuda::outline_mask_from_host(masks.labels.data(), masks.height, masks.width, cuda_ordinal(o.device));
       rgb = post::outlines_picture(edges.data(), masks.height, masks.width,
                                    o.image.empty() ? nullptr : image.pixels.data(), image.channels, colour);
-#else
-      throw Error(Errc::invalid_argument, "this cpipc was built without CUDA; use --device cpu");
-#endif
     }
   }
   const std::int64_t shape[3] = {masks.height, masks.width, 3};

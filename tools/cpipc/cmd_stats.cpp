@@ -11,9 +11,7 @@
 #include "cpipc/error.hpp"
 #include "cpipc/io/replace_file.hpp"
 #include "cpipc/post/stats.hpp"
-#if CPIPC_HAVE_POST_CUDA
 #include "cpipc/cuda/post.hpp"
-#endif
 #include "device_input.hpp"
 #include "post_input.hpp"
 
@@ -47,7 +45,6 @@ void run_stats(const StatsOptions& o) {
   SourceImage image;
   std::optional<std::vector<post::ObjectStats>> stats;
   const char* view = "host";
-#if CPIPC_HAVE_POST_CUDA
   if (o.device != "cpu") {
     if (std::optional<DeviceLabelFrame> d = device_label_frame(o.name, o.frame, cuda_ordinal(o.device))) {
       if (!o.image.empty()) image = read_source_image(o.image, d->frame, o.name, o.channel);
@@ -61,7 +58,6 @@ void run_stats(const StatsOptions& o) {
       }
     }
   }
-#endif
   if (!stats) {
     masks = read_label_frame(o.name, o.frame);
     if (!o.image.empty()) image = read_source_image(o.image, masks, o.name, o.channel);
@@ -70,12 +66,8 @@ void run_stats(const StatsOptions& o) {
     if (o.device == "cpu") {
       stats = post::object_stats(masks.labels.data(), masks.height, masks.width, intensity, c);
     } else {
-#if CPIPC_HAVE_POST_CUDA
       stats = cuda::object_stats_from_host(masks.labels.data(), masks.height, masks.width, intensity, c,
                                            cuda_ordinal(o.device));
-#else
-      throw Error(Errc::invalid_argument, "this cpipc was built without CUDA; use --device cpu");
-#endif
     }
   }
   const int channels = o.image.empty() ? 0 : image.channels;

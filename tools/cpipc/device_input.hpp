@@ -5,8 +5,6 @@
 // process cannot open its handles).
 #pragma once
 
-#if CPIPC_HAVE_POST_CUDA
-
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -72,5 +70,3 @@ inline std::optional<DeviceLabelFrame> device_label_frame(const std::string& nam
 }
 
 }  // namespace cpipc::cli
-
-#endif  // CPIPC_HAVE_POST_CUDA

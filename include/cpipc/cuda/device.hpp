@@ -31,6 +31,15 @@ struct DeviceInfo {
 // Properties of device `ordinal`, nullopt if there is no such device.
 [[nodiscard]] std::optional<DeviceInfo> device_info(int ordinal) noexcept;
 
+// Free memory of device `ordinal` in bytes, nullopt if it cannot be asked
+// (no such device, no CUDA). The calling thread keeps its current device.
+[[nodiscard]] std::optional<std::size_t> free_memory(int ordinal) noexcept;
+
+// Waits for all work queued on device `ordinal` (LibTorch's streams
+// included) before another stream reads its results. Throws
+// Error(out_of_memory) or Error(system) naming `what` and the CUDA error.
+void synchronize(int ordinal, const std::string& what);
+
 // "GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx", as nvidia-smi prints it.
 [[nodiscard]] std::string uuid_string(const std::array<std::uint8_t, 16>& uuid);
 

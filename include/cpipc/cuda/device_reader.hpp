@@ -11,6 +11,7 @@
 #include <optional>
 #include <vector>
 
+#include "cpipc/cuda/stream_view.hpp"
 #include "cpipc/ipc/reader.hpp"
 
 namespace cpipc::cuda {
@@ -31,7 +32,7 @@ class DeviceLease {
   // The host lease that holds the slot (renew it to hold the slot longer).
   [[nodiscard]] ipc::FrameLease& host_lease() noexcept { return lease_; }
   // Copies the device bytes to the host, on `stream`, and waits for them.
-  [[nodiscard]] std::vector<std::byte> download(void* stream) const;
+  [[nodiscard]] std::vector<std::byte> download(StreamView stream) const;
 
  private:
   friend class DeviceReader;
@@ -57,7 +58,7 @@ class DeviceReader {
   // has no device copy. Opens the slot's handles on first use only. Throws
   // Error(producer_gone) when the producer ended, Error(system) for CUDA.
   [[nodiscard]] std::optional<DeviceLease> lease_latest(
-      void* stream, std::chrono::milliseconds duration = std::chrono::milliseconds(2000));
+      StreamView stream, std::chrono::milliseconds duration = std::chrono::milliseconds(2000));
 
   [[nodiscard]] int device() const noexcept { return device_; }
   // cudaIpcOpenMemHandle calls so far (one per slot at most).

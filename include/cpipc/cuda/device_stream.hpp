@@ -6,8 +6,7 @@
 // the frame is published only once that copy has completed, so host and
 // device consumers see the same bytes. Where CUDA IPC is unavailable (WSL2,
 // MIG, a driver that refuses) the segments carry host views only and
-// why_host_only() says why. No CUDA types in this header: streams are void*
-// (a cudaStream_t).
+// why_host_only() says why. No CUDA headers here: streams are StreamViews.
 #pragma once
 
 #include <cstdint>
@@ -16,6 +15,7 @@
 #include <span>
 #include <string>
 
+#include "cpipc/cuda/stream_view.hpp"
 #include "cpipc/ipc/writer.hpp"
 
 namespace cpipc::cuda {
@@ -30,7 +30,7 @@ class DeviceFrame {
 
   // desc().nbytes() bytes of device memory: write the frame here, on stream().
   [[nodiscard]] void* device_data() const noexcept { return device_; }
-  [[nodiscard]] void* stream() const noexcept { return stream_; }
+  [[nodiscard]] StreamView stream() const noexcept { return stream_; }
   [[nodiscard]] std::uint32_t slot() const noexcept { return frame_.slot(); }
   // Records the slot's event after the work queued on stream(), mirrors
   // the frame into the host region, waits for that copy, and publishes.
@@ -38,12 +38,12 @@ class DeviceFrame {
 
  private:
   friend class DeviceStream;
-  DeviceFrame(ipc::FrameWriter frame, void* device, void* event, void* stream, std::size_t bytes, bool exported);
+  DeviceFrame(ipc::FrameWriter frame, void* device, void* event, StreamView stream, std::size_t bytes, bool exported);
 
   ipc::FrameWriter frame_;
   void* device_;
   void* event_;
-  void* stream_;
+  StreamView stream_;
   std::size_t bytes_;
   bool exported_;
 };
@@ -69,7 +69,7 @@ class DeviceStream {
   [[nodiscard]] const std::string& why_host_only() const noexcept;
   [[nodiscard]] const std::string& name() const noexcept;
   [[nodiscard]] ipc::SegmentWriter* segment() noexcept;
-  [[nodiscard]] void* stream() const noexcept;
+  [[nodiscard]] StreamView stream() const noexcept;
   [[nodiscard]] int device() const noexcept;
 
  private:

@@ -9,6 +9,7 @@
 
 #include <vector>
 
+#include "cpipc/cuda/stream_view.hpp"
 #include "cpipc/ipc/tensor.hpp"
 #include "cpipc/post/stats.hpp"
 
@@ -19,14 +20,14 @@ namespace cpipc::cuda {
 // device. Throws Error(invalid_argument) for another dtype or a bad size,
 // Error(system) / Error(out_of_memory) for CUDA failures.
 [[nodiscard]] std::vector<post::ObjectStats> object_stats(const void* labels, ipc::DType dtype, int height, int width,
-                                                          const float* intensity, int channels, void* stream);
+                                                          const float* intensity, int channels, StreamView stream);
 
 // The same with `intensity` (or null) in host memory, uploaded here: what a
 // device-view consumer with the source image from a file calls.
 [[nodiscard]] std::vector<post::ObjectStats> object_stats_of_device_labels(const void* labels, ipc::DType dtype,
                                                                            int height, int width,
                                                                            const float* intensity, int channels,
-                                                                           void* stream);
+                                                                           StreamView stream);
 
 // The same from host memory: uploads `labels` (uint32) and `intensity` to
 // device `ordinal`, measures there, and frees what it uploaded.
@@ -37,7 +38,7 @@ namespace cpipc::cuda {
 // width) on the current device, ordered on `stream`; the mask comes back to
 // the host. The same pixels (one block per object floods its padded box).
 [[nodiscard]] std::vector<std::uint8_t> outline_mask(const void* labels, ipc::DType dtype, int height, int width,
-                                                     void* stream);
+                                                     StreamView stream);
 
 // The same from host labels (uint32), uploaded to device `ordinal`.
 [[nodiscard]] std::vector<std::uint8_t> outline_mask_from_host(const std::uint32_t* labels, int height, int width,

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 
+#include "cpipc/cuda/stream_view.hpp"
 #include "cpipc/dynamics/dynamics.hpp"
 
 namespace cpipc::dynamics::gpu {
@@ -26,7 +27,7 @@ struct DeviceFlows {
 // returns. Throws Error(invalid_argument) for bad input, Error(system) for
 // CUDA failures (naming the call).
 std::uint32_t masks_from_flows(const DeviceFlows& flows, std::uint32_t* labels, const Params& params = {},
-                               void* stream = nullptr);
+                               cuda::StreamView stream = {});
 
 // Host in, host out, through the device: for tests, `cpipc masks --device
 // cuda` and callers without device buffers of their own.

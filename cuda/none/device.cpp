@@ -13,6 +13,12 @@ int device_count(std::string* why) noexcept {
 
 std::optional<DeviceInfo> device_info(int) noexcept { return std::nullopt; }
 
+std::optional<std::size_t> free_memory(int) noexcept { return std::nullopt; }
+
+void synchronize(int, const std::string& what) {
+  throw Error(Errc::system, what + " asked for a CUDA device, but this cpipc was built without CUDA");
+}
+
 std::vector<std::uint32_t> run_probe_kernel(std::size_t, std::uint32_t, std::uint32_t) {
   throw Error(Errc::system, "this cpipc was built without CUDA");
 }

@@ -28,17 +28,17 @@ const std::string& DeviceStream::name() const noexcept {
   return none;
 }
 ipc::SegmentWriter* DeviceStream::segment() noexcept { return nullptr; }
-void* DeviceStream::stream() const noexcept { return nullptr; }
+StreamView DeviceStream::stream() const noexcept { return {}; }
 int DeviceStream::device() const noexcept { return -1; }
 
 DeviceReader::DeviceReader(std::shared_ptr<const ipc::SegmentReader> reader) : reader_(std::move(reader)) {
   throw Error(Errc::not_found, "this cpipc was built without CUDA: no device views; use the host view");
 }
 DeviceReader::~DeviceReader() = default;
-std::optional<DeviceLease> DeviceReader::lease_latest(void*, std::chrono::milliseconds) { no_cuda(); }
+std::optional<DeviceLease> DeviceReader::lease_latest(StreamView, std::chrono::milliseconds) { no_cuda(); }
 
-std::vector<std::byte> DeviceLease::download(void*) const { no_cuda(); }
+std::vector<std::byte> DeviceLease::download(StreamView) const { no_cuda(); }
 
-void write_labels(const std::int32_t*, void*, std::size_t, int, void*) { no_cuda(); }
+void write_labels(const std::int32_t*, void*, std::size_t, int, StreamView) { no_cuda(); }
 
 }  // namespace cpipc::cuda
