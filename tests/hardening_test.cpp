@@ -1,7 +1,7 @@
 // Faults from other processes and other users, with real processes and real
 // /dev/shm: objects planted under our names, producers stopped mid-write,
 // owners moved while their views live, segments truncated under their
-// producer and readers.
+// producer and readers, hostile metadata, and signals during a fast publish.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -336,6 +336,67 @@ TEST_P(Truncated, APublishingCpipcAndAWatchEndWithOneLineNotASignal) {
 INSTANTIATE_TEST_SUITE_P(ToSizes, Truncated, ::testing::Values(off_t{0}, off_t{4096}),
                          [](const ::testing::TestParamInfo<off_t>& info) {
                            return "To" + std::to_string(info.param) + "Bytes";
+                         });
+
+// --- E: hostile metadata, signals during a fast publish ---------------------
+
+TEST(HostileMetadata, LsInfoAndWatchShowItEscapedAndListTheOthers) {
+  const std::string bad = unique_name("bad");
+  const std::string good = unique_name("good");
+  auto bad_writer = ipc::SegmentWriter::create(bad, small_desc());
+  ipc::FrameMeta meta;
+  meta.json = std::string("{\"source\":\"\xff\xfe\"}");
+  bad_writer.publish(frame_of(1), meta);
+  auto good_writer = ipc::SegmentWriter::create(good, small_desc());
+  good_writer.publish(frame_of(2));
+
+  const CommandResult ls = run_cpipc({"ls", "--json"}, 10s);
+  ASSERT_EQ(ls.status, 0) << ls.err;
+  const auto all = nlohmann::json::parse(ls.out);
+  int found = 0;
+  for (const auto& e : all) {
+    if (e.at("name") == good) ++found;
+    if (e.at("name") != bad) continue;
+    ++found;
+    EXPECT_EQ(e.at("latest").at("meta"), "{\"source\":\"\\xff\\xfe\"}") << e.dump();
+    EXPECT_TRUE(e.at("latest").contains("meta_note"));
+  }
+  EXPECT_EQ(found, 2) << ls.out;
+
+  const CommandResult info = run_cpipc({"info", bad, "--json"}, 10s);
+  ASSERT_EQ(info.status, 0) << info.err;
+  EXPECT_NO_THROW((void)nlohmann::json::parse(info.out)) << info.out;
+
+  const CommandResult watch = run_cpipc({"watch", bad, "--count", "1"}, 10s);
+  ASSERT_EQ(watch.status, 0) << watch.err;
+  const auto j = nlohmann::json::parse(watch.out);
+  EXPECT_TRUE(j.contains("meta_note")) << watch.out;
+}
+
+class FastPublishStoppedBySignal : public ::testing::TestWithParam<int> {};
+
+TEST_P(FastPublishStoppedBySignal, StopsWithinAMomentAndUnlinks) {
+  const test::TempDir dir;
+  const std::string file = write_npy(dir);
+  const std::string name = unique_name();
+  util::ChildProcess publish(
+      {test::cpipc_binary(), "publish", file, name, "--frames", "1000000000000", "--interval-ms", "0"});
+  const auto line = publish.read_line(10s);
+  ASSERT_TRUE(line && line->starts_with("published")) << line.value_or("no output");
+  std::this_thread::sleep_for(50ms);
+  const auto t0 = std::chrono::steady_clock::now();
+  publish.signal(GetParam());
+  const auto status = publish.wait(5s);
+  const auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  ASSERT_TRUE(status) << "publish ignored the signal";
+  EXPECT_EQ(*status, 0);
+  EXPECT_LT(ms, 500.0) << "took " << ms << " ms to stop";
+  EXPECT_FALSE(shm_exists(name));
+}
+
+INSTANTIATE_TEST_SUITE_P(Signals, FastPublishStoppedBySignal, ::testing::Values(SIGTERM, SIGINT),
+                         [](const ::testing::TestParamInfo<int>& info) {
+                           return std::string(info.param == SIGTERM ? "SIGTERM" : "SIGINT");
                          });
 
 }  // namespace
