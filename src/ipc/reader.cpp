@@ -477,16 +477,14 @@ bool FrameLease::valid() const noexcept {
   const bool readable = detail::guarded(s.map.data(), s.map.size(), [&]() noexcept {
     std::atomic_thread_fence(std::memory_order_acquire);
     same = atomic(header_of(s).slots[info_.slot].seq).load(std::memory_order_acquire) == info_.seq;
-    // The frame's last page must still be there: a truncation to just the
-    // header leaves the seq intact but the data gone.
+    // The frame's last byte must still be there: a truncation to just the
+    // header leaves the seq intact but the data gone. A truncation cuts a
+    // suffix, so if the last byte is there, the whole frame is (no fstat).
     if (same && view_.data && s.layout.desc.nbytes() > 0) {
       (void)*static_cast<const volatile std::byte*>(view_.data + s.layout.desc.nbytes() - 1);
     }
   });
-  if (!readable) return false;
-  if (!same) return false;
-  struct stat st {};
-  return ::fstat(s.fd.get(), &st) != 0 || static_cast<std::uint64_t>(st.st_size) >= s.map.size();
+  return readable && same;
 }
 
 void FrameLease::renew(std::chrono::milliseconds duration) noexcept {
