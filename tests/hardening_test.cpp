@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -331,6 +332,47 @@ TEST_P(Truncated, APublishingCpipcAndAWatchEndWithOneLineNotASignal) {
   EXPECT_EQ(*publish_status, 2) << "128+N is death by signal N";
   EXPECT_EQ(*watch_status, 2) << "128+N is death by signal N";
   EXPECT_FALSE(shm_exists(name)) << "the producer did not unlink its segment";
+}
+
+// The SIGBUS handler the library installs must not swallow faults outside
+// its guarded regions: in a child, after a guarded operation installed it,
+// an unguarded access past the end of a truncated file still ends the
+// process the way it would without cpipc (its own earlier handler, if it
+// had one, or death by SIGBUS).
+int sigbus_outside_a_guard(bool own_handler_first) {
+  const pid_t pid = ::fork();
+  if (pid != 0) {
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
+  }
+  if (own_handler_first) {
+    struct sigaction sa {};
+    sa.sa_sigaction = [](int, siginfo_t*, void*) { ::_exit(42); };
+    sa.sa_flags = SA_SIGINFO;
+    ::sigaction(SIGBUS, &sa, nullptr);
+  }
+  char path[] = "/tmp/cpipc-sigbus-XXXXXX";
+  const int fd = ::mkstemp(path);
+  ::unlink(path);
+  if (fd < 0 || ::ftruncate(fd, 8192) != 0) ::_exit(3);
+  auto* p = static_cast<volatile char*>(::mmap(nullptr, 8192, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+  if (p == MAP_FAILED) ::_exit(3);
+  try {
+    const std::string name = unique_name("probe");
+    { auto w = ipc::SegmentWriter::create(name, small_desc()); }  // installs the handler
+  } catch (...) {
+    ::_exit(4);
+  }
+  if (::ftruncate(fd, 0) != 0) ::_exit(3);
+  p[4096] = 1;  // SIGBUS, outside any guard
+  ::_exit(0);
+}
+
+TEST(SigbusHandler, AFaultOutsideAGuardStillKills) { EXPECT_EQ(sigbus_outside_a_guard(false), 128 + SIGBUS); }
+
+TEST(SigbusHandler, AFaultOutsideAGuardGoesToTheHandlerThatWasThereBefore) {
+  EXPECT_EQ(sigbus_outside_a_guard(true), 42);
 }
 
 INSTANTIATE_TEST_SUITE_P(ToSizes, Truncated, ::testing::Values(off_t{0}, off_t{4096}),

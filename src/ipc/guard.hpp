@@ -6,6 +6,8 @@
 // region of the faulting thread into a siglongjmp back to guarded(), which
 // returns false. Guarded operations must be noexcept and own nothing with a
 // destructor (plain loads, stores, atomics, memcpy): the jump skips them.
+// A SIGBUS handler a program installs after ours must chain to the previous
+// one (ours), or truncated segments kill it again.
 #pragma once
 
 #include <setjmp.h>
