@@ -227,7 +227,8 @@ TEST(StuckProducer, LsInfoSaveAndGcFinishWithTheirDocumentedStatus) {
   const CommandResult save = run_cpipc({"save", name, dir.file("x.npy")}, 10s);
   expect_failure(save, 4);
 
-  const CommandResult gc = run_cpipc({"gc"}, 10s);
+  // Named: a bare gc would also collect the dead segments of tests running beside this one.
+  const CommandResult gc = run_cpipc({"gc", name, other}, 10s);
   EXPECT_EQ(gc.status, 0) << gc.err;
   EXPECT_TRUE(shm_exists(name)) << "gc removed the segment of a live (stopped) producer";
   EXPECT_TRUE(shm_exists(other));
