@@ -9,6 +9,12 @@
 //     SIGTERM or SIGINT. SIGTERM/SIGINT at any point end it with status 0
 //     (the segment is closed and unlinked).
 //
+//   segment_peer stall NAME
+//     Creates NAME as uint32[1024] with ONE slot, publishes frame 1, then
+//     begins frame 2 and leaves it unpublished (the latest slot's seq stays
+//     odd, as with a producer stopped mid-write), prints "stalled pid=P" and
+//     waits for SIGTERM or SIGINT (then abandons the frame, closes, unlinks).
+//
 //   segment_peer read NAME copy|lease|copy-spin|lease-spin UNTIL_FRAME [slow_ms [lease_ms]]
 //     Attaches, prints "attached", then reads frames (wait_next, then
 //     copy_latest or lease_latest; the -spin paths do not wait, they read the
@@ -135,6 +141,21 @@ int produce(const std::string& name, std::uint64_t frames, std::uint64_t bytes, 
   return 0;  // ~SegmentWriter closes and unlinks
 }
 
+int stall(const std::string& name) {
+  const sigset_t set = control_signals();
+  ::sigprocmask(SIG_BLOCK, &set, nullptr);
+  const std::int64_t shape[1] = {1024};
+  ipc::SegmentOptions options;
+  options.slots = 1;  // begin_frame has to take the latest slot
+  ipc::SegmentWriter writer =
+      ipc::SegmentWriter::create(name, ipc::TensorDesc::contiguous(ipc::kUInt32, shape), options);
+  publish_pattern(writer);
+  ipc::FrameWriter frame = writer.begin_frame();
+  say("stalled pid=" + std::to_string(::getpid()));
+  wait_signal(/*go_counts=*/false);
+  return 0;  // ~FrameWriter abandons the frame, ~SegmentWriter closes and unlinks
+}
+
 struct ReadTally {
   std::uint64_t frames = 0;
   std::uint64_t torn = 0;
@@ -213,6 +234,7 @@ int read(const std::string& name, const std::string& path, std::uint64_t until, 
 int usage() {
   std::fprintf(stderr,
                "usage: segment_peer produce NAME FRAMES BYTES SLOTS [interval_us]\n"
+               "       segment_peer stall NAME\n"
                "       segment_peer read NAME copy|lease|copy-spin|lease-spin UNTIL_FRAME [slow_ms [lease_ms]]\n");
   return 2;
 }
@@ -228,6 +250,7 @@ int main(int argc, char** argv) {
     if (args.size() >= 5 && args[0] == "produce") {
       return produce(args[1], number(2, 1), number(3, 4096), static_cast<std::uint32_t>(number(4, 4)), number(5, 0));
     }
+    if (args.size() == 2 && args[0] == "stall") return stall(args[1]);
     const bool path_ok = args.size() >= 4 &&
                          (args[2] == "copy" || args[2] == "lease" || args[2] == "copy-spin" || args[2] == "lease-spin");
     if (args[0] == "read" && path_ok) {

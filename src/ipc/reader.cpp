@@ -13,10 +13,13 @@
 #include "cpipc/error.hpp"
 #include "cpipc/ipc/name.hpp"
 #include "cpipc/ipc/process.hpp"
+#include "guard.hpp"
+#include "ownership.hpp"
 #include "sync.hpp"
 
 namespace cpipc::ipc {
 
+using detail::access;
 using detail::atomic;
 using format::Header;
 using format::SlotRecord;
@@ -24,7 +27,10 @@ using format::SlotRecord;
 namespace {
 
 constexpr std::uint64_t kLivenessPollNs = 100'000'000;  // producer death noticed within 0.1 s
-constexpr int kAttachRetries = 50;                      // x 5 ms while a segment is being created
+
+std::uint64_t ns(std::chrono::milliseconds ms) {
+  return static_cast<std::uint64_t>(std::max<long long>(0, ms.count())) * 1'000'000ull;
+}
 
 FrameInfo info_from(const SlotRecord& rec, std::uint32_t slot, std::uint64_t seq) {
   FrameInfo info;
@@ -41,277 +47,391 @@ FrameInfo info_from(const SlotRecord& rec, std::uint32_t slot, std::uint64_t seq
   return info;
 }
 
+// One seqlock attempt's raw result, filled inside a guarded region.
+struct SlotCopy {
+  std::uint32_t slot = format::kNoSlot;
+  std::uint64_t seq = 0;
+  bool stable = false;  // seq even, non-zero and unchanged across the copy
+  SlotRecord rec;
+};
+
 }  // namespace
 
 SegmentReader SegmentReader::attach(std::string_view name) {
   const std::string object = shm_object_name(name);
   SegmentReader r;
-  r.name_ = std::string(name);
-  for (int attempt = 0;; ++attempt) {
-    r.fd_ = detail::UniqueFd(::shm_open(object.c_str(), O_RDWR | O_CLOEXEC, 0));
-    if (r.fd_.get() < 0) {
+  r.s_ = std::make_shared<detail::SegmentState>();
+  detail::SegmentState& s = *r.s_;
+  s.name = std::string(name);
+  const std::uint64_t give_up = monotonic_ns() + ns(kCreateGrace);
+  for (;;) {
+    s.fd = detail::UniqueFd(::shm_open(object.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW, 0));
+    if (s.fd.get() < 0) {
       const int err = errno;
       if (err == ENOENT) {
-        throw Error(Errc::not_found, "no segment named '" + r.name_ + "'; 'cpipc ls' lists the segments there are");
+        throw Error(Errc::not_found, "no segment named '" + s.name + "'; 'cpipc ls' lists the segments there are");
       }
-      throw_errno("cannot open segment '" + r.name_ + "'", err);
+      throw_errno("cannot open segment '" + s.name + "'", err);
     }
     struct stat st {};
-    if (::fstat(r.fd_.get(), &st) != 0) throw_errno("fstat of segment '" + r.name_ + "'", errno);
+    if (::fstat(s.fd.get(), &st) != 0) throw_errno("fstat of segment '" + s.name + "'", errno);
+    // Before mapping anything: an object another user planted under our
+    // name must not feed us data (nor SIGBUS us by shrinking it).
+    if (const std::string why = detail::foreign_reason(st); !why.empty()) {
+      throw Error(Errc::corrupt, detail::foreign_message(s.name, why));
+    }
     const auto bytes = static_cast<std::uint64_t>(st.st_size);
     // A producer creates, sizes and fills the header in quick succession:
     // give a segment that is still being created a moment.
     bool incomplete = bytes < format::kHeaderBytes;
     if (!incomplete) {
-      r.map_ = detail::Mapping(r.fd_.get(), static_cast<std::size_t>(bytes), /*writable=*/true);
-      std::uint64_t magic = atomic(*reinterpret_cast<std::uint64_t*>(r.map_.data())).load(std::memory_order_acquire);
-      incomplete = magic == 0;
+      s.map = detail::Mapping(s.fd.get(), static_cast<std::size_t>(bytes), /*writable=*/true);
+      incomplete = access(s, [&]() noexcept {
+                     return atomic(*reinterpret_cast<std::uint64_t*>(s.map.data())).load(std::memory_order_acquire);
+                   }) == 0;
     }
-    if (incomplete && attempt < kAttachRetries) {
-      r.map_.reset();
+    if (incomplete && monotonic_ns() < give_up) {
+      s.map.reset();
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
       continue;
     }
-    if (!r.map_.data()) {
-      throw Error(Errc::corrupt, "corrupt segment header: segment '" + r.name_ + "' holds " + std::to_string(bytes) +
-                                     " bytes, less than the 4096-byte header; remove it with 'cpipc rm " + r.name_ +
+    if (!s.map.data()) {
+      throw Error(Errc::corrupt, "corrupt segment header: segment '" + s.name + "' holds " + std::to_string(bytes) +
+                                     " bytes, less than the 4096-byte header; remove it with 'cpipc rm " + s.name +
                                      "'");
     }
+    // parse_header copies nothing out that could fault later, but reads the
+    // header page: copy it under the guard first.
+    auto page = std::make_unique<Header>();
+    access(s, [&]() noexcept { std::memcpy(page.get(), s.map.data(), sizeof(Header)); });
     try {
-      r.layout_ = parse_header({r.map_.data(), r.map_.size()}, bytes);
+      s.layout = parse_header({reinterpret_cast<const std::byte*>(page.get()), sizeof(Header)}, bytes);
     } catch (const Error& e) {
-      throw Error(e.code(), "segment '" + r.name_ + "': " + e.what());
+      throw Error(e.code(), "segment '" + s.name + "': " + e.what());
+    }
+    if (s.layout.total_bytes != s.map.size()) {
+      throw Error(Errc::corrupt, "segment '" + s.name + "' changed size while attaching; attach again");
     }
     return r;
   }
 }
 
-Header& SegmentReader::header() const noexcept { return *reinterpret_cast<Header*>(map_.data()); }
+Header& SegmentReader::header() const noexcept { return *reinterpret_cast<Header*>(s_->map.data()); }
 
 void SegmentReader::check_producer() const {
-  const auto state = static_cast<format::State>(atomic(header().state).load(std::memory_order_acquire));
+  const detail::SegmentState& s = *s_;
+  // A truncated object says so, not "producer gone": its producer usually
+  // stops because of it.
+  struct stat st {};
+  if (::fstat(s.fd.get(), &st) == 0 && static_cast<std::uint64_t>(st.st_size) < s.map.size()) {
+    throw detail::truncated_error(s);
+  }
+  const auto state = static_cast<format::State>(
+      access(s, [&]() noexcept { return atomic(header().state).load(std::memory_order_acquire); }));
   if (state == format::State::closed) {
-    throw Error(Errc::producer_gone, "the producer of '" + name_ + "' has ended the stream");
+    throw Error(Errc::producer_gone, "the producer of '" + s.name + "' has ended the stream");
   }
   if (state == format::State::replaced) {
     throw Error(Errc::producer_gone,
-                "the producer of '" + name_ + "' re-created it with another shape or dtype; attach again");
+                "the producer of '" + s.name + "' re-created it with another shape or dtype; attach again");
   }
-  if (!is_alive(layout_.producer)) {
-    throw Error(Errc::producer_gone, "the producer of '" + name_ + "' (pid " + std::to_string(layout_.producer.pid) +
+  if (!is_alive(s.layout.producer)) {
+    throw Error(Errc::producer_gone, "the producer of '" + s.name + "' (pid " + std::to_string(s.layout.producer.pid) +
                                          ") is gone; 'cpipc gc' removes its segments");
   }
 }
 
 std::optional<FrameInfo> SegmentReader::read_slot_info(std::uint32_t slot, std::uint64_t seq) const {
   const SlotRecord& live = header().slots[slot];
-  SlotRecord rec;
-  std::memcpy(&rec, &live, sizeof rec);
-  std::atomic_thread_fence(std::memory_order_acquire);
-  if (atomic(const_cast<SlotRecord&>(live).seq).load(std::memory_order_relaxed) != seq) return std::nullopt;
-  return info_from(rec, slot, seq);
+  const auto c = access(*s_, [&]() noexcept {
+    SlotCopy c;
+    std::memcpy(&c.rec, &live, sizeof c.rec);
+    std::atomic_thread_fence(std::memory_order_acquire);
+    c.stable = atomic(const_cast<SlotRecord&>(live).seq).load(std::memory_order_relaxed) == seq;
+    return c;
+  });
+  if (!c.stable) return std::nullopt;
+  return info_from(c.rec, slot, seq);
 }
 
-namespace {
-// Backs off a reader that keeps losing the race with the producer, and makes
-// sure a producer that died mid-write (slot left odd) cannot trap it.
-void contended(const SegmentReader& reader, int attempt) {
+// Backs off a reader that keeps losing the race with the producer; a
+// producer that died mid-write (slot left odd) ends it with producer_gone,
+// one that is stopped or hung mid-write with timed_out at the deadline.
+void SegmentReader::contended(int attempt, std::uint32_t slot, std::uint64_t deadline_ns) const {
   if (attempt < 64) return;
-  if (attempt % 256 == 0) reader.check_producer();
+  if (attempt % 256 == 0) check_producer();
+  if (monotonic_ns() >= deadline_ns) {
+    throw Error(Errc::timed_out, "the producer of '" + s_->name + "' (pid " + std::to_string(s_->layout.producer.pid) +
+                                     ") is stuck mid-write: slot " + std::to_string(slot) +
+                                     " stayed unreadable past the deadline; try again, or 'cpipc gc' if it is dead");
+  }
   std::this_thread::sleep_for(std::chrono::microseconds(50));
 }
-}  // namespace
 
 std::optional<SlotExport> SegmentReader::slot_export(std::uint32_t slot) const {
-  if (slot >= layout_.slot_count) {
-    throw Error(Errc::invalid_argument, "segment '" + name_ + "' has no slot " + std::to_string(slot));
+  const detail::SegmentState& s = *s_;
+  if (slot >= s.layout.slot_count) {
+    throw Error(Errc::invalid_argument, "segment '" + s.name + "' has no slot " + std::to_string(slot));
   }
-  if (layout_.export_kind != format::ExportKind::cuda_ipc) return std::nullopt;
+  if (s.layout.export_kind != format::ExportKind::cuda_ipc) return std::nullopt;
   // Written before the magic and never again: a plain copy is a stable one.
-  const SlotRecord& rec = header().slots[slot];
+  const SlotRecord& live = header().slots[slot];
+  const auto rec = access(s, [&]() noexcept {
+    SlotRecord r;
+    std::memcpy(&r, &live, sizeof r);
+    return r;
+  });
   SlotExport e;
   std::memcpy(e.mem_handle.data(), rec.ipc_mem_handle, format::kHandleBytes);
   std::memcpy(e.event_handle.data(), rec.ipc_event_handle, format::kHandleBytes);
   e.device_offset = rec.device_offset;
   e.device_bytes = rec.device_bytes;
-  const std::uint64_t frame = layout_.desc.nbytes();
+  const std::uint64_t frame = s.layout.desc.nbytes();
   if (e.device_bytes < frame || e.device_offset > e.device_bytes - frame) {
-    throw Error(Errc::corrupt, "segment '" + name_ + "' slot " + std::to_string(slot) +
+    throw Error(Errc::corrupt, "segment '" + s.name + "' slot " + std::to_string(slot) +
                                    ": its device frame does not fit its device buffer");
   }
   return e;
 }
 
-std::optional<FrameInfo> SegmentReader::latest_info() const {
-  Header& h = header();
-  for (int attempt = 0;; ++attempt) {
-    const std::uint32_t slot = atomic(h.latest_slot).load(std::memory_order_acquire);
-    if (slot == format::kNoSlot) return std::nullopt;
-    if (slot >= layout_.slot_count) throw Error(Errc::corrupt, "segment '" + name_ + "': latest_slot out of range");
-    const std::uint64_t seq = atomic(h.slots[slot].seq).load(std::memory_order_acquire);
-    if (seq != 0 && seq % 2 == 0) {
-      if (auto info = read_slot_info(slot, seq)) {
-        if (!(h.slots[slot].flags & format::kSlotHostValid)) return std::nullopt;  // abandoned write
-        return info;
-      }
-    }
-    contended(*this, attempt);
+namespace {
+
+// latest_slot out of range, or naming a slot never written (seq 0: the
+// producer never points latest_slot there), is a corrupt header.
+void check_latest(const detail::SegmentState& s, std::uint32_t slot, std::uint64_t seq) {
+  if (slot >= s.layout.slot_count || seq == 0) {
+    throw Error(Errc::corrupt, "segment '" + s.name + "': latest_slot " + std::to_string(slot) +
+                                   (slot >= s.layout.slot_count ? " is out of range" : " was never written") +
+                                   "; remove it with 'cpipc rm " + s.name + "'");
   }
 }
 
-std::optional<FrameInfo> SegmentReader::copy_latest(std::vector<std::byte>& out) const {
+}  // namespace
+
+std::optional<FrameInfo> SegmentReader::latest_info(std::uint64_t deadline_ns) const {
+  const detail::SegmentState& s = *s_;
   Header& h = header();
-  const std::size_t nbytes = layout_.desc.nbytes();
   for (int attempt = 0;; ++attempt) {
-    const std::uint32_t slot = atomic(h.latest_slot).load(std::memory_order_acquire);
-    if (slot == format::kNoSlot) return std::nullopt;
-    if (slot >= layout_.slot_count) throw Error(Errc::corrupt, "segment '" + name_ + "': latest_slot out of range");
-    auto seq_ref = atomic(h.slots[slot].seq);
-    const std::uint64_t seq = seq_ref.load(std::memory_order_acquire);
-    if (seq != 0 && seq % 2 == 0) {
-      SlotRecord rec;
-      std::memcpy(&rec, &h.slots[slot], sizeof rec);
-      out.resize(nbytes);
-      if (nbytes) std::memcpy(out.data(), map_.data() + layout_.slot_offset(slot), nbytes);
+    const auto c = access(s, [&]() noexcept {
+      SlotCopy c;
+      c.slot = atomic(h.latest_slot).load(std::memory_order_acquire);
+      if (c.slot >= s.layout.slot_count) return c;
+      auto seq = atomic(h.slots[c.slot].seq);
+      c.seq = seq.load(std::memory_order_acquire);
+      if (c.seq == 0 || c.seq % 2 != 0) return c;
+      std::memcpy(&c.rec, &h.slots[c.slot], sizeof c.rec);
       std::atomic_thread_fence(std::memory_order_acquire);
-      if (seq_ref.load(std::memory_order_relaxed) == seq) {
-        if (!(rec.flags & format::kSlotHostValid)) return std::nullopt;  // abandoned write
-        return info_from(rec, slot, seq);
-      }
+      c.stable = seq.load(std::memory_order_relaxed) == c.seq;
+      return c;
+    });
+    if (c.slot == format::kNoSlot) return std::nullopt;
+    if (c.slot >= s.layout.slot_count || c.seq == 0) check_latest(s, c.slot, c.seq);
+    if (c.stable) {
+      if (!(c.rec.flags & format::kSlotHostValid)) return std::nullopt;  // abandoned write
+      return info_from(c.rec, c.slot, c.seq);
     }
-    contended(*this, attempt);
+    contended(attempt, c.slot, deadline_ns);
+  }
+}
+
+std::optional<FrameInfo> SegmentReader::copy_latest(std::vector<std::byte>& out,
+                                                    std::chrono::milliseconds patience) const {
+  const detail::SegmentState& s = *s_;
+  Header& h = header();
+  const std::uint64_t deadline = monotonic_ns() + ns(patience);
+  const std::size_t nbytes = s.layout.desc.nbytes();
+  out.resize(nbytes);
+  std::byte* dst = out.data();
+  for (int attempt = 0;; ++attempt) {
+    const auto c = access(s, [&]() noexcept {
+      SlotCopy c;
+      c.slot = atomic(h.latest_slot).load(std::memory_order_acquire);
+      if (c.slot >= s.layout.slot_count) return c;
+      auto seq = atomic(h.slots[c.slot].seq);
+      c.seq = seq.load(std::memory_order_acquire);
+      if (c.seq == 0 || c.seq % 2 != 0) return c;
+      std::memcpy(&c.rec, &h.slots[c.slot], sizeof c.rec);
+      if (nbytes) std::memcpy(dst, s.map.data() + s.layout.slot_offset(c.slot), nbytes);
+      std::atomic_thread_fence(std::memory_order_acquire);
+      c.stable = seq.load(std::memory_order_relaxed) == c.seq;
+      return c;
+    });
+    if (c.slot == format::kNoSlot) return std::nullopt;
+    if (c.slot >= s.layout.slot_count || c.seq == 0) check_latest(s, c.slot, c.seq);
+    if (c.stable) {
+      if (!(c.rec.flags & format::kSlotHostValid)) return std::nullopt;  // abandoned write
+      return info_from(c.rec, c.slot, c.seq);
+    }
+    contended(attempt, c.slot, deadline);
   }
 }
 
 std::optional<FrameInfo> SegmentReader::copy_frame(std::uint32_t slot, std::uint64_t seq,
                                                    std::vector<std::byte>& out) const {
-  if (slot >= layout_.slot_count || seq == 0 || seq % 2 != 0) return std::nullopt;
+  const detail::SegmentState& s = *s_;
+  if (slot >= s.layout.slot_count || seq == 0 || seq % 2 != 0) return std::nullopt;
   Header& h = header();
-  auto seq_ref = atomic(h.slots[slot].seq);
-  if (seq_ref.load(std::memory_order_acquire) != seq) return std::nullopt;
-  SlotRecord rec;
-  std::memcpy(&rec, &h.slots[slot], sizeof rec);
-  const std::size_t nbytes = layout_.desc.nbytes();
+  const std::size_t nbytes = s.layout.desc.nbytes();
   out.resize(nbytes);
-  if (nbytes) std::memcpy(out.data(), map_.data() + layout_.slot_offset(slot), nbytes);
-  std::atomic_thread_fence(std::memory_order_acquire);
-  // Seqlock: the frame is ours only if nobody started writing the slot meanwhile.
-  if (seq_ref.load(std::memory_order_relaxed) != seq || !(rec.flags & format::kSlotHostValid)) return std::nullopt;
-  return info_from(rec, slot, seq);
+  std::byte* dst = out.data();
+  const auto c = access(s, [&]() noexcept {
+    SlotCopy c;
+    auto seq_ref = atomic(h.slots[slot].seq);
+    if (seq_ref.load(std::memory_order_acquire) != seq) return c;
+    std::memcpy(&c.rec, &h.slots[slot], sizeof c.rec);
+    if (nbytes) std::memcpy(dst, s.map.data() + s.layout.slot_offset(slot), nbytes);
+    std::atomic_thread_fence(std::memory_order_acquire);
+    // Seqlock: the frame is ours only if nobody started writing the slot meanwhile.
+    c.stable = seq_ref.load(std::memory_order_relaxed) == seq;
+    return c;
+  });
+  if (!c.stable || !(c.rec.flags & format::kSlotHostValid)) return std::nullopt;
+  return info_from(c.rec, slot, seq);
 }
 
-std::optional<FrameLease> SegmentReader::lease_latest(std::chrono::milliseconds duration) const {
+std::optional<FrameLease> SegmentReader::lease_latest(std::chrono::milliseconds duration,
+                                                      std::chrono::milliseconds patience) const {
+  const detail::SegmentState& s = *s_;
   Header& h = header();
   const std::uint64_t now = monotonic_ns();
-  const std::uint64_t deadline = now + static_cast<std::uint64_t>(duration.count()) * 1'000'000ull;
+  const std::uint64_t deadline = now + ns(duration);
+  const std::uint64_t give_up = now + ns(patience);
   // Claim a free or expired entry by moving its deadline into the future: the
   // CAS on expires_ns decides between readers racing for the same entry.
-  std::uint32_t entry = format::kLeaseCount;
-  for (std::uint32_t e = 0; e < format::kLeaseCount && entry == format::kLeaseCount; ++e) {
-    auto expires = atomic(h.leases[e].expires_ns);
-    std::uint64_t seen = expires.load(std::memory_order_acquire);
-    if (seen <= now && expires.compare_exchange_strong(seen, deadline, std::memory_order_acq_rel)) entry = e;
-  }
-  if (entry == format::kLeaseCount) {
-    throw Error(Errc::system, "all 16 lease entries of segment '" + name_ +
-                                  "' are held by live readers; release leases or use copies");
-  }
-  format::LeaseRecord& lease = h.leases[entry];
-  atomic(lease.slot).store(format::kNoSlot, std::memory_order_relaxed);
-  atomic(lease.pid).store(static_cast<std::uint32_t>(::getpid()), std::memory_order_relaxed);
-  const auto release = [&] {
-    atomic(lease.slot).store(format::kNoSlot, std::memory_order_release);
-    std::uint64_t mine = deadline;
-    atomic(lease.expires_ns).compare_exchange_strong(mine, 0, std::memory_order_acq_rel);
-  };
-
-  for (int attempt = 0;; ++attempt) {
-    const std::uint32_t slot = atomic(h.latest_slot).load(std::memory_order_acquire);
-    if (slot == format::kNoSlot) {
-      release();
-      return std::nullopt;
-    }
-    if (slot >= layout_.slot_count) {
-      release();
-      throw Error(Errc::corrupt, "segment '" + name_ + "': latest_slot out of range");
-    }
-    auto seq = atomic(h.slots[slot].seq);
-    const std::uint64_t before = seq.load(std::memory_order_acquire);
-    if (before != 0 && before % 2 == 0) {
-      // Store the lease, then re-read seq (seq_cst both): the producer stores
-      // an odd seq, then reads the leases. One of us sees the other.
-      atomic(lease.slot).store(slot, std::memory_order_seq_cst);
-      if (seq.load(std::memory_order_seq_cst) == before) {
-        auto info = read_slot_info(slot, before);
-        if (info && !(h.slots[slot].flags & format::kSlotHostValid)) {
-          release();
-          return std::nullopt;
-        }
-        if (info) {
-          HostView view{map_.data() + layout_.slot_offset(slot), layout_.desc};
-          return FrameLease(*this, entry, view, std::move(*info));
-        }
+  const std::uint32_t entry = access(s, [&]() noexcept {
+    for (std::uint32_t e = 0; e < format::kLeaseCount; ++e) {
+      auto expires = atomic(h.leases[e].expires_ns);
+      std::uint64_t seen = expires.load(std::memory_order_acquire);
+      if (seen <= now && expires.compare_exchange_strong(seen, deadline, std::memory_order_acq_rel)) {
+        atomic(h.leases[e].slot).store(format::kNoSlot, std::memory_order_relaxed);
+        atomic(h.leases[e].pid).store(static_cast<std::uint32_t>(::getpid()), std::memory_order_relaxed);
+        return e;
       }
     }
-    try {
-      contended(*this, attempt);
-    } catch (...) {
-      release();
-      throw;
+    return format::kLeaseCount;
+  });
+  if (entry == format::kLeaseCount) {
+    throw Error(Errc::system, "all 16 lease entries of segment '" + s.name +
+                                  "' are held by live readers; release leases or use copies");
+  }
+  // From here the entry is ours: a lease object releases it on every path.
+  FrameLease held(s_, entry, HostView{}, FrameInfo{});
+  held.expires_ns_ = deadline;
+  format::LeaseRecord& lease = h.leases[entry];
+  for (int attempt = 0;; ++attempt) {
+    const auto c = access(s, [&]() noexcept {
+      SlotCopy c;
+      c.slot = atomic(h.latest_slot).load(std::memory_order_acquire);
+      if (c.slot >= s.layout.slot_count) return c;
+      auto seq = atomic(h.slots[c.slot].seq);
+      c.seq = seq.load(std::memory_order_acquire);
+      if (c.seq == 0 || c.seq % 2 != 0) return c;
+      // Store the lease, then re-read seq (seq_cst both): the producer stores
+      // an odd seq, then reads the leases. One of us sees the other.
+      atomic(lease.slot).store(c.slot, std::memory_order_seq_cst);
+      if (seq.load(std::memory_order_seq_cst) != c.seq) return c;
+      std::memcpy(&c.rec, &h.slots[c.slot], sizeof c.rec);
+      std::atomic_thread_fence(std::memory_order_acquire);
+      c.stable = seq.load(std::memory_order_relaxed) == c.seq;
+      return c;
+    });
+    if (c.slot == format::kNoSlot) return std::nullopt;
+    if (c.slot >= s.layout.slot_count || c.seq == 0) check_latest(s, c.slot, c.seq);
+    if (c.stable) {
+      if (!(c.rec.flags & format::kSlotHostValid)) return std::nullopt;  // abandoned write
+      held.view_ = HostView{s.map.data() + s.layout.slot_offset(c.slot), s.layout.desc};
+      held.info_ = info_from(c.rec, c.slot, c.seq);
+      return held;
     }
+    contended(attempt, c.slot, give_up);
   }
 }
 
 FrameInfo SegmentReader::wait_next(std::uint64_t after_frame_id, std::chrono::milliseconds timeout) const {
+  const detail::SegmentState& s = *s_;
   Header& h = header();
-  const std::uint64_t deadline = monotonic_ns() + static_cast<std::uint64_t>(timeout.count()) * 1'000'000ull;
+  const std::uint64_t deadline = monotonic_ns() + ns(timeout);
   bool quiet = false;  // a whole poll interval passed without a publish
+  struct Words {
+    std::uint32_t notify;
+    std::uint64_t frames;
+    std::uint32_t state;
+  };
   for (;;) {
-    const std::uint32_t word = atomic(h.notify).load(std::memory_order_acquire);
-    if (atomic(h.frames_published).load(std::memory_order_acquire) > after_frame_id) {
-      if (auto info = latest_info(); info && info->frame_id > after_frame_id) return *info;
+    const auto w = access(s, [&]() noexcept {
+      Words w{};
+      w.notify = atomic(h.notify).load(std::memory_order_acquire);
+      w.frames = atomic(h.frames_published).load(std::memory_order_acquire);
+      w.state = atomic(h.state).load(std::memory_order_acquire);
+      return w;
+    });
+    if (w.frames > after_frame_id) {
+      if (auto info = latest_info(monotonic_ns() + ns(kDefaultPatience)); info && info->frame_id > after_frame_id) {
+        return *info;
+      }
     }
     // The state word is one load; the /proc look-up behind is_alive() costs
     // microseconds, so it runs only when the stream has gone quiet.
-    const auto state = static_cast<format::State>(atomic(h.state).load(std::memory_order_acquire));
-    if (state != format::State::live || quiet) check_producer();
+    if (static_cast<format::State>(w.state) != format::State::live || quiet) check_producer();
     const std::uint64_t now = monotonic_ns();
     if (now >= deadline) {
-      throw Error(Errc::timed_out, "no new frame on '" + name_ + "' within " + std::to_string(timeout.count()) + " ms");
+      throw Error(Errc::timed_out,
+                  "no new frame on '" + s.name + "' within " + std::to_string(timeout.count()) + " ms");
     }
     const std::uint64_t pause = std::min(deadline - now, kLivenessPollNs);
-    atomic(h.waiters).fetch_add(1, std::memory_order_seq_cst);
-    detail::futex_wait(h.notify, word, pause);
-    atomic(h.waiters).fetch_sub(1, std::memory_order_seq_cst);
+    access(s, [&]() noexcept { atomic(h.waiters).fetch_add(1, std::memory_order_seq_cst); });
+    detail::futex_wait(h.notify, w.notify, pause);  // a syscall: EFAULT, never SIGBUS
+    access(s, [&]() noexcept { atomic(h.waiters).fetch_sub(1, std::memory_order_seq_cst); });
     quiet = monotonic_ns() - now >= pause;
   }
 }
 
-SegmentStatus SegmentReader::status() const {
+SegmentStatus SegmentReader::status(std::chrono::milliseconds patience) const {
+  const detail::SegmentState& s = *s_;
   Header& h = header();
-  SegmentStatus s;
-  s.layout = layout_;
-  s.state = static_cast<format::State>(atomic(h.state).load(std::memory_order_acquire));
-  s.producer_alive = is_alive(layout_.producer);
-  s.frames_published = atomic(h.frames_published).load(std::memory_order_acquire);
-  s.lease_overrides = atomic(h.lease_overrides).load(std::memory_order_acquire);
+  SegmentStatus st;
+  st.layout = s.layout;
   const std::uint64_t now = monotonic_ns();
-  for (auto& lease : h.leases) {
-    if (atomic(lease.expires_ns).load(std::memory_order_acquire) > now) ++s.active_leases;
+  struct Counters {
+    std::uint32_t state;
+    std::uint64_t frames;
+    std::uint64_t overrides;
+    std::uint32_t leases;
+  };
+  const auto c = access(s, [&]() noexcept {
+    Counters c{};
+    c.state = atomic(h.state).load(std::memory_order_acquire);
+    c.frames = atomic(h.frames_published).load(std::memory_order_acquire);
+    c.overrides = atomic(h.lease_overrides).load(std::memory_order_acquire);
+    for (auto& lease : h.leases) {
+      if (atomic(lease.expires_ns).load(std::memory_order_acquire) > now) ++c.leases;
+    }
+    return c;
+  });
+  st.state = static_cast<format::State>(c.state);
+  st.producer_alive = is_alive(s.layout.producer);
+  st.frames_published = c.frames;
+  st.lease_overrides = c.overrides;
+  st.active_leases = c.leases;
+  if (st.state == format::State::live || st.frames_published > 0) {
+    try {
+      st.latest = latest_info(monotonic_ns() + ns(patience));
+    } catch (const Error& e) {
+      if (e.code() != Errc::timed_out) throw;
+      st.stuck = true;
+    }
   }
-  if (s.state == format::State::live || s.frames_published > 0) s.latest = latest_info();
-  return s;
+  return st;
 }
 
 // FrameLease
 
-FrameLease::FrameLease(const SegmentReader& reader, std::uint32_t entry, HostView view, FrameInfo info)
-    : reader_(&reader), entry_(entry), view_(view), info_(std::move(info)) {
-  expires_ns_ = atomic(reader.header().leases[entry].expires_ns).load(std::memory_order_relaxed);
-}
+FrameLease::FrameLease(std::shared_ptr<const detail::SegmentState> segment, std::uint32_t entry, HostView view,
+                       FrameInfo info)
+    : segment_(std::move(segment)), entry_(entry), view_(view), info_(std::move(info)) {}
 
 FrameLease::FrameLease(FrameLease&& other) noexcept
-    : reader_(std::exchange(other.reader_, nullptr)),
+    : segment_(std::move(other.segment_)),
       entry_(other.entry_),
       view_(other.view_),
       info_(std::move(other.info_)),
@@ -320,7 +440,7 @@ FrameLease::FrameLease(FrameLease&& other) noexcept
 FrameLease& FrameLease::operator=(FrameLease&& other) noexcept {
   if (this != &other) {
     release();
-    reader_ = std::exchange(other.reader_, nullptr);
+    segment_ = std::move(other.segment_);
     entry_ = other.entry_;
     view_ = other.view_;
     info_ = std::move(other.info_);
@@ -331,27 +451,52 @@ FrameLease& FrameLease::operator=(FrameLease&& other) noexcept {
 
 FrameLease::~FrameLease() { release(); }
 
+namespace {
+format::Header& header_of(const detail::SegmentState& s) noexcept {
+  return *reinterpret_cast<format::Header*>(s.map.data());
+}
+}  // namespace
+
 void FrameLease::release() noexcept {
-  if (!reader_) return;
-  format::LeaseRecord& lease = reader_->header().leases[entry_];
-  atomic(lease.slot).store(format::kNoSlot, std::memory_order_release);
-  std::uint64_t mine = expires_ns_;
-  atomic(lease.expires_ns).compare_exchange_strong(mine, 0, std::memory_order_acq_rel);
-  reader_ = nullptr;
+  if (!segment_) return;
+  format::LeaseRecord& lease = header_of(*segment_).leases[entry_];
+  // A truncated object has no lease table left to clean: nothing to do.
+  (void)detail::guarded(segment_->map.data(), segment_->map.size(), [&]() noexcept {
+    atomic(lease.slot).store(format::kNoSlot, std::memory_order_release);
+    std::uint64_t mine = expires_ns_;
+    atomic(lease.expires_ns).compare_exchange_strong(mine, 0, std::memory_order_acq_rel);
+  });
+  segment_.reset();
 }
 
 bool FrameLease::valid() const noexcept {
-  if (!reader_) return false;
-  std::atomic_thread_fence(std::memory_order_acquire);
-  return atomic(reader_->header().slots[info_.slot].seq).load(std::memory_order_acquire) == info_.seq;
+  if (!segment_) return false;
+  const detail::SegmentState& s = *segment_;
+  bool same = false;
+  // Under the guard: a truncated segment's frame is not valid, and no SIGBUS.
+  const bool readable = detail::guarded(s.map.data(), s.map.size(), [&]() noexcept {
+    std::atomic_thread_fence(std::memory_order_acquire);
+    same = atomic(header_of(s).slots[info_.slot].seq).load(std::memory_order_acquire) == info_.seq;
+    // The frame's last byte must still be there: a truncation to just the
+    // header leaves the seq intact but the data gone. A truncation cuts a
+    // suffix, so if the last byte is there, the whole frame is (no fstat).
+    if (same && view_.data && s.layout.desc.nbytes() > 0) {
+      (void)*static_cast<const volatile std::byte*>(view_.data + s.layout.desc.nbytes() - 1);
+    }
+  });
+  return readable && same;
 }
 
 void FrameLease::renew(std::chrono::milliseconds duration) noexcept {
-  if (!reader_) return;
+  if (!segment_) return;
   const std::uint64_t next = monotonic_ns() + static_cast<std::uint64_t>(duration.count()) * 1'000'000ull;
   std::uint64_t mine = expires_ns_;
+  bool renewed = false;
   // Only an entry that is still ours is extended; a lapsed one stays lapsed.
-  if (atomic(reader_->header().leases[entry_].expires_ns).compare_exchange_strong(mine, next)) expires_ns_ = next;
+  (void)detail::guarded(segment_->map.data(), segment_->map.size(), [&]() noexcept {
+    renewed = atomic(header_of(*segment_).leases[entry_].expires_ns).compare_exchange_strong(mine, next);
+  });
+  if (renewed) expires_ns_ = next;
 }
 
 }  // namespace cpipc::ipc

@@ -10,6 +10,7 @@
 
 #include "cpipc/error.hpp"
 #include "cpipc/ipc/name.hpp"
+#include "ownership.hpp"
 
 namespace cpipc::ipc {
 
@@ -31,7 +32,7 @@ std::vector<ShmFile> shm_files() {
     ShmFile f;
     f.name = std::string(file.substr(prefix.size()));
     const std::string path = "/dev/shm/" + std::string(file);
-    if (::stat(path.c_str(), &f.st) != 0) continue;  // removed meanwhile
+    if (::lstat(path.c_str(), &f.st) != 0) continue;  // removed meanwhile
     files.push_back(std::move(f));
   }
   ::closedir(dir);
@@ -39,14 +40,27 @@ std::vector<ShmFile> shm_files() {
   return files;
 }
 
+// One stopped producer must not hold up the listing of all the others.
+constexpr std::chrono::milliseconds kListPatience{100};
+
 SegmentEntry inspect(const ShmFile& f) {
   SegmentEntry e;
   e.name = f.name;
   e.bytes = static_cast<std::uint64_t>(f.st.st_size);
+  // Not opened at all if it is not ours: its header could say anything.
+  if (const std::string why = detail::foreign_reason(f.st); !why.empty()) {
+    e.untrusted = true;
+    e.problem = detail::foreign_message(f.name, why);
+    return e;
+  }
   try {
-    e.status = SegmentReader::attach(f.name).status();
+    e.status = SegmentReader::attach(f.name).status(kListPatience);
   } catch (const Error& err) {
     e.problem = err.what();
+    // Swapped for a foreign object between our lstat and attach's fstat.
+    struct stat now {};
+    const std::string path = "/dev/shm/" + shm_prefix() + f.name;
+    if (::lstat(path.c_str(), &now) == 0 && !detail::foreign_reason(now).empty()) e.untrusted = true;
   }
   return e;
 }
@@ -81,7 +95,9 @@ std::vector<std::string> collect_garbage(double min_age_s, const std::vector<std
     if (!only.empty() && std::find(only.begin(), only.end(), f.name) == only.end()) continue;
     const SegmentEntry e = inspect(f);
     bool dead = false;
-    if (e.status) {
+    if (e.untrusted) {
+      continue;  // not ours to judge by its header; 'cpipc ls' says whose it is
+    } else if (e.status) {
       dead = !e.status->producer_alive || e.status->state != format::State::live;
     } else if (!e.problem.starts_with("no segment named")) {
       dead = static_cast<double>(now - f.st.st_ctime) >= min_age_s;  // never got a valid header

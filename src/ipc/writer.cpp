@@ -12,11 +12,15 @@
 #include "cpipc/error.hpp"
 #include "cpipc/ipc/name.hpp"
 #include "cpipc/ipc/process.hpp"
+#include "guard.hpp"
+#include "ownership.hpp"
 #include "sync.hpp"
 
 namespace cpipc::ipc {
 
+using detail::access;
 using detail::atomic;
+using detail::SegmentState;
 using format::Header;
 using format::SlotRecord;
 
@@ -36,6 +40,47 @@ void unlink_if_ours(const std::string& object, int fd) noexcept {
   const std::string path = "/dev/shm" + object;
   if (::fstat(fd, &mine) != 0 || ::stat(path.c_str(), &named) != 0) return;
   if (mine.st_ino == named.st_ino && mine.st_dev == named.st_dev) ::shm_unlink(object.c_str());
+}
+
+Header& header_of(const SegmentState& s) noexcept { return *reinterpret_cast<Header*>(s.map.data()); }
+
+// The Error(exists) for a taken name, saying so when the object there is
+// not one of ours (another user may have planted it to block us).
+Error name_taken(const std::string& name) {
+  struct stat st {};
+  const std::string path = shm_file_path(name);
+  if (::lstat(path.c_str(), &st) == 0) {
+    if (const std::string why = detail::foreign_reason(st); !why.empty()) {
+      return Error(Errc::exists, "segment name '" + name + "' is taken by " + path + ", which " + why +
+                                     ": not a segment of ours, another user may have planted it; ask its owner or "
+                                     "root to remove it, or choose another name");
+    }
+  }
+  return Error(Errc::exists, "segment '" + name +
+                                 "' already exists; choose another name, or remove it with 'cpipc rm " + name +
+                                 "' ('cpipc gc' if its producer is gone)");
+}
+
+bool slot_leased(const Header& h, std::uint32_t slot, std::uint64_t now_ns) noexcept {
+  for (auto& lease : h.leases) {
+    auto& l = const_cast<format::LeaseRecord&>(lease);
+    if (atomic(l.slot).load(std::memory_order_seq_cst) != slot) continue;
+    if (atomic(l.expires_ns).load(std::memory_order_seq_cst) > now_ns) return true;
+  }
+  return false;
+}
+
+// seq_cst on both sides (readers: waiters++, then FUTEX_WAIT compares
+// notify): either we see the waiter, or its wait sees the new notify.
+// Under the guard: a truncated object cannot take the producer down.
+void wake_readers(const SegmentState& s) noexcept {
+  Header& h = header_of(s);
+  bool waiters = false;
+  (void)detail::guarded(s.map.data(), s.map.size(), [&]() noexcept {
+    atomic(h.notify).fetch_add(1, std::memory_order_seq_cst);
+    waiters = atomic(h.waiters).load(std::memory_order_seq_cst) != 0;
+  });
+  if (waiters) detail::futex_wake_all(h.notify);
 }
 
 }  // namespace
@@ -67,15 +112,13 @@ SegmentWriter SegmentWriter::create(std::string_view name, const TensorDesc& des
   const std::uint64_t total = segment_bytes(desc, options.slots);
 
   SegmentWriter w;
-  w.name_ = std::string(name);
-  w.fd_ = detail::UniqueFd(::shm_open(object.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600));
-  if (w.fd_.get() < 0) {
+  w.s_ = std::make_shared<SegmentState>();
+  SegmentState& s = *w.s_;
+  s.name = std::string(name);
+  s.fd = detail::UniqueFd(::shm_open(object.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600));
+  if (s.fd.get() < 0) {
     const int err = errno;
-    if (err == EEXIST) {
-      throw Error(Errc::exists, "segment '" + w.name_ +
-                                    "' already exists; choose another name, or remove it with 'cpipc rm " + w.name_ +
-                                    "' ('cpipc gc' if its producer is gone)");
-    }
+    if (err == EEXIST) throw name_taken(s.name);
     throw_errno("shm_open " + object, err);
   }
   // From here on the name is ours: unlink it again if anything fails.
@@ -87,14 +130,18 @@ SegmentWriter SegmentWriter::create(std::string_view name, const TensorDesc& des
     }
   } unlinker{object};
 
-  ::fchmod(w.fd_.get(), 0600);  // exactly 0600 whatever the umask
-  if (const int err = ::posix_fallocate(w.fd_.get(), 0, static_cast<off_t>(total)); err != 0) {
-    throw Error(Errc::system, "cannot allocate " + std::to_string(total) + " bytes in /dev/shm for segment '" +
-                                  w.name_ + "': " + std::strerror(err) + "; free space there or publish fewer slots");
+  ::fchmod(s.fd.get(), 0600);  // exactly 0600 whatever the umask: readers insist on it
+  if (const int err = ::posix_fallocate(s.fd.get(), 0, static_cast<off_t>(total)); err != 0) {
+    throw Error(Errc::system, "cannot allocate " + std::to_string(total) + " bytes in /dev/shm for segment '" + s.name +
+                                  "': " + std::strerror(err) + "; free space there or publish fewer slots");
   }
-  w.map_ = detail::Mapping(w.fd_.get(), total, /*writable=*/true);
+  s.map = detail::Mapping(s.fd.get(), total, /*writable=*/true);
 
-  Header& h = w.header();  // zero-filled by the kernel
+  // Build the header in private memory, then copy it in under the guard (the
+  // name is visible: someone may truncate the object already).
+  auto page = std::make_unique<Header>();
+  Header& h = *page;
+  std::memset(&h, 0, sizeof h);
   h.abi_major = format::kAbiMajor;
   h.abi_minor = format::kAbiMinor;
   h.header_bytes = format::kHeaderBytes;
@@ -126,91 +173,85 @@ SegmentWriter SegmentWriter::create(std::string_view name, const TensorDesc& des
   h.lease_record_bytes = sizeof(format::LeaseRecord);
   h.leases_offset = offsetof(Header, leases);
   for (auto& lease : h.leases) lease.slot = format::kNoSlot;
-  for (std::uint32_t s = 0; s < options.slots; ++s) {
-    h.slots[s].host_offset = h.data_offset + s * h.data_stride;
-    h.slots[s].host_bytes = h.frame_bytes;
+  for (std::uint32_t i = 0; i < options.slots; ++i) {
+    h.slots[i].host_offset = h.data_offset + i * h.data_stride;
+    h.slots[i].host_bytes = h.frame_bytes;
     if (exported) {
-      const SlotExport& e = options.slot_exports[s];
-      std::memcpy(h.slots[s].ipc_mem_handle, e.mem_handle.data(), format::kHandleBytes);
-      h.slots[s].device_offset = e.device_offset;
-      h.slots[s].device_bytes = e.device_bytes;
-      std::memcpy(h.slots[s].ipc_event_handle, e.event_handle.data(), format::kHandleBytes);
+      const SlotExport& e = options.slot_exports[i];
+      std::memcpy(h.slots[i].ipc_mem_handle, e.mem_handle.data(), format::kHandleBytes);
+      h.slots[i].device_offset = e.device_offset;
+      h.slots[i].device_bytes = e.device_bytes;
+      std::memcpy(h.slots[i].ipc_event_handle, e.event_handle.data(), format::kHandleBytes);
     }
   }
   h.state = static_cast<std::uint32_t>(format::State::live);
-  // The magic goes last: a reader that sees it sees a complete header.
-  atomic(*reinterpret_cast<std::uint64_t*>(h.magic)).store(magic_word(), std::memory_order_release);
-
-  w.layout_ = parse_header({w.map_.data(), w.map_.size()}, total);
-  w.open_ = true;
+  std::memcpy(h.magic, format::kMagic, sizeof h.magic);  // the private copy is complete; the shared one gets it last
+  s.layout = parse_header({reinterpret_cast<const std::byte*>(page.get()), sizeof(Header)}, total);
+  Header& shared = header_of(s);
+  access(s, [&]() noexcept {
+    // Everything but the magic, which goes last: a reader that sees it sees a complete header.
+    std::memcpy(reinterpret_cast<std::byte*>(&shared) + sizeof h.magic,
+                reinterpret_cast<const std::byte*>(&h) + sizeof h.magic, sizeof h - sizeof h.magic);
+    atomic(*reinterpret_cast<std::uint64_t*>(shared.magic)).store(magic_word(), std::memory_order_release);
+  });
+  s.open = true;
   unlinker.armed = false;
   return w;
 }
 
-SegmentWriter::SegmentWriter(SegmentWriter&& other) noexcept
-    : name_(std::move(other.name_)),
-      fd_(std::move(other.fd_)),
-      map_(std::move(other.map_)),
-      layout_(other.layout_),
-      writing_(std::exchange(other.writing_, false)),
-      open_(std::exchange(other.open_, false)) {}
+SegmentWriter::SegmentWriter(SegmentWriter&& other) noexcept : s_(std::move(other.s_)) {}
 
 SegmentWriter& SegmentWriter::operator=(SegmentWriter&& other) noexcept {
   if (this != &other) {
     close();
-    name_ = std::move(other.name_);
-    fd_ = std::move(other.fd_);
-    map_ = std::move(other.map_);
-    layout_ = other.layout_;
-    writing_ = std::exchange(other.writing_, false);
-    open_ = std::exchange(other.open_, false);
+    s_ = std::move(other.s_);
   }
   return *this;
 }
 
 SegmentWriter::~SegmentWriter() { close(); }
 
-Header& SegmentWriter::header() const noexcept { return *reinterpret_cast<Header*>(map_.data()); }
+Header& SegmentWriter::header() const noexcept { return header_of(*s_); }
 
 void SegmentWriter::close(format::State final_state) noexcept {
-  if (!open_) return;
-  open_ = false;
+  if (!s_ || !s_->open) return;
+  SegmentState& s = *s_;
+  s.open = false;
   Header& h = header();
-  atomic(h.state).store(static_cast<std::uint32_t>(final_state), std::memory_order_release);
-  wake_readers();
-  unlink_if_ours(shm_object_name(name_), fd_.get());
+  (void)detail::guarded(s.map.data(), s.map.size(), [&]() noexcept {
+    atomic(h.state).store(static_cast<std::uint32_t>(final_state), std::memory_order_release);
+  });
+  wake_readers(s);
+  unlink_if_ours(shm_object_name(s.name), s.fd.get());
 }
 
-void SegmentWriter::unlink_name() noexcept { unlink_if_ours(shm_object_name(name_), fd_.get()); }
-
-void SegmentWriter::wake_readers() noexcept {
-  // seq_cst on both sides (readers: waiters++, then FUTEX_WAIT compares
-  // notify): either we see the waiter, or its wait sees the new notify.
-  atomic(header().notify).fetch_add(1, std::memory_order_seq_cst);
-  if (atomic(header().waiters).load(std::memory_order_seq_cst) != 0) detail::futex_wake_all(header().notify);
+void SegmentWriter::unlink_name() noexcept {
+  if (s_) unlink_if_ours(shm_object_name(s_->name), s_->fd.get());
 }
 
 std::uint64_t SegmentWriter::frames_published() const noexcept {
-  return atomic(header().frames_published).load(std::memory_order_acquire);
+  std::uint64_t n = 0;
+  (void)detail::guarded(s_->map.data(), s_->map.size(),
+                        [&]() noexcept { n = atomic(header().frames_published).load(std::memory_order_acquire); });
+  return n;
 }
 
 std::uint64_t SegmentWriter::lease_overrides() const noexcept {
-  return atomic(header().lease_overrides).load(std::memory_order_acquire);
+  std::uint64_t n = 0;
+  (void)detail::guarded(s_->map.data(), s_->map.size(),
+                        [&]() noexcept { n = atomic(header().lease_overrides).load(std::memory_order_acquire); });
+  return n;
 }
 
-bool SegmentWriter::slot_leased(std::uint32_t slot, std::uint64_t now_ns) const noexcept {
-  for (auto& lease : header().leases) {
-    if (atomic(lease.slot).load(std::memory_order_seq_cst) != slot) continue;
-    if (atomic(lease.expires_ns).load(std::memory_order_seq_cst) > now_ns) return true;
-  }
-  return false;
-}
+namespace {
 
-FrameWriter SegmentWriter::begin_frame(std::span<const std::uint64_t> keep) {
-  if (!open_) throw Error(Errc::invalid_argument, "segment '" + name_ + "' is closed");
-  if (writing_) throw Error(Errc::invalid_argument, "a frame of segment '" + name_ + "' is already being written");
-  Header& h = header();
-  const std::uint32_t k = layout_.slot_count;
+// Picks the slot for the next frame and stores its odd seq: the body of
+// begin_frame, run under the SIGBUS guard (plain loads and stores only).
+struct Pick {
+  std::uint32_t slot;
+  std::uint64_t old_seq;
+};
+Pick pick_slot(Header& h, std::uint32_t k, std::span<const std::uint64_t> keep) noexcept {
   const std::uint32_t latest = atomic(h.latest_slot).load(std::memory_order_relaxed);
 
   // Oldest frame first; the latest frame is kept for readers unless K == 1.
@@ -228,19 +269,18 @@ FrameWriter SegmentWriter::begin_frame(std::span<const std::uint64_t> keep) {
   const std::uint64_t now = monotonic_ns();
   for (std::uint32_t i = 0; i < n; ++i) {
     const std::uint32_t s = order[i];
-    if (slot_leased(s, now) || std::find(keep.begin(), keep.end(), h.slots[s].frame_id) != keep.end()) continue;
+    if (slot_leased(h, s, now) || std::find(keep.begin(), keep.end(), h.slots[s].frame_id) != keep.end()) continue;
     auto seq = atomic(h.slots[s].seq);
     const std::uint64_t old = seq.load(std::memory_order_relaxed);
     seq.store(old + 1, std::memory_order_seq_cst);
     // A reader may have leased the slot between our check and the odd store
     // (it stores its lease, then re-reads seq): look again, and step back if
     // there is still somewhere else to write. Nothing was written yet.
-    if (i + 1 < n && slot_leased(s, now)) {
+    if (i + 1 < n && slot_leased(h, s, now)) {
       seq.store(old, std::memory_order_seq_cst);
       continue;
     }
-    writing_ = true;
-    return FrameWriter(*this, s, old);
+    return {s, old};
   }
   // Every candidate is leased: take the oldest anyway, never wait for readers.
   const std::uint32_t s = order[0];
@@ -248,49 +288,64 @@ FrameWriter SegmentWriter::begin_frame(std::span<const std::uint64_t> keep) {
   auto seq = atomic(h.slots[s].seq);
   const std::uint64_t old = seq.load(std::memory_order_relaxed);
   seq.store(old + 1, std::memory_order_seq_cst);
-  writing_ = true;
-  return FrameWriter(*this, s, old);
+  return {s, old};
+}
+
+}  // namespace
+
+FrameWriter SegmentWriter::begin_frame(std::span<const std::uint64_t> keep) {
+  SegmentState& s = *s_;
+  if (!s.open) throw Error(Errc::invalid_argument, "segment '" + s.name + "' is closed");
+  if (s.writing) throw Error(Errc::invalid_argument, "a frame of segment '" + s.name + "' is already being written");
+  Header& h = header();
+  const Pick p = access(s, [&]() noexcept { return pick_slot(h, s.layout.slot_count, keep); });
+  s.writing = true;
+  return FrameWriter(s_, p.slot, p.old_seq);
 }
 
 FrameInfo SegmentWriter::publish(std::span<const std::byte> data, const FrameMeta& meta,
                                  std::span<const std::uint64_t> keep) {
   if (data.size() != desc().nbytes()) {
-    throw Error(Errc::invalid_argument, "frame of " + std::to_string(data.size()) + " bytes for segment '" + name_ +
+    throw Error(Errc::invalid_argument, "frame of " + std::to_string(data.size()) + " bytes for segment '" + name() +
                                             "' of " + desc().to_string() + " (" + std::to_string(desc().nbytes()) +
                                             " bytes)");
   }
   FrameWriter frame = begin_frame(keep);
-  if (!data.empty()) std::memcpy(frame.bytes().data(), data.data(), data.size());
+  if (!data.empty()) {
+    access(*s_, [&]() noexcept { std::memcpy(frame.bytes().data(), data.data(), data.size()); });
+  }
   return frame.publish(meta);
 }
 
 // FrameWriter
 
-FrameWriter::FrameWriter(SegmentWriter& owner, std::uint32_t slot, std::uint64_t old_seq)
-    : owner_(&owner),
+FrameWriter::FrameWriter(std::shared_ptr<SegmentState> segment, std::uint32_t slot, std::uint64_t old_seq)
+    : segment_(std::move(segment)),
       slot_(slot),
       old_seq_(old_seq),
-      bytes_(owner.map_.data() + owner.layout_.slot_offset(slot), owner.layout_.desc.nbytes()) {}
+      bytes_(segment_->map.data() + segment_->layout.slot_offset(slot), segment_->layout.desc.nbytes()) {}
 
 FrameWriter::FrameWriter(FrameWriter&& other) noexcept
-    : owner_(other.owner_),
+    : segment_(other.segment_),
       slot_(other.slot_),
       device_valid_(other.device_valid_),
       old_seq_(other.old_seq_),
       bytes_(other.bytes_),
       done_(std::exchange(other.done_, true)) {}
 
-std::uint64_t FrameWriter::host_offset() const noexcept { return owner_->layout_.slot_offset(slot_); }
+std::uint64_t FrameWriter::host_offset() const noexcept { return segment_->layout.slot_offset(slot_); }
 
 FrameWriter::~FrameWriter() {
   if (done_) return;
   // Abandoned after the data may have been touched: a new even seq (never the
   // old one, or a reader could accept a half-written frame) and no valid data.
-  Header& h = owner_->header();
-  SlotRecord& rec = h.slots[slot_];
-  rec.flags = 0;
-  atomic(rec.seq).store(old_seq_ + 2, std::memory_order_release);
-  owner_->writing_ = false;
+  SegmentState& s = *segment_;
+  SlotRecord& rec = header_of(s).slots[slot_];
+  (void)detail::guarded(s.map.data(), s.map.size(), [&]() noexcept {
+    rec.flags = 0;
+    atomic(rec.seq).store(old_seq_ + 2, std::memory_order_release);
+  });
+  s.writing = false;
 }
 
 FrameInfo FrameWriter::publish(const FrameMeta& meta) {
@@ -299,33 +354,41 @@ FrameInfo FrameWriter::publish(const FrameMeta& meta) {
     throw Error(Errc::invalid_argument,
                 "frame metadata is " + std::to_string(meta.json.size()) + " bytes; at most 240 fit in a slot");
   }
-  Header& h = owner_->header();
+  SegmentState& s = *segment_;
+  Header& h = header_of(s);
   SlotRecord& rec = h.slots[slot_];
   FrameInfo info;
   info.slot = slot_;
-  info.frame_id = atomic(h.frames_published).load(std::memory_order_relaxed) + 1;
+  info.frame_id = access(s, [&]() noexcept { return atomic(h.frames_published).load(std::memory_order_relaxed); }) + 1;
   info.publish_realtime_ns = realtime_ns();
   info.publish_monotonic_ns = monotonic_ns();
   info.seq = old_seq_ + 2;
   info.meta = meta;
   info.device_valid = device_valid_;
 
-  rec.frame_id = info.frame_id;
-  rec.publish_realtime_ns = info.publish_realtime_ns;
-  rec.publish_monotonic_ns = info.publish_monotonic_ns;
-  rec.flags = format::kSlotHostValid | (device_valid_ ? format::kSlotDeviceValid : 0u);
-  rec.object_count = meta.object_count;
-  rec.diameter = meta.diameter;
-  rec.meta_len = static_cast<std::uint32_t>(meta.json.size());
-  std::memset(rec.meta, 0, sizeof rec.meta);
-  std::memcpy(rec.meta, meta.json.data(), meta.json.size());
-
-  atomic(rec.seq).store(info.seq, std::memory_order_release);
-  atomic(h.latest_slot).store(slot_, std::memory_order_release);
-  atomic(h.frames_published).store(info.frame_id, std::memory_order_release);
+  const char* json = meta.json.data();
+  const std::size_t json_len = meta.json.size();
+  // On a SIGBUS this throws and the destructor abandons the frame (guarded too).
+  access(s, [&]() noexcept {
+    rec.frame_id = info.frame_id;
+    rec.publish_realtime_ns = info.publish_realtime_ns;
+    rec.publish_monotonic_ns = info.publish_monotonic_ns;
+    rec.flags = format::kSlotHostValid | (device_valid_ ? format::kSlotDeviceValid : 0u);
+    rec.object_count = meta.object_count;
+    rec.diameter = meta.diameter;
+    rec.meta_len = static_cast<std::uint32_t>(json_len);
+    std::memset(rec.meta, 0, sizeof rec.meta);
+    std::memcpy(rec.meta, json, json_len);
+    // The frame's last byte must still exist: a truncation to the header
+    // leaves the slot record writable but the frame gone.
+    if (!bytes_.empty()) (void)*static_cast<volatile std::byte*>(&bytes_.back());
+    atomic(rec.seq).store(info.seq, std::memory_order_release);
+    atomic(h.latest_slot).store(slot_, std::memory_order_release);
+    atomic(h.frames_published).store(info.frame_id, std::memory_order_release);
+  });
   done_ = true;
-  owner_->writing_ = false;
-  owner_->wake_readers();
+  s.writing = false;
+  wake_readers(s);
   return info;
 }
 

@@ -61,6 +61,40 @@ std::string human_bytes(std::uint64_t bytes) {
   return buf;
 }
 
+std::string safe_string(const std::string& bytes, std::string* note) {
+  try {
+    (void)nlohmann::json(bytes).dump();  // throws on bytes that are not UTF-8
+    return bytes;
+  } catch (const nlohmann::json::exception&) {
+  }
+  std::string escaped;
+  for (const unsigned char c : bytes) {
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      escaped += static_cast<char>(c);
+    } else {
+      char hex[5];
+      std::snprintf(hex, sizeof hex, "\\x%02x", c);
+      escaped += hex;
+    }
+  }
+  if (note) *note = "the producer's metadata is not UTF-8; shown with bytes escaped as \\xNN";
+  return escaped;
+}
+
+nlohmann::json meta_json(const std::string& bytes, std::string* note) {
+  try {
+    nlohmann::json j = nlohmann::json::parse(bytes);
+    (void)j.dump();  // throws on bytes that are not UTF-8 inside its strings
+    return j;
+  } catch (const nlohmann::json::exception&) {
+  }
+  return safe_string(bytes, note);
+}
+
+std::string dump_json(const nlohmann::json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 nlohmann::json status_json(const std::string& name, const ipc::SegmentStatus& s) {
   const auto& l = s.layout;
   nlohmann::json shape = nlohmann::json::array();
@@ -95,9 +129,12 @@ nlohmann::json status_json(const std::string& name, const ipc::SegmentStatus& s)
                    {"slot", s.latest->slot},
                    {"publish_unix_ns", s.latest->publish_realtime_ns},
                    {"object_count", s.latest->meta.object_count},
-                   {"diameter", s.latest->meta.diameter},
-                   {"meta", s.latest->meta.json}};
+                   {"diameter", s.latest->meta.diameter}};
+    std::string note;
+    j["latest"]["meta"] = safe_string(s.latest->meta.json, &note);
+    if (!note.empty()) j["latest"]["meta_note"] = note;
   }
+  if (s.stuck) j["stuck"] = true;
   return j;
 }
 

@@ -38,6 +38,16 @@ void add_post_device_option(CLI::App* cmd, std::string& device);
 
 // JSON description of a segment's status, for ls/info --json.
 [[nodiscard]] nlohmann::json status_json(const std::string& name, const ipc::SegmentStatus& s);
+// Metadata bytes from a segment (another program wrote them) as a string
+// JSON can hold: unchanged if they are UTF-8, else with every byte outside
+// printable ASCII as \xNN and `note` saying so. Never throws.
+[[nodiscard]] std::string safe_string(const std::string& bytes, std::string* note = nullptr);
+// The JSON value the metadata holds if it parses, else safe_string(bytes).
+[[nodiscard]] nlohmann::json meta_json(const std::string& bytes, std::string* note = nullptr);
+
+// j.dump(), but bytes that are not UTF-8 never make it throw (replaced by U+FFFD).
+[[nodiscard]] std::string dump_json(const nlohmann::json& j);
+
 // "1.5 MiB"
 [[nodiscard]] std::string human_bytes(std::uint64_t bytes);
 [[nodiscard]] const char* state_name(ipc::format::State state);

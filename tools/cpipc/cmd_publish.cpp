@@ -22,7 +22,7 @@ struct PublishOptions {
   double linger_ms = -1;
 };
 
-std::string json_escape(const std::string& s) { return nlohmann::json(s).dump(); }
+std::string json_escape(const std::string& s) { return dump_json(nlohmann::json(s)); }
 
 void run_publish(const PublishOptions& o) {
   ipc::validate_name(o.name);  // before reading a large file
@@ -44,7 +44,9 @@ void run_publish(const PublishOptions& o) {
                   array.desc.to_string().c_str(), o.slots, ipc::shm_file_path(o.name).c_str());
       std::fflush(stdout);
     }
-    if (o.interval_ms > 0 && i < o.frames) {
+    if (i < o.frames) {
+      // Without an interval, still look for a pending signal after every
+      // frame (one cheap syscall): SIGTERM must not wait for all N frames.
       sig = wait_for_stop_signal(std::chrono::milliseconds(static_cast<long>(o.interval_ms)));
     }
   }

@@ -20,10 +20,13 @@ void run_ls(bool json) {
       if (e.status) {
         out.push_back(status_json(e.name, *e.status));
       } else {
-        out.push_back({{"name", e.name}, {"total_bytes", e.bytes}, {"problem", e.problem}});
+        out.push_back({{"name", e.name},
+                       {"total_bytes", e.bytes},
+                       {"state", e.untrusted ? "untrusted" : "corrupt"},
+                       {"problem", e.problem}});
       }
     }
-    std::printf("%s\n", out.dump().c_str());
+    std::printf("%s\n", dump_json(out).c_str());
     return;
   }
   if (entries.empty()) {
@@ -34,7 +37,7 @@ void run_ls(bool json) {
   for (const auto& e : entries) {
     if (!e.status) {
       std::printf("%-24s %-24s %5s %8s %10s %-9s %s\n", e.name.c_str(), "-", "-", "-", human_bytes(e.bytes).c_str(),
-                  "corrupt", e.problem.c_str());
+                  e.untrusted ? "untrusted" : "corrupt", e.problem.c_str());
       continue;
     }
     const auto& s = *e.status;
@@ -42,13 +45,20 @@ void run_ls(bool json) {
         std::to_string(s.layout.producer.pid) + (s.producer_alive ? " (running)" : " (gone: 'cpipc gc' removes it)");
     std::printf("%-24s %-24s %5u %8llu %10s %-9s %s\n", e.name.c_str(), s.layout.desc.to_string().c_str(),
                 s.layout.slot_count, static_cast<unsigned long long>(s.frames_published),
-                human_bytes(s.layout.total_bytes).c_str(), state_name(s.state), producer.c_str());
+                human_bytes(s.layout.total_bytes).c_str(), s.stuck ? "stuck" : state_name(s.state),
+                (s.stuck ? producer + ", stuck mid-write" : producer).c_str());
   }
 }
 
 void run_info(const std::string& name, bool json) {
   const auto reader = ipc::SegmentReader::attach(name);
   const auto s = reader.status();
+  if (s.stuck) {
+    throw Error(Errc::timed_out, "the producer of '" + name + "' (pid " + std::to_string(s.layout.producer.pid) +
+                                     ") is stuck mid-write: its latest frame stayed unreadable for " +
+                                     std::to_string(ipc::kDefaultPatience.count()) +
+                                     " ms; try again, or 'cpipc gc' if it is dead");
+  }
   nlohmann::json j = status_json(name, s);
   // Whether this process could open the device view: it needs CUDA IPC
   // export and the same device (by UUID) here.
@@ -66,12 +76,12 @@ void run_info(const std::string& name, bool json) {
   j["device_view"] = can_open ? "available" : "unavailable: " + why;
   j["shm_path"] = ipc::shm_file_path(name);
   if (json) {
-    std::printf("%s\n", j.dump().c_str());
+    std::printf("%s\n", dump_json(j).c_str());
     return;
   }
   for (const auto& [key, value] : j.items()) {
     std::printf("%-17s %s\n", (key + ":").c_str(),
-                value.is_string() ? value.get<std::string>().c_str() : value.dump().c_str());
+                value.is_string() ? value.get<std::string>().c_str() : dump_json(value).c_str());
   }
 }
 
@@ -85,7 +95,7 @@ void run_rm(const std::vector<std::string>& names) {
 void run_gc(bool json, const std::vector<std::string>& names) {
   const auto removed = ipc::collect_garbage(10.0, names);
   if (json) {
-    std::printf("%s\n", nlohmann::json(removed).dump().c_str());
+    std::printf("%s\n", dump_json(nlohmann::json(removed)).c_str());
     return;
   }
   for (const auto& name : removed) std::printf("removed '%s'\n", name.c_str());

@@ -19,27 +19,21 @@ struct SaveOptions {
 
 void run_save(const SaveOptions& o) {
   const ipc::SegmentReader reader = ipc::SegmentReader::attach(o.name);
-  auto lease = reader.lease_latest();
-  if (!lease && o.wait_ms > 0) {
+  // A seqlock copy, not a lease on the shared slot: encoding a file straight
+  // from shared memory would die of SIGBUS if another process truncated the
+  // object meanwhile; the copy is SIGBUS-safe (and never holds the producer).
+  std::vector<std::byte> frame;
+  auto info = reader.copy_latest(frame);
+  if (!info && o.wait_ms > 0) {
     reader.wait_next(0, std::chrono::milliseconds(o.wait_ms));
-    lease = reader.lease_latest();
+    info = reader.copy_latest(frame);
   }
-  if (!lease) {
+  if (!info) {
     reader.check_producer();
     throw Error(Errc::not_found, "segment '" + o.name + "' has no frame yet; wait for one with --wait-ms");
   }
-  // Zero-copy: encode straight from the shared slot, then make sure the
-  // producer did not take the slot back meanwhile (it never waits for us).
-  io::write_array(o.file, lease->view());
-  ipc::FrameInfo info = lease->info();
-  if (!lease->valid()) {
-    std::vector<std::byte> copy;
-    auto copied = reader.copy_latest(copy);
-    if (!copied) throw Error(Errc::producer_gone, "segment '" + o.name + "' lost its frame while saving");
-    io::write_array(o.file, ipc::HostView{copy.data(), reader.desc()});
-    info = *copied;
-  }
-  std::printf("saved frame %llu of '%s' (%s) to %s\n", static_cast<unsigned long long>(info.frame_id), o.name.c_str(),
+  io::write_array(o.file, ipc::HostView{frame.data(), reader.desc()});
+  std::printf("saved frame %llu of '%s' (%s) to %s\n", static_cast<unsigned long long>(info->frame_id), o.name.c_str(),
               reader.desc().to_string().c_str(), o.file.c_str());
 }
 

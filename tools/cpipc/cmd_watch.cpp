@@ -61,13 +61,11 @@ void run_watch(const WatchArgs& a) {
                      {"publish_realtime_ns", f.publish_realtime_ns}};
     for (std::uint32_t d = 0; d < reader.desc().ndim; ++d) j["shape"].push_back(reader.desc().shape[d]);
     if (!f.meta.json.empty()) {
-      try {
-        j["meta"] = nlohmann::json::parse(f.meta.json);
-      } catch (const nlohmann::json::exception&) {
-        j["meta"] = f.meta.json;
-      }
+      std::string note;
+      j["meta"] = meta_json(f.meta.json, &note);
+      if (!note.empty()) j["meta_note"] = note;
     }
-    std::printf("%s\n", j.dump().c_str());
+    std::printf("%s\n", dump_json(j).c_str());
     std::fflush(stdout);
     ++printed;
   }

@@ -29,6 +29,35 @@ def check(cpipc, array, name):
         assert not os.path.exists(f"/dev/shm/cpipc.{os.geteuid()}.{name}"), "segment left behind"
 
 
+def check_planted(cpipc, name):
+    """A copy of a live segment with mode 0666 (what another user could
+    leave under our name) is refused, not read."""
+    array = np.arange(64, dtype=np.uint16).reshape(8, 8)
+    planted = f"/dev/shm/cpipc.{os.geteuid()}.{name}-planted"
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "in.npy")
+        np.save(src, array)
+        proc = subprocess.Popen([cpipc, "publish", src, name], stdout=subprocess.PIPE, text=True)
+        try:
+            assert proc.stdout.readline().startswith("published")
+            with open(f"/dev/shm/cpipc.{os.geteuid()}.{name}", "rb") as f:
+                data = f.read()
+            fd = os.open(planted, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+            os.write(fd, data)
+            os.fchmod(fd, 0o666)
+            os.close(fd)
+            try:
+                read_latest(name + "-planted")
+                raise AssertionError("read an object with mode 0666")
+            except ValueError as e:
+                assert "mode 0666" in str(e), e
+        finally:
+            if os.path.exists(planted):
+                os.unlink(planted)
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=10) == 0
+
+
 def main():
     cpipc = sys.argv[1]
     rng = np.random.default_rng(7)
@@ -46,6 +75,13 @@ def main():
         except Exception as e:  # report every case, then fail
             failed += 1
             print(f"FAILED: {label}: {e}")
+    try:
+        check_planted(cpipc, f"pyreader-{os.getpid()}-planted")
+        passed += 1
+        print("ok: a planted object is refused")
+    except Exception as e:
+        failed += 1
+        print(f"FAILED: a planted object is refused: {e}")
     print(f"{passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
 

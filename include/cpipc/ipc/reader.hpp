@@ -4,12 +4,13 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "cpipc/ipc/detail/mapping.hpp"
+#include "cpipc/ipc/detail/segment_state.hpp"
 #include "cpipc/ipc/format.hpp"
 #include "cpipc/ipc/header.hpp"
 #include "cpipc/ipc/tensor.hpp"
@@ -18,10 +19,17 @@ namespace cpipc::ipc {
 
 class SegmentReader;
 
+// How long a seqlock read waits for a slot the producer is writing before it
+// gives up with Error(timed_out): a producer stopped mid-write (SIGSTOP, a
+// debugger) must not hang its readers.
+inline constexpr std::chrono::milliseconds kDefaultPatience{2000};
+
 // A zero-copy view of a frame, held in place by a lease: while the lease is
 // live the producer writes other slots if it has any. The producer never
 // waits for a lease, so after a long hold or with too few slots it may take
 // the slot back; valid() tells (check it after reading, like a seqlock).
+// It shares the mapping with its reader: moving or destroying the reader
+// does not invalidate the view.
 class FrameLease {
  public:
   FrameLease(FrameLease&& other) noexcept;
@@ -31,17 +39,18 @@ class FrameLease {
 
   [[nodiscard]] const HostView& view() const noexcept { return view_; }
   [[nodiscard]] const FrameInfo& info() const noexcept { return info_; }
-  // True while the frame has not been overwritten.
+  // True while the frame has not been overwritten (nor truncated away).
   [[nodiscard]] bool valid() const noexcept;
   // Extends the lease by `duration` from now.
   void renew(std::chrono::milliseconds duration) noexcept;
 
  private:
   friend class SegmentReader;
-  FrameLease(const SegmentReader& reader, std::uint32_t entry, HostView view, FrameInfo info);
+
+  FrameLease(std::shared_ptr<const detail::SegmentState> segment, std::uint32_t entry, HostView view, FrameInfo info);
   void release() noexcept;
 
-  const SegmentReader* reader_;
+  std::shared_ptr<const detail::SegmentState> segment_;
   std::uint32_t entry_;
   HostView view_;
   FrameInfo info_;
@@ -57,27 +66,40 @@ struct SegmentStatus {
   std::uint64_t lease_overrides = 0;
   std::uint32_t active_leases = 0;
   std::optional<FrameInfo> latest;
+  // The latest slot stayed mid-write longer than the patience given to
+  // status(): the producer is stopped or hung inside a write (latest unset).
+  bool stuck = false;
 };
 
 class SegmentReader {
  public:
   // Attaches to the segment `name`: opens it read-write (leases and futex
-  // waits write to the header, never to frame data), validates the header
-  // against fstat before touching anything else. Throws Error(not_found),
-  // Error(corrupt), Error(invalid_argument) for a bad name.
+  // waits write to the header, never to frame data), checks that the object
+  // is ours (owner = our euid, mode exactly 0600, a regular file) and
+  // validates the header against fstat before touching anything else. A
+  // segment still being created (magic zero) gets kCreateGrace to finish.
+  // Throws Error(not_found), Error(corrupt) (also for a foreign object),
+  // Error(invalid_argument) for a bad name.
   static SegmentReader attach(std::string_view name);
+  static constexpr std::chrono::milliseconds kCreateGrace{250};
 
   SegmentReader(SegmentReader&&) noexcept = default;
   SegmentReader& operator=(SegmentReader&&) noexcept = default;
-  ~SegmentReader() = default;  // detach: unmap and close; never unlinks
+  ~SegmentReader() = default;  // detach: unmap and close (after the last lease); never unlinks
 
-  [[nodiscard]] const std::string& name() const noexcept { return name_; }
-  [[nodiscard]] const SegmentLayout& layout() const noexcept { return layout_; }
-  [[nodiscard]] const TensorDesc& desc() const noexcept { return layout_.desc; }
+  [[nodiscard]] const std::string& name() const noexcept { return s_->name; }
+  [[nodiscard]] const SegmentLayout& layout() const noexcept { return s_->layout; }
+  [[nodiscard]] const TensorDesc& desc() const noexcept { return s_->layout.desc; }
+
+  // Every access to the mapping below is SIGBUS-safe: if another process
+  // truncates the object, they throw Error(corrupt) instead of the process
+  // dying. Seqlock retries give up after `patience` with Error(timed_out)
+  // when the latest slot stays mid-write (a stopped producer).
 
   // Copies the latest frame into `out` (resized) and returns its info, or
   // nullopt if nothing has been published yet. Never torn (seqlock retry).
-  std::optional<FrameInfo> copy_latest(std::vector<std::byte>& out) const;
+  std::optional<FrameInfo> copy_latest(std::vector<std::byte>& out,
+                                       std::chrono::milliseconds patience = kDefaultPatience) const;
 
   // Copies the frame published as (slot, seq) into `out` (resized) and
   // returns its info, or nullopt if the slot has been written again since:
@@ -86,7 +108,8 @@ class SegmentReader {
   // A zero-copy lease on the latest frame, nullopt if nothing was published.
   // Throws Error(system) when all lease entries are taken by live readers.
   [[nodiscard]] std::optional<FrameLease> lease_latest(
-      std::chrono::milliseconds duration = std::chrono::milliseconds(2000)) const;
+      std::chrono::milliseconds duration = std::chrono::milliseconds(2000),
+      std::chrono::milliseconds patience = kDefaultPatience) const;
 
   // Blocks (futex, no spinning) until a frame newer than `after_frame_id` is
   // published, and returns its info. Throws Error(timed_out) after
@@ -99,22 +122,23 @@ class SegmentReader {
   // record's offsets do not fit, Error(invalid_argument) for a bad slot.
   [[nodiscard]] std::optional<SlotExport> slot_export(std::uint32_t slot) const;
 
-  // Throws Error(producer_gone) if the producer has ended or died.
+  // Throws Error(producer_gone) if the producer has ended or died, and
+  // Error(corrupt) if the object has been truncated.
   void check_producer() const;
 
-  [[nodiscard]] SegmentStatus status() const;
+  // A snapshot; a latest slot mid-write for longer than `patience` sets
+  // `stuck` instead of throwing.
+  [[nodiscard]] SegmentStatus status(std::chrono::milliseconds patience = kDefaultPatience) const;
 
  private:
   friend class FrameLease;
   SegmentReader() = default;
   [[nodiscard]] format::Header& header() const noexcept;
   [[nodiscard]] std::optional<FrameInfo> read_slot_info(std::uint32_t slot, std::uint64_t seq) const;
-  [[nodiscard]] std::optional<FrameInfo> latest_info() const;
+  [[nodiscard]] std::optional<FrameInfo> latest_info(std::uint64_t deadline_ns) const;
+  void contended(int attempt, std::uint32_t slot, std::uint64_t deadline_ns) const;
 
-  std::string name_;
-  detail::UniqueFd fd_;
-  detail::Mapping map_;
-  SegmentLayout layout_;
+  std::shared_ptr<detail::SegmentState> s_;
 };
 
 }  // namespace cpipc::ipc

@@ -4,13 +4,14 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "cpipc/ipc/detail/mapping.hpp"
+#include "cpipc/ipc/detail/segment_state.hpp"
 #include "cpipc/ipc/format.hpp"
 #include "cpipc/ipc/header.hpp"
 #include "cpipc/ipc/tensor.hpp"
@@ -32,7 +33,10 @@ class SegmentWriter;
 
 // One frame being written: a writable span over a slot's host region. Publish
 // it, or let it go out of scope to abandon it (the slot returns to the ring
-// with its previous frame intact).
+// with its previous frame intact). It shares the mapping with its
+// SegmentWriter, so moving the SegmentWriter while a frame is open is safe.
+// Writes through bytes() are the caller's: if another process may truncate
+// the object, copy with SegmentWriter::publish(data) instead (SIGBUS-safe).
 class FrameWriter {
  public:
   FrameWriter(FrameWriter&& other) noexcept;
@@ -49,14 +53,15 @@ class FrameWriter {
   [[nodiscard]] std::uint64_t host_offset() const noexcept;
 
   // Makes the frame visible to readers and wakes waiting readers.
-  // Throws Error(invalid_argument) if meta.json exceeds format::kMetaBytes.
+  // Throws Error(invalid_argument) if meta.json exceeds format::kMetaBytes,
+  // Error(corrupt) if another process truncated the object.
   FrameInfo publish(const FrameMeta& meta = {});
 
  private:
   friend class SegmentWriter;
-  FrameWriter(SegmentWriter& owner, std::uint32_t slot, std::uint64_t old_seq);
+  FrameWriter(std::shared_ptr<detail::SegmentState> segment, std::uint32_t slot, std::uint64_t old_seq);
 
-  SegmentWriter* owner_;
+  std::shared_ptr<detail::SegmentState> segment_;
   std::uint32_t slot_;
   bool device_valid_ = false;
   std::uint64_t old_seq_;  // even seq before the write; restored if abandoned
@@ -69,7 +74,8 @@ class SegmentWriter {
   // Creates the shm object "/cpipc.<uid>.<name>" (O_CREAT|O_EXCL, 0600) sized
   // with posix_fallocate, and writes its header. Throws Error(exists) if the
   // name is taken, Error(invalid_argument) for a bad name, dtype or shape,
-  // Error(system) if /dev/shm has no room.
+  // Error(system) if /dev/shm has no room. A name taken by an object that
+  // is not ours (another owner, another mode) says so in its Error(exists).
   static SegmentWriter create(std::string_view name, const TensorDesc& desc, const SegmentOptions& options = {});
 
   SegmentWriter(SegmentWriter&& other) noexcept;
@@ -83,20 +89,21 @@ class SegmentWriter {
   // not holding one of the frames in `keep` where there is a choice; the
   // oldest otherwise) and opens it for writing. `keep` lists frame ids the
   // caller has promised to someone (a service's unread results). Never waits
-  // for readers. One frame at a time.
+  // for readers. One frame at a time. Throws Error(corrupt) if another
+  // process truncated the object (every access here is SIGBUS-safe).
   [[nodiscard]] FrameWriter begin_frame(std::span<const std::uint64_t> keep = {});
 
   // Copies `data` (exactly desc().nbytes() bytes) into a free slot and publishes it.
   FrameInfo publish(std::span<const std::byte> data, const FrameMeta& meta = {},
                     std::span<const std::uint64_t> keep = {});
 
-  [[nodiscard]] const std::string& name() const noexcept { return name_; }
-  [[nodiscard]] const TensorDesc& desc() const noexcept { return layout_.desc; }
-  [[nodiscard]] const SegmentLayout& layout() const noexcept { return layout_; }
+  [[nodiscard]] const std::string& name() const noexcept { return s_->name; }
+  [[nodiscard]] const TensorDesc& desc() const noexcept { return s_->layout.desc; }
+  [[nodiscard]] const SegmentLayout& layout() const noexcept { return s_->layout; }
   [[nodiscard]] std::uint64_t frames_published() const noexcept;
   [[nodiscard]] std::uint64_t lease_overrides() const noexcept;
   // Base of the whole mapping (for pinning the host regions with CUDA).
-  [[nodiscard]] std::byte* mapping_base() const noexcept { return map_.data(); }
+  [[nodiscard]] std::byte* mapping_base() const noexcept { return s_->map.data(); }
 
   // Ends the segment now: state `final_state`, wake readers, unlink. Idempotent.
   void close(format::State final_state = format::State::closed) noexcept;
@@ -109,15 +116,8 @@ class SegmentWriter {
   friend class FrameWriter;
   SegmentWriter() = default;
   [[nodiscard]] format::Header& header() const noexcept;
-  [[nodiscard]] bool slot_leased(std::uint32_t slot, std::uint64_t now_ns) const noexcept;
-  void wake_readers() noexcept;
 
-  std::string name_;
-  detail::UniqueFd fd_;
-  detail::Mapping map_;
-  SegmentLayout layout_;
-  bool writing_ = false;
-  bool open_ = false;
+  std::shared_ptr<detail::SegmentState> s_;
 };
 
 // A named stream that keeps one segment while the frames' shape and dtype
