@@ -61,9 +61,8 @@ int mirror(int mib, int repeat) {
   check(cudaMallocHost(&pinned, bytes), "cudaMallocHost");
   for (int i = 0; i < repeat + 2; ++i) {  // two warm-ups each, alternating
     cpipc::cuda::DeviceFrame f = stream.begin(desc);
-    check(cudaMemcpyAsync(f.device_data(), src, bytes, cudaMemcpyDeviceToDevice, static_cast<cudaStream_t>(f.stream())),
-          "fill");
-    check(cudaStreamSynchronize(static_cast<cudaStream_t>(f.stream())), "sync");
+    check(cudaMemcpyAsync(f.device_data(), src, bytes, cudaMemcpyDeviceToDevice, f.stream().value()), "fill");
+    check(cudaStreamSynchronize(f.stream().value()), "sync");
     auto t = Clock::now();
     (void)f.publish();
     if (i >= 2) ours.push_back(us_since(t));
@@ -121,7 +120,7 @@ int view(const char* self, int frames) {
   const std::string name = "bench-view-" + std::to_string(::getpid());
   cpipc::cuda::DeviceStream stream(name, 3, 0);
   cpipc::cuda::DeviceFrame f = stream.begin(frame_of_mib(4));
-  check(cudaMemsetAsync(f.device_data(), 1, frame_of_mib(4).nbytes(), static_cast<cudaStream_t>(f.stream())), "fill");
+  check(cudaMemsetAsync(f.device_data(), 1, frame_of_mib(4).nbytes(), f.stream().value()), "fill");
   (void)f.publish();
   if (!stream.exports()) {
     std::printf("{\"bench\":\"device_view\",\"skipped\":\"CUDA IPC unavailable: %s\"}\n",

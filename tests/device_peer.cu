@@ -52,7 +52,7 @@ int produce(const std::string& name, int frames, int slots, int slow_ms, int int
   const std::size_t n = static_cast<std::size_t>(desc.numel());
   for (int f = 1; f <= frames; ++f) {
     cpipc::cuda::DeviceFrame frame = stream.begin(desc);
-    slow_fill<<<static_cast<unsigned>((n + 255) / 256), 256, 0, static_cast<cudaStream_t>(frame.stream())>>>(
+    slow_fill<<<static_cast<unsigned>((n + 255) / 256), 256, 0, frame.stream().value()>>>(
         static_cast<std::uint32_t*>(frame.device_data()), n, static_cast<std::uint64_t>(f),
         static_cast<std::uint64_t>(slow_ms) * 1'000'000);
     const cpipc::ipc::FrameInfo info = frame.publish();

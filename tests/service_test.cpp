@@ -367,6 +367,32 @@ TEST(Service, AFifoAsTheImageIsRefusedAndStallsNobody) {
   EXPECT_EQ(client.segment(request("ok", kFixtures + "/tiny16/image.npy"), {}, 60s).result.segment, producer.stream());
 }
 
+// An input segment whose producer stopped mid-write costs its own request
+// only, within the reader's deadline (it used to spin the worker forever).
+TEST(Service, AnInputSegmentStuckMidWriteEndsItsRequestOnly) {
+  test::TempDir dir;
+  const std::string name = test::unique_name("stuck");
+  util::ChildProcess peer({test::segment_peer_binary(), "stall", name});
+  const auto line = peer.read_line(10s);
+  ASSERT_TRUE(line && line->starts_with("stalled")) << line.value_or("no output");
+  Producer producer(dir);
+  service::Client client = service::Client::connect(producer.socket());
+  service::SubmitRequest r;
+  r.id = "stuck";
+  r.input = name;
+  const auto t0 = std::chrono::steady_clock::now();
+  try {
+    (void)client.segment(r, {}, 30s);
+    ADD_FAILURE() << "a segment stuck mid-write gave a result";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("mid-write"), std::string::npos) << e.what();
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s);
+  EXPECT_EQ(client.segment(request("ok", kFixtures + "/tiny16/image.npy"), {}, 60s).result.segment, producer.stream());
+  peer.signal(SIGTERM);
+  EXPECT_EQ(peer.wait(10s), 0);
+}
+
 // The frame's metadata has a fixed size; a long path or id is cut to fit
 // (and says so) instead of failing a finished segmentation.
 TEST(Service, ALongPathAndIdStillGiveTheirResult) {

@@ -11,7 +11,9 @@ namespace {
 }
 }  // namespace
 
-std::vector<post::ObjectStats> object_stats(const void*, ipc::DType, int, int, const float*, int, StreamView) { no_cuda(); }
+std::vector<post::ObjectStats> object_stats(const void*, ipc::DType, int, int, const float*, int, StreamView) {
+  no_cuda();
+}
 
 std::vector<post::ObjectStats> object_stats_of_device_labels(const void*, ipc::DType, int, int, const float*, int,
                                                              StreamView) {

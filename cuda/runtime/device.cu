@@ -3,8 +3,8 @@
 #include <cstdio>
 #include <cstring>
 
-#include "cpipc/cuda/device.hpp"
 #include "check.cuh"
+#include "cpipc/cuda/device.hpp"
 
 namespace cpipc::cuda {
 

@@ -15,7 +15,6 @@
 #include "cpipc/model/tiling.hpp"
 #include "cpipc/util/memory.hpp"
 
-
 namespace cpipc::model {
 
 namespace {
