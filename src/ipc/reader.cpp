@@ -208,40 +208,12 @@ void check_latest(const detail::SegmentState& s, std::uint32_t slot, std::uint64
 
 }  // namespace
 
-std::optional<FrameInfo> SegmentReader::latest_info(std::uint64_t deadline_ns) const {
+// The latest frame's record, and its bytes into `dst` when `nbytes` > 0,
+// read as one seqlock snapshot; retried until `deadline_ns`.
+std::optional<FrameInfo> SegmentReader::read_latest(std::byte* dst, std::size_t nbytes,
+                                                    std::uint64_t deadline_ns) const {
   const detail::SegmentState& s = *s_;
   Header& h = header();
-  for (int attempt = 0;; ++attempt) {
-    const auto c = access(s, [&]() noexcept {
-      SlotCopy c;
-      c.slot = atomic(h.latest_slot).load(std::memory_order_acquire);
-      if (c.slot >= s.layout.slot_count) return c;
-      auto seq = atomic(h.slots[c.slot].seq);
-      c.seq = seq.load(std::memory_order_acquire);
-      if (c.seq == 0 || c.seq % 2 != 0) return c;
-      std::memcpy(&c.rec, &h.slots[c.slot], sizeof c.rec);
-      std::atomic_thread_fence(std::memory_order_acquire);
-      c.stable = seq.load(std::memory_order_relaxed) == c.seq;
-      return c;
-    });
-    if (c.slot == format::kNoSlot) return std::nullopt;
-    if (c.slot >= s.layout.slot_count || c.seq == 0) check_latest(s, c.slot, c.seq);
-    if (c.stable) {
-      if (!(c.rec.flags & format::kSlotHostValid)) return std::nullopt;  // abandoned write
-      return info_from(c.rec, c.slot, c.seq);
-    }
-    contended(attempt, c.slot, deadline_ns);
-  }
-}
-
-std::optional<FrameInfo> SegmentReader::copy_latest(std::vector<std::byte>& out,
-                                                    std::chrono::milliseconds patience) const {
-  const detail::SegmentState& s = *s_;
-  Header& h = header();
-  const std::uint64_t deadline = monotonic_ns() + ns(patience);
-  const std::size_t nbytes = s.layout.desc.nbytes();
-  out.resize(nbytes);
-  std::byte* dst = out.data();
   for (int attempt = 0;; ++attempt) {
     const auto c = access(s, [&]() noexcept {
       SlotCopy c;
@@ -262,8 +234,18 @@ std::optional<FrameInfo> SegmentReader::copy_latest(std::vector<std::byte>& out,
       if (!(c.rec.flags & format::kSlotHostValid)) return std::nullopt;  // abandoned write
       return info_from(c.rec, c.slot, c.seq);
     }
-    contended(attempt, c.slot, deadline);
+    contended(attempt, c.slot, deadline_ns);
   }
+}
+
+std::optional<FrameInfo> SegmentReader::latest_info(std::uint64_t deadline_ns) const {
+  return read_latest(nullptr, 0, deadline_ns);
+}
+
+std::optional<FrameInfo> SegmentReader::copy_latest(std::vector<std::byte>& out,
+                                                    std::chrono::milliseconds patience) const {
+  out.resize(s_->layout.desc.nbytes());
+  return read_latest(out.data(), out.size(), monotonic_ns() + ns(patience));
 }
 
 std::optional<FrameInfo> SegmentReader::copy_frame(std::uint32_t slot, std::uint64_t seq,

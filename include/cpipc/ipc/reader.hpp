@@ -136,6 +136,8 @@ class SegmentReader {
   [[nodiscard]] format::Header& header() const noexcept;
   [[nodiscard]] std::optional<FrameInfo> read_slot_info(std::uint32_t slot, std::uint64_t seq) const;
   [[nodiscard]] std::optional<FrameInfo> latest_info(std::uint64_t deadline_ns) const;
+  [[nodiscard]] std::optional<FrameInfo> read_latest(std::byte* dst, std::size_t nbytes,
+                                                     std::uint64_t deadline_ns) const;
   void contended(int attempt, std::uint32_t slot, std::uint64_t deadline_ns) const;
 
   std::shared_ptr<detail::SegmentState> s_;
