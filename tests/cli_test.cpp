@@ -114,6 +114,21 @@ TEST_F(Cli, SaveTifKeeps16BitLabels) {
   EXPECT_EQ(back.data, labels_.data);
 }
 
+// uint32 labels above 65 535 (Cellpose's masks from 65 536 objects on) are
+// saved as a uint32 TIFF, in every build: our own writer, as `segment` uses.
+TEST_F(Cli, SaveTifKeeps32BitLabels) {
+  io::Array wide;
+  wide.desc = ipc::TensorDesc::contiguous(ipc::kUInt32, {labels_.desc.shape.data(), 2});
+  wide.data.resize(wide.desc.nbytes());
+  auto* px = reinterpret_cast<std::uint32_t*>(wide.data.data());
+  for (std::int64_t i = 0; i < wide.desc.numel(); ++i) px[i] = static_cast<std::uint32_t>(i * 47);  // up to 105 233
+  labels_ = wide;
+  publish_labels();
+  const io::Array back = save_and_read_back("out.tif");
+  EXPECT_TRUE(back.desc.same_layout(labels_.desc)) << back.desc.to_string();
+  EXPECT_EQ(back.data, labels_.data);
+}
+
 TEST_F(Cli, PublishedPngServesItsPixels) {
   SKIP_WITHOUT_IMAGE_CODECS();
   name_ = unique_name();

@@ -89,6 +89,31 @@ TEST_F(PostCli, StatsWithoutAnImageToStdout) {
   test::expect_table_near(got, want);
 }
 
+// A mask file (what `cpipc segment` and Cellpose write) is measured and
+// drawn like the segment it came from: the same CSV, the same picture.
+TEST_F(PostCli, AMaskFileGivesTheSameTableAndPictureAsItsSegment) {
+  ASSERT_EQ(run_cpipc({"stats", name_, "--image", stats_data("gray.npy"), "-o", out("seg.csv")}).status, 0);
+  ASSERT_EQ(run_cpipc({"outlines", name_, "--image", stats_data("gray.npy"), "-o", out("seg.npy")}).status, 0);
+  std::vector<std::string> files = {stats_data("labels.npy")};
+  if (io::image_codecs_available()) {
+    for (const char* ext : {".png", ".tif"}) {
+      files.push_back(out(std::string("masks") + ext));
+      ASSERT_EQ(run_cpipc({"save", name_, files.back()}).status, 0);
+    }
+  }
+  for (const std::string& file : files) {
+    const CommandResult s = run_cpipc({"stats", file, "--image", stats_data("gray.npy"), "-o", out("f.csv"), "--json"});
+    ASSERT_EQ(s.status, 0) << file << ": " << s.err;
+    EXPECT_NE(s.out.find("\"file\":"), std::string::npos) << s.out;
+    EXPECT_EQ(read_text(out("f.csv")), read_text(out("seg.csv"))) << file;
+    const CommandResult o = run_cpipc({"outlines", file, "--image", stats_data("gray.npy"), "-o", out("f.npy")});
+    ASSERT_EQ(o.status, 0) << file << ": " << o.err;
+    EXPECT_EQ(read_text(out("f.npy")), read_text(out("seg.npy"))) << file;
+  }
+  expect_failure(run_cpipc({"stats", out("absent.png"), "-o", out("x.csv")}), 3);
+  expect_failure(run_cpipc({"stats", files.front(), "--frame", "next", "-o", out("x.csv")}), 2);
+}
+
 // --device cuda measures on the GPU and writes the same table, byte for byte.
 TEST_F(PostCli, StatsOnTheGpuAreTheSameTable) {
   std::string why;

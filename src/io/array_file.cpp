@@ -1,10 +1,11 @@
 #include "cpipc/io/array_file.hpp"
 
-
 #include "cpipc/error.hpp"
+#include "cpipc/io/labels.hpp"
 #include "cpipc/io/npy.hpp"
 #include "cpipc/io/replace_file.hpp"
 #include "image.hpp"
+#include "tiff_writer.hpp"
 
 namespace cpipc::io {
 
@@ -24,6 +25,14 @@ void write_array(const std::string& path, const ipc::HostView& view) {
   if (ext == ".npy") return write_npy(path, view);
   if (ext == ".bin" || ext == ".raw") {
     return write_file(path, {{reinterpret_cast<const char*>(view.data), static_cast<std::size_t>(view.desc.nbytes())}});
+  }
+  // uint32 labels that do not fit 16 bits: our own writer, as segment uses
+  // (OpenCV has no 32-bit unsigned type).
+  const ipc::TensorDesc& d = view.desc;
+  if ((ext == ".tif" || ext == ".tiff") && d.ndim == 2 && d.dtype == ipc::kUInt32 && d.is_contiguous() &&
+      !labels_as_uint16(view)) {
+    return detail::write_uint32_tiff(path, {view.as<std::uint32_t>(), static_cast<std::size_t>(d.numel())},
+                                     static_cast<std::uint32_t>(d.shape[0]), static_cast<std::uint32_t>(d.shape[1]));
   }
   if (ext == ".png" || ext == ".tif" || ext == ".tiff") {
     return write_replacing(path, [&](const std::string& to) { detail::write_image(to, view, ext); });

@@ -4,10 +4,10 @@
 #include <memory>
 
 #include "cli_common.hpp"
+#include "cpipc/cuda/post.hpp"
 #include "cpipc/error.hpp"
 #include "cpipc/io/array_file.hpp"
 #include "cpipc/post/outlines.hpp"
-#include "cpipc/cuda/post.hpp"
 #include "device_input.hpp"
 #include "post_input.hpp"
 
@@ -34,7 +34,7 @@ void run_outlines(const OutlinesOptions& o) {
   SourceImage image;
   std::vector<std::uint8_t> rgb;
   const char* view = "host";
-  if (o.device != "cpu") {
+  if (o.device != "cpu" && !is_mask_file(o.name)) {
     if (std::optional<DeviceLabelFrame> d = device_label_frame(o.name, o.frame, cuda_ordinal(o.device))) {
       if (!o.image.empty()) image = read_source_image(o.image, d->frame, o.name, o.channel);
       const std::vector<std::uint8_t> edges =
@@ -64,17 +64,19 @@ void run_outlines(const OutlinesOptions& o) {
   const ipc::TensorDesc desc = ipc::TensorDesc::contiguous(ipc::kUInt8, shape);
   io::write_array(o.output, ipc::HostView{reinterpret_cast<const std::byte*>(rgb.data()), desc});
   if (o.json) {
-    nlohmann::json j = {{"segment", o.name},
-                        {"frame_id", masks.frame_id},
+    const bool file = is_mask_file(o.name);
+    nlohmann::json j = {{file ? "file" : "segment", o.name},
+                        {"frame_id", file ? nlohmann::json() : nlohmann::json(masks.frame_id)},
                         {"masks", masks.desc.to_string()},
                         {"image", o.image.empty() ? nlohmann::json() : nlohmann::json(o.image)},
                         {"view", view},
                         {"output", o.output}};
     std::printf("%s\n", j.dump().c_str());
   } else {
-    std::printf("outlines of frame %llu of '%s' (%s) on %s -> %s\n", static_cast<unsigned long long>(masks.frame_id),
-                o.name.c_str(), masks.desc.to_string().c_str(), o.image.empty() ? "black" : o.image.c_str(),
-                o.output.c_str());
+    const std::string from =
+        is_mask_file(o.name) ? "'" + o.name + "'" : "frame " + std::to_string(masks.frame_id) + " of '" + o.name + "'";
+    std::printf("outlines of %s (%s) on %s -> %s\n", from.c_str(), masks.desc.to_string().c_str(),
+                o.image.empty() ? "black" : o.image.c_str(), o.output.c_str());
   }
 }
 
@@ -86,7 +88,10 @@ void register_outlines(CLI::App& app) {
       app.add_subcommand("outlines",
                          "Draw the outlines of a segment's masks on the source image (8-bit, 1-99 percentile) as RGB: "
                          ".png, .tif, .npy (see docs/CONSUMERS.md)");
-  cmd->add_option("NAME", o->name, "Segment name (a label image, 0 = background)")->required();
+  cmd->add_option("NAME", o->name,
+                  "Segment name, or a mask file (.png, .tif, .npy; a path with '/' or an existing file): a label "
+                  "image, 0 = background")
+      ->required();
   cmd->add_option("-o,--output", o->output, "Picture file: .png, .tif, .npy (uint8 [H, W, 3]), .bin")->required();
   cmd->add_option("--image", o->image,
                   "Source image (.tif, .png, .jpg, .npy; first frame), same height and width as the masks; "

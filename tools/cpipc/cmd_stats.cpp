@@ -8,10 +8,10 @@
 #include <optional>
 
 #include "cli_common.hpp"
+#include "cpipc/cuda/post.hpp"
 #include "cpipc/error.hpp"
 #include "cpipc/io/replace_file.hpp"
 #include "cpipc/post/stats.hpp"
-#include "cpipc/cuda/post.hpp"
 #include "device_input.hpp"
 #include "post_input.hpp"
 
@@ -45,7 +45,7 @@ void run_stats(const StatsOptions& o) {
   SourceImage image;
   std::optional<std::vector<post::ObjectStats>> stats;
   const char* view = "host";
-  if (o.device != "cpu") {
+  if (o.device != "cpu" && !is_mask_file(o.name)) {
     if (std::optional<DeviceLabelFrame> d = device_label_frame(o.name, o.frame, cuda_ordinal(o.device))) {
       if (!o.image.empty()) image = read_source_image(o.image, d->frame, o.name, o.channel);
       std::vector<post::ObjectStats> measured = cuda::object_stats_of_device_labels(
@@ -74,8 +74,9 @@ void run_stats(const StatsOptions& o) {
   write_text(o.output, post::stats_csv(*stats, channels));
   if (o.output == "-") return;  // stdout holds the table
   if (o.json) {
-    nlohmann::json j = {{"segment", o.name},
-                        {"frame_id", masks.frame_id},
+    const bool file = is_mask_file(o.name);
+    nlohmann::json j = {{file ? "file" : "segment", o.name},
+                        {"frame_id", file ? nlohmann::json() : nlohmann::json(masks.frame_id)},
                         {"masks", masks.desc.to_string()},
                         {"objects", stats->size()},
                         {"image", o.image.empty() ? nlohmann::json() : nlohmann::json(o.image)},
@@ -84,8 +85,9 @@ void run_stats(const StatsOptions& o) {
                         {"output", o.output}};
     std::printf("%s\n", j.dump().c_str());
   } else {
-    std::printf("%zu objects in frame %llu of '%s' (%s) -> %s\n", stats->size(),
-                static_cast<unsigned long long>(masks.frame_id), o.name.c_str(), masks.desc.to_string().c_str(),
+    const std::string from =
+        is_mask_file(o.name) ? "'" + o.name + "'" : "frame " + std::to_string(masks.frame_id) + " of '" + o.name + "'";
+    std::printf("%zu objects in %s (%s) -> %s\n", stats->size(), from.c_str(), masks.desc.to_string().c_str(),
                 o.output.c_str());
   }
 }
@@ -98,7 +100,10 @@ void register_stats(CLI::App& app) {
       app.add_subcommand("stats",
                          "Per-object measurements of a segment's label frame as CSV: area, centroid, box, perimeter, "
                          "diameter, and intensity under each mask with --image (see docs/CONSUMERS.md)");
-  cmd->add_option("NAME", o->name, "Segment name (a label image, 0 = background)")->required();
+  cmd->add_option("NAME", o->name,
+                  "Segment name, or a mask file (.png, .tif, .npy; a path with '/' or an existing file): a label "
+                  "image, 0 = background")
+      ->required();
   cmd->add_option("-o,--output", o->output, "CSV file, or - for stdout")->required();
   cmd->add_option("--image", o->image,
                   "Source image (.tif, .png, .jpg, .npy; first frame), same height and width as the masks: adds "

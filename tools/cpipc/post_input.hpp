@@ -4,6 +4,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include <sys/stat.h>
+
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -43,13 +45,50 @@ struct LabelFrame {
   ipc::TensorDesc desc;
 };
 
+// True when `source` names a mask file rather than a segment: a path (it
+// has a '/'), or an existing file ending in .png, .tif, .tiff or .npy
+// (segment names cannot hold '/', and files are what Cellpose writes).
+inline bool is_mask_file(const std::string& source) {
+  if (source.find('/') != std::string::npos) return true;
+  struct stat st {};
+  for (const char* ext : {".png", ".tif", ".tiff", ".npy"}) {
+    if (source.ends_with(ext)) return ::stat(source.c_str(), &st) == 0;
+  }
+  return false;
+}
+
+// The label image of a mask file (`_cp_masks.png`, `.tif`, `.npy`): its one
+// [H, W] page of unsigned or non-negative integers. Throws what
+// io::read_frames throws, and Error(invalid_argument) for anything else.
+inline LabelFrame read_label_file(const std::string& path) {
+  std::vector<io::Array> pages = io::read_frames(path);
+  const ipc::TensorDesc& desc = pages.front().desc;
+  if (pages.size() != 1 || desc.ndim != 2) {
+    throw Error(Errc::invalid_argument, "'" + path + "' holds " + std::to_string(pages.size()) + " page(s) of " +
+                                            desc.to_string() + "; expected one label image [H, W]");
+  }
+  LabelFrame f;
+  f.labels = io::to_labels(pages.front(), "'" + path + "'");
+  f.height = static_cast<int>(desc.shape[0]);
+  f.width = static_cast<int>(desc.shape[1]);
+  f.desc = desc;
+  return f;
+}
+
 // Attaches to segment `name` and reads the frame `o` asks for, copying it
 // out (a seqlock copy: never torn, never holds the producer up). The frame
 // must be a C-contiguous [H, W] array of unsigned or non-negative signed
 // integers. Throws Error(not_found) for a missing segment or one with no
 // frame, Error(producer_gone) when its producer is gone, Error(timed_out)
 // when no next frame comes, Error(invalid_argument) for another tensor.
+// A mask file (is_mask_file) is read as it is; `o` then must ask for the
+// latest frame.
 inline LabelFrame read_label_frame(const std::string& name, const FrameOptions& o) {
+  if (is_mask_file(name)) {
+    if (o.frame == "next")
+      throw Error(Errc::invalid_argument, "--frame next needs a segment, not the file '" + name + "'");
+    return read_label_file(name);
+  }
   const ipc::SegmentReader reader = ipc::SegmentReader::attach(name);
   const ipc::TensorDesc& desc = reader.desc();
   if (desc.ndim != 2 || !desc.is_contiguous()) {
