@@ -67,7 +67,13 @@ void Transport::accept_clients(Handler& handler) {
     };
     // The socket's mode keeps other users out; this holds even if the mode
     // or the directory was loosened.
-    if (const uid_t uid = peer_uid(fd.get()); uid != ::geteuid()) {
+    uid_t uid = 0;
+    try {
+      uid = peer_uid(fd.get());
+    } catch (const Error&) {
+      continue;  // a peer whose credentials cannot be read is not served (closed here)
+    }
+    if (uid != ::geteuid()) {
       refuse(codes::forbidden, "this producer serves only uid " + std::to_string(::geteuid()) + ", not uid " +
                                    std::to_string(uid) + "; start your own with 'cpipc serve'");
       continue;
