@@ -18,7 +18,9 @@
 
 #include "cpipc/io/array_file.hpp"
 #include "cpipc/io/convert.hpp"
+#include "cpipc/io/image.hpp"
 #include "cpipc/io/npy.hpp"
+#include "cpipc/io/tiff.hpp"
 #include "support/masks_png.hpp"
 #include "support/metrics.hpp"
 #include "support/test_support.hpp"
@@ -108,6 +110,48 @@ TEST_F(Segment, EachPageOfAStackIsAFrameWithItsOwnOutputs) {
     EXPECT_TRUE(fs::exists(dir_.file("out/stack3_" + std::to_string(k) + "_cp_masks.png")));
   }
   EXPECT_FALSE(fs::exists(dir_.file("out/stack3_0_cp_outlines.txt")));
+}
+
+// A z-stack is segmented plane by plane (Cellpose's eval without do_3D)
+// into one [Z, H, W] mask TIFF whose planes are the masks of each plane
+// alone; --channel-axis makes the same file one 3-channel image.
+TEST_F(Segment, AZStackGivesOneMaskStackOfItsPlanes) {
+  const io::Array img = io::read_npy(kFixtures + "/tiny16/image.npy");
+  const std::int64_t h = img.desc.shape[0], w = img.desc.shape[1];
+  io::Array stack;
+  const std::int64_t shape[3] = {3, h, w};
+  stack.desc = ipc::TensorDesc::contiguous(img.desc.dtype, shape);
+  for (int z = 0; z < 3; ++z) stack.data.insert(stack.data.end(), img.data.begin(), img.data.end());
+  io::write_tiff(dir_.file("stack.tif"), stack.view(), "ZYX");
+
+  const CommandResult plane = segment({kFixtures + "/tiny16/image.npy", "--json"});
+  ASSERT_EQ(plane.status, 0) << plane.err;
+  const std::vector<std::uint32_t> alone = test::read_masks_png(json_lines(plane.out).at(0)["masks"]);
+
+  const CommandResult r = segment({dir_.file("stack.tif"), "--json"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto lines = json_lines(r.out);
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0]["axes"], "ZYX");
+  EXPECT_EQ(lines[0]["planes"], 3);
+  EXPECT_EQ(lines[0]["shape"], nlohmann::json({3, h, w}));
+  ASSERT_EQ(lines[0]["masks"], dir_.file("out/stack_cp_masks.tif"));
+  const io::ImageFile masks = io::read_image_file(dir_.file("out/stack_cp_masks.tif"));
+  ASSERT_EQ(masks.frames.size(), 1u);
+  EXPECT_EQ(masks.frames[0].axes, "ZYX");
+  EXPECT_EQ(masks.decided_by, "ImageJ metadata");
+  const std::vector<std::uint32_t> got = io::to_labels(masks.frames[0].array, "masks");
+  ASSERT_EQ(got.size(), 3 * alone.size());
+  for (int z = 0; z < 3; ++z) {
+    EXPECT_TRUE(std::equal(alone.begin(), alone.end(), got.begin() + z * h * w)) << "plane " << z;
+  }
+  EXPECT_EQ(lines[0]["objects"], 3 * *std::max_element(alone.begin(), alone.end()));
+
+  const CommandResult c = segment({dir_.file("stack.tif"), "--channel-axis", "0", "--json"});
+  ASSERT_EQ(c.status, 0) << c.err;
+  EXPECT_EQ(json_lines(c.out).at(0)["axes"], "YXC");
+  EXPECT_EQ(json_lines(c.out).at(0)["shape"], nlohmann::json({h, w}));
+  expect_failure(segment({dir_.file("stack.tif"), "--z-axis", "5"}), 2);
 }
 
 TEST_F(Segment, AOnePixelImageGivesEmptyMasks) {

@@ -24,6 +24,7 @@
 #include "cpipc/io/array_file.hpp"
 #include "cpipc/io/convert.hpp"
 #include "cpipc/io/npy.hpp"
+#include "cpipc/io/tiff.hpp"
 #include "cpipc/ipc/reader.hpp"
 #include "cpipc/ipc/writer.hpp"
 #include "cpipc/service/client.hpp"
@@ -271,14 +272,14 @@ TEST(Service, BadImagesAndInputSegmentsAreTheirClientsErrorOnly) {
   EXPECT_EQ(code_of(request("text", dir.file("text.png"))), "bad_image");
 
   // Input segments the client published itself: wrong dtype, wrong shape.
-  const std::int64_t shape4[4] = {2, 3, 4, 5};
-  ipc::SegmentWriter four =
-      ipc::SegmentWriter::create(test::unique_name("in4"), ipc::TensorDesc::contiguous(ipc::kFloat32, shape4));
-  four.publish(std::vector<std::byte>(four.desc().nbytes()));
-  service::SubmitRequest r4;
-  r4.id = "four";
-  r4.input = four.name();
-  EXPECT_EQ(code_of(r4), "bad_image");
+  const std::int64_t shape1[1] = {100};
+  ipc::SegmentWriter line =
+      ipc::SegmentWriter::create(test::unique_name("in1"), ipc::TensorDesc::contiguous(ipc::kFloat32, shape1));
+  line.publish(std::vector<std::byte>(line.desc().nbytes()));
+  service::SubmitRequest r1;
+  r1.id = "line";
+  r1.input = line.name();
+  EXPECT_EQ(code_of(r1), "bad_image");
   const std::int64_t shape2[2] = {32, 32};
   ipc::SegmentWriter wide = ipc::SegmentWriter::create(
       test::unique_name("in64"), ipc::TensorDesc::contiguous({ipc::DTypeCode::uint, 64, 1}, shape2));
@@ -299,6 +300,38 @@ TEST(Service, BadImagesAndInputSegmentsAreTheirClientsErrorOnly) {
   rg.id = "good";
   rg.input = good.name();
   EXPECT_EQ(code_of(rg), "result");
+}
+
+// A z-stack (an ImageJ TIFF) is segmented plane by plane into one [Z, H, W]
+// result, each plane the masks `cpipc segment` gives for it alone; naming
+// the axes in the request overrides the file's.
+TEST(Service, AZStackIsOneResultOfItsPlanes) {
+  test::TempDir dir;
+  const io::Array img = io::read_npy(kFixtures + "/tiny16/image.npy");
+  const std::int64_t h = img.desc.shape[0], w = img.desc.shape[1];
+  io::Array stack;
+  const std::int64_t shape[3] = {3, h, w};
+  stack.desc = ipc::TensorDesc::contiguous(img.desc.dtype, shape);
+  for (int z = 0; z < 3; ++z) stack.data.insert(stack.data.end(), img.data.begin(), img.data.end());
+  io::write_tiff(dir.file("stack.tif"), stack.view(), "ZYX");
+  const std::vector<std::uint32_t> plane = one_shot(dir, kFixtures + "/tiny16/image.npy");
+
+  Producer producer(dir);
+  service::Client client = service::Client::connect(producer.socket());
+  const service::SegmentResult res = client.segment(request("stack", dir.file("stack.tif")));
+  EXPECT_EQ(res.result.shape, (std::vector<std::int64_t>{3, h, w}));
+  EXPECT_EQ(res.result.axes, "ZYX");
+  ASSERT_EQ(res.masks.desc.ndim, 3u);
+  const std::vector<std::uint32_t> got = io::to_labels(res.masks, "result");
+  for (int z = 0; z < 3; ++z) {
+    EXPECT_TRUE(std::equal(plane.begin(), plane.end(), got.begin() + z * h * w)) << "plane " << z;
+  }
+  // The same file with its first axis named as channels is one 2-D image.
+  service::SubmitRequest as_channels = request("channels", dir.file("stack.tif"));
+  as_channels.channel_axis = 0;
+  const service::SegmentResult two_d = client.segment(as_channels);
+  EXPECT_EQ(two_d.result.shape, (std::vector<std::int64_t>{h, w}));
+  EXPECT_EQ(two_d.result.axes, "YX");
 }
 
 TEST(Service, AnOversizeMessageIsRefusedAndASilentClientHarmsNobody) {

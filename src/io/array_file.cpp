@@ -1,6 +1,7 @@
 #include "cpipc/io/array_file.hpp"
 
 #include "cpipc/error.hpp"
+#include "cpipc/io/image.hpp"
 #include "cpipc/io/labels.hpp"
 #include "cpipc/io/npy.hpp"
 #include "cpipc/io/replace_file.hpp"
@@ -15,7 +16,7 @@ using detail::is_image_ext;
 Array read_array(const std::string& path) {
   const std::string ext = extension_of(path);
   if (ext == ".npy") return read_npy(path);
-  if (is_image_ext(ext)) return detail::read_image(path);
+  if (is_image_ext(ext)) return std::move(read_image_file(path).frames.front().array);
   throw Error(Errc::invalid_argument,
               "cannot read '" + path + "': unknown extension '" + ext + "'; use .npy, .png, .tif, .jpg or .bmp");
 }

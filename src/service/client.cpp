@@ -4,6 +4,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <thread>
@@ -64,7 +65,8 @@ io::Array Client::read_masks(const Result& result) {
     // The producer re-creates its segment when the shape changes: a cached
     // reader of the old one finds a different layout; attach again.
     const auto& d = reader->desc();
-    const bool same_shape = d.ndim == 2 && d.shape[0] == result.shape[0] && d.shape[1] == result.shape[1] &&
+    const bool same_shape = d.ndim == result.shape.size() &&
+                            std::equal(result.shape.begin(), result.shape.end(), d.shape.begin()) &&
                             ipc::to_string(d.dtype) == result.dtype;
     if (same_shape) {
       io::Array masks;

@@ -74,6 +74,8 @@ json SubmitRequest::to_json() const {
   if (!input.empty()) j["input"] = input;
   if (diameter) j["diameter"] = *diameter;
   if (channels) j["channels"] = *channels;
+  if (channel_axis) j["channel_axis"] = *channel_axis;
+  if (z_axis) j["z_axis"] = *z_axis;
   if (flow_threshold) j["flow_threshold"] = *flow_threshold;
   if (cellprob_threshold) j["cellprob_threshold"] = *cellprob_threshold;
   if (min_size) j["min_size"] = *min_size;
@@ -89,7 +91,8 @@ SubmitRequest SubmitRequest::from_json(const json& j) {
                                           "diameter",       "channels",
                                           "flow_threshold", "cellprob_threshold",
                                           "min_size",       "max_size_fraction",
-                                          "niter",          "timeout_s"};
+                                          "niter",          "timeout_s",
+                                          "channel_axis",   "z_axis"};
   const std::string id = usable_id(j);
   const auto bad = [&](const std::string& why) { throw BadMessage(why, id); };
   for (const auto& item : j.items()) {
@@ -120,6 +123,11 @@ SubmitRequest SubmitRequest::from_json(const json& j) {
       bad("\"channels\" must be [seg, nuc]: two 1-based channel numbers up to 64, 0 = gray / none");
     }
     r.channels = std::array<int, 2>{c[0].get<int>(), c[1].get<int>()};
+  }
+  r.channel_axis = optional_number<int>(j, "channel_axis", id);
+  r.z_axis = optional_number<int>(j, "z_axis", id);
+  for (const auto& [axis, key] : {std::pair{r.channel_axis, "channel_axis"}, std::pair{r.z_axis, "z_axis"}}) {
+    if (axis && (*axis < -5 || *axis > 4)) bad(std::string("\"") + key + "\" must be an axis index in -5..4");
   }
   r.flow_threshold = optional_number<float>(j, "flow_threshold", id);
   if (r.flow_threshold && *r.flow_threshold < 0) bad("\"flow_threshold\" must be >= 0 (0 = off)");
@@ -201,6 +209,7 @@ json to_json(const ProducerMessage& m) {
                                              {"segment", r.segment},   {"device_view", r.device_view},
                                              {"slot", r.slot},         {"seq", r.seq},
                                              {"frame_id", r.frame_id}, {"shape", r.shape},
+                                             {"axes", r.axes},
                                              {"dtype", r.dtype},       {"objects", r.objects},
                                              {"diameter", r.diameter}, {"tiles", r.tiles},
                                              {"timings_s", t}};
@@ -241,7 +250,11 @@ ProducerMessage decode_producer_message(const json& j) {
       r.slot = j.at("slot").get<std::uint32_t>();
       r.seq = j.at("seq").get<std::uint64_t>();
       r.frame_id = j.at("frame_id").get<std::uint64_t>();
-      r.shape = j.at("shape").get<std::array<std::int64_t, 2>>();
+      r.shape = j.at("shape").get<std::vector<std::int64_t>>();
+      if (r.shape.size() < 2 || r.shape.size() > 3) {
+        throw Error(Errc::invalid_argument, "the producer sent a result whose \"shape\" has neither 2 nor 3 extents");
+      }
+      r.axes = j.value("axes", r.shape.size() == 3 ? "ZYX" : "YX");
       r.dtype = j.at("dtype").get<std::string>();
       r.objects = j.at("objects").get<std::uint32_t>();
       r.diameter = j.at("diameter").get<double>();

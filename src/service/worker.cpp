@@ -1,5 +1,6 @@
 #include "worker.hpp"
 
+#include <ATen/ops/from_blob.h>
 #include <unistd.h>
 
 #include <condition_variable>
@@ -10,9 +11,10 @@
 
 #include "cpipc/cuda/labels.hpp"
 #include "cpipc/error.hpp"
-#include "cpipc/io/frames.hpp"
+#include "cpipc/io/image.hpp"
 #include "cpipc/io/labels.hpp"
 #include "cpipc/ipc/reader.hpp"
+#include "cpipc/model/planes.hpp"
 
 namespace cpipc::service::detail {
 
@@ -37,56 +39,70 @@ const char* code_of(const Error& e, bool reading_input) {
   }
 }
 
-// What the segmenter can take: [H, W] or [H, W, C], integers up to 32 bits
-// or floats. Checked here so that the client hears bad_image.
-io::Array checked(io::Array a, const std::string& what) {
-  const auto& d = a.desc;
-  const bool dims = (d.ndim == 2 || (d.ndim == 3 && d.shape[2] <= 64)) && d.numel() > 0;
+// What the segmenter can take: [H, W] or [H, W, C], and z-stacks of those
+// (segmented plane by plane), of integers up to 32 bits or floats. Checked
+// here so that the client hears bad_image.
+io::Image checked(io::Image image, const std::string& what) {
+  const auto& d = image.array.desc;
+  const bool stack = image.axes.front() == 'Z';
+  const bool channels = image.axes.back() == 'C';
+  const bool dims = (!channels || d.shape[d.ndim - 1] <= 64) && d.numel() > 0;
   const bool type =
       (d.dtype.code == ipc::DTypeCode::float_ && d.dtype.bits <= 64) ||
       ((d.dtype.code == ipc::DTypeCode::uint || d.dtype.code == ipc::DTypeCode::int_) && d.dtype.bits <= 32);
   if (!dims || !type) {
-    throw Error(Errc::invalid_argument,
-                what + " is " + d.to_string() + "; images are [H, W] or [H, W, C] of integers up to 32 bits or floats");
+    throw Error(Errc::invalid_argument, what + " is " + d.to_string() + " (" + image.axes + (stack ? ", a z-stack" : "") +
+                                            "); images are [Z,] H, W [, C <= 64] of integers up to 32 bits or floats");
   }
-  return a;
+  return image;
 }
 
-io::Array read_input_now(const SubmitRequest& r) {
+io::AxisOptions axis_options(const SubmitRequest& r) {
+  io::AxisOptions o;
+  o.channel_axis = r.channel_axis;
+  o.z_axis = r.z_axis;
+  return o;
+}
+
+io::Image read_input_now(const SubmitRequest& r) {
   if (!r.image.empty()) {
-    // read_frames opens regular files only (io::RegularFile): a FIFO or a
-    // device is refused at once instead of blocking this thread.
-    std::vector<io::Array> frames = io::read_frames(r.image);
-    if (frames.size() != 1) {
-      throw Error(Errc::invalid_argument,
-                  "'" + r.image + "' has " + std::to_string(frames.size()) + " pages; submit one page per request");
+    // read_image_file opens regular files only (io::RegularFile): a FIFO or
+    // a device is refused at once instead of blocking this thread.
+    io::ImageFile file = io::read_image_file(r.image, axis_options(r));
+    if (file.frames.size() != 1) {
+      throw Error(Errc::invalid_argument, "'" + r.image + "' has " + std::to_string(file.frames.size()) +
+                                              " time points (" + file.stored_axes + "); submit one per request");
     }
-    return checked(std::move(frames[0]), "'" + r.image + "'");
+    return checked(std::move(file.frames[0]), "'" + r.image + "'");
   }
   const ipc::SegmentReader reader = ipc::SegmentReader::attach(r.input);
-  io::Array a;
-  a.desc = reader.desc();
-  if (!reader.copy_latest(a.data)) {
+  io::StoredImage stored;
+  stored.dtype = reader.desc().dtype;
+  stored.shape.assign(reader.desc().shape.begin(), reader.desc().shape.begin() + reader.desc().ndim);
+  stored.axes.assign(stored.shape.size(), 'Q');  // a segment names no axes: Cellpose's guess, or the request's
+  if (!reader.copy_latest(stored.data)) {
     throw Error(Errc::invalid_argument, "input segment '" + r.input + "' has no frame yet; publish one first");
   }
-  return checked(std::move(a), "input segment '" + r.input + "'");
+  const std::string what = "input segment '" + r.input + "'";
+  io::ImageFile file = io::arrange_axes(std::move(stored), axis_options(r), what);
+  return checked(std::move(file.frames[0]), what);
 }
 
 // Reads the input on a thread of its own, so that a slow or stuck file
 // system costs this request only: the worker gives up when the request is
 // cancelled or its timeout passes. A read that never returns keeps its own
 // thread, and nothing else.
-io::Array read_input(const Job& job) {
+io::Image read_input(const Job& job) {
   struct Shared {
     std::mutex mutex;
     std::condition_variable done;
     bool finished = false;
-    io::Array image;
+    io::Image image;
     std::exception_ptr error;
   };
   auto shared = std::make_shared<Shared>();
   std::thread([shared, request = job.request] {
-    io::Array image;
+    io::Image image;
     std::exception_ptr error;
     try {
       image = read_input_now(request);
@@ -182,7 +198,7 @@ ProducerMessage Worker::run(Job& job, const Post& post, const WaitForRoom& wait_
   const auto fail = [&](const char* code, const std::string& message) -> ProducerMessage {
     return error_reply(r.id, code, message);
   };
-  io::Array image;
+  io::Image image;
   try {
     check_cancelled(job);
     image = read_input(job);
@@ -193,10 +209,16 @@ ProducerMessage Worker::run(Job& job, const Post& post, const WaitForRoom& wait_
   } catch (const std::exception& e) {
     return fail(codes::bad_image, e.what());
   }
+  const bool stack = image.axes.front() == 'Z';
 
   model::Segmentation s;
+  std::optional<model::PlaneSegmentation> planes;
   try {
-    s = segmenter_.segment(image, options_for(job, post));
+    if (stack) {  // until 3-D segmentation exists: plane by plane, labels on the host
+      planes = model::segment_planes(segmenter_, image.array, options_for(job, post));
+    } else {
+      s = segmenter_.segment(image.array, options_for(job, post));
+    }
   } catch (const Error& e) {
     const bool stop = job.cancelled.load() == CancelReason::shutdown && e.code() == Errc::cancelled;
     return fail(stop ? codes::shutting_down : code_of(e, false), e.what());
@@ -211,13 +233,37 @@ ProducerMessage Worker::run(Job& job, const Post& post, const WaitForRoom& wait_
   // Host labels are narrowed once, here; device labels on the device.
   std::optional<io::Array> host;
   ipc::TensorDesc desc;
-  if (device_stream_ && s.device_labels.defined()) {
-    const std::int64_t shape[2] = {s.masks.height, s.masks.width};
-    desc = ipc::TensorDesc::contiguous(s.masks.fits_uint16() ? ipc::kUInt16 : ipc::kUInt32, shape);
+  std::vector<std::int64_t> shape;
+  std::uint64_t objects = 0;
+  if (planes) {
+    shape = {planes->planes, planes->height, planes->width};
+    objects = planes->objects();
+    if (device_stream_) {
+      // The stack's labels go to the device once, for its device view.
+      desc = ipc::TensorDesc::contiguous(planes->fits_uint16() ? ipc::kUInt16 : ipc::kUInt32, shape);
+      const model::Device d = segmenter_.model().device();
+      s.device_labels = at::from_blob(planes->labels.data(), {static_cast<std::int64_t>(planes->labels.size())},
+                                      at::TensorOptions().dtype(at::kInt))
+                            .to(at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(d.index)));
+    } else {
+      host = io::narrow_labels(planes->labels, planes->planes * planes->height, planes->width);
+      host->desc = ipc::TensorDesc::contiguous(host->desc.dtype, shape);
+      desc = host->desc;
+    }
+    planes->labels = {};
+    s.diameter = planes->first.diameter;
+    s.tiles = planes->first.tiles;
+    s.timings = planes->first.timings;
   } else {
-    host = io::narrow_labels(s.masks.data, s.masks.height, s.masks.width);
-    desc = host->desc;
-    s.masks.data = {};
+    shape = {s.masks.height, s.masks.width};
+    objects = s.masks.count;
+    if (device_stream_ && s.device_labels.defined()) {
+      desc = ipc::TensorDesc::contiguous(s.masks.fits_uint16() ? ipc::kUInt16 : ipc::kUInt32, shape);
+    } else {
+      host = io::narrow_labels(s.masks.data, s.masks.height, s.masks.width);
+      desc = host->desc;
+      s.masks.data = {};
+    }
   }
   const ipc::SegmentWriter* current = segment();
   const std::vector<std::uint64_t> keep = wait_for_room(current == nullptr || !current->desc().same_layout(desc), job);
@@ -227,7 +273,8 @@ ProducerMessage Worker::run(Job& job, const Post& post, const WaitForRoom& wait_
         job.cancelled.load() == CancelReason::shutdown ? "the producer is shutting down" : "cancelled by the client");
   }
   const std::string source = r.image.empty() ? "segment:" + r.input : r.image;
-  const ipc::FrameMeta meta{s.masks.count, static_cast<float>(s.diameter),
+  const ipc::FrameMeta meta{static_cast<std::uint32_t>(std::min<std::uint64_t>(objects, UINT32_MAX)),
+                            static_cast<float>(s.diameter),
                             frame_meta_json(r.id, source, ipc::format::kMetaBytes)};
   ipc::FrameInfo info;
   try {
@@ -243,9 +290,10 @@ ProducerMessage Worker::run(Job& job, const Post& post, const WaitForRoom& wait_
   result.slot = info.slot;
   result.seq = info.seq;
   result.frame_id = info.frame_id;
-  result.shape = {s.masks.height, s.masks.width};
+  result.shape = shape;
+  result.axes = stack ? "ZYX" : "YX";
   result.dtype = ipc::to_string(desc.dtype);
-  result.objects = s.masks.count;
+  result.objects = static_cast<std::uint32_t>(std::min<std::uint64_t>(objects, UINT32_MAX));
   result.diameter = s.diameter;
   result.tiles = s.tiles;
   result.timings = Timings{s.timings.preprocess_s, s.timings.network_s, s.timings.dynamics_s, s.timings.total_s};

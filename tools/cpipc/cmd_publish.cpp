@@ -6,6 +6,7 @@
 #include "cli_common.hpp"
 #include "cpipc/error.hpp"
 #include "cpipc/io/array_file.hpp"
+#include "cpipc/io/image.hpp"
 #include "cpipc/ipc/name.hpp"
 #include "cpipc/ipc/writer.hpp"
 
@@ -16,41 +17,76 @@ namespace {
 struct PublishOptions {
   std::string file;
   std::string name;
-  std::uint64_t frames = 1;
+  io::AxisOptions axes;
+  std::uint64_t frames = 0;  // 0: one per time point of the file
   std::uint32_t slots = 4;
   double interval_ms = 0;
   double linger_ms = -1;
+  bool json = false;
 };
 
-std::string json_escape(const std::string& s) { return dump_json(nlohmann::json(s)); }
+// What publish sends: the file's time points in cpipc's order ([Z,] Y, X
+// [, C]); a .npy is an array, published as stored unless axes are named.
+io::ImageFile read_for_publish(const PublishOptions& o) {
+  if (o.file.ends_with(".npy") && o.axes.empty()) {
+    io::ImageFile f;
+    f.frames.push_back({io::read_array(o.file), ""});
+    f.decided_by = "a .npy is published as stored";
+    return f;
+  }
+  io::ImageFile f = io::read_image_file(o.file, o.axes);
+  for (const io::Image& img : f.frames) {
+    if (!img.array.desc.same_layout(f.frames.front().array.desc)) {
+      throw Error(Errc::invalid_argument, "'" + o.file + "' holds images of different shapes (" +
+                                              f.frames.front().array.desc.to_string() + ", " +
+                                              img.array.desc.to_string() + "); a segment holds one shape");
+    }
+  }
+  return f;
+}
 
 void run_publish(const PublishOptions& o) {
   ipc::validate_name(o.name);  // before reading a large file
   block_stop_signals();        // from here a signal ends the loop, not the process
-  const io::Array array = io::read_array(o.file);
+  const io::ImageFile file = read_for_publish(o);
+  const ipc::TensorDesc& desc = file.frames.front().array.desc;
+  const std::string& axes = file.frames.front().axes;
+  const std::uint64_t frames = o.frames ? o.frames : file.frames.size();
   ipc::SegmentOptions seg;
   seg.slots = o.slots;
-  ipc::SegmentWriter writer = ipc::SegmentWriter::create(o.name, array.desc, seg);
+  ipc::SegmentWriter writer = ipc::SegmentWriter::create(o.name, desc, seg);
 
   int sig = 0;
-  for (std::uint64_t i = 1; i <= o.frames && sig == 0; ++i) {
+  for (std::uint64_t i = 1; i <= frames && sig == 0; ++i) {
+    const std::size_t t = static_cast<std::size_t>((i - 1) % file.frames.size());
     ipc::FrameMeta meta;
-    meta.json = "{\"source\":" + json_escape(o.file.size() > 180 ? o.file.substr(o.file.size() - 180) : o.file) +
-                ",\"frame\":" + std::to_string(i) + "}";
+    nlohmann::json m{{"source", o.file.size() > 180 ? o.file.substr(o.file.size() - 180) : o.file}, {"frame", i}};
+    if (!axes.empty()) m["axes"] = axes;
+    if (file.frames.size() > 1) m["time"] = t;
+    meta.json = dump_json(m);
     if (meta.json.size() > ipc::format::kMetaBytes) meta.json = "{\"frame\":" + std::to_string(i) + "}";
-    writer.publish(array.data, meta);
+    writer.publish(file.frames[t].array.data, meta);
     if (i == 1) {
-      std::printf("published '%s' %s in %u slots (%s); stop with Ctrl-C or SIGTERM\n", o.name.c_str(),
-                  array.desc.to_string().c_str(), o.slots, ipc::shm_file_path(o.name).c_str());
+      if (o.json) {
+        nlohmann::json j{{"name", o.name},     {"shape", nlohmann::json::array()}, {"dtype", ipc::to_string(desc.dtype)},
+                         {"axes", axes},       {"stored_axes", file.stored_axes},  {"axes_from", file.decided_by},
+                         {"time_points", file.frames.size()}, {"slots", o.slots},  {"path", ipc::shm_file_path(o.name)}};
+        for (std::uint32_t k = 0; k < desc.ndim; ++k) j["shape"].push_back(desc.shape[k]);
+        std::printf("%s\n", dump_json(j).c_str());
+      } else {
+        const std::string about = axes.empty() ? "" : " " + axes + " (" + file.decided_by + ")";
+        std::printf("published '%s' %s%s in %u slots (%s); stop with Ctrl-C or SIGTERM\n", o.name.c_str(),
+                    desc.to_string().c_str(), about.c_str(), o.slots, ipc::shm_file_path(o.name).c_str());
+      }
       std::fflush(stdout);
     }
-    if (i < o.frames) {
+    if (i < frames) {
       // Without an interval, still look for a pending signal after every
       // frame (one cheap syscall): SIGTERM must not wait for all N frames.
       sig = wait_for_stop_signal(std::chrono::milliseconds(static_cast<long>(o.interval_ms)));
     }
   }
-  if (o.frames > 1) {
+  if (frames > 1 && !o.json) {
     std::printf("published %llu frames to '%s'\n", static_cast<unsigned long long>(writer.frames_published()),
                 o.name.c_str());
     std::fflush(stdout);
@@ -72,14 +108,19 @@ void register_publish(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("publish",
                                      "Publish an image (.png, .tif, .jpg) or .npy array as a segment; stays alive "
                                      "until SIGINT/SIGTERM, then unlinks it");
-  cmd->add_option("FILE", o->file, "Image or .npy file")->required();
+  cmd->add_option("FILE", o->file,
+                  "Image (.tif with its axes: [Z,] Y, X [, C], one frame per time point; .png, .jpg) or .npy array")
+      ->required();
   cmd->add_option("NAME", o->name, "Segment name: 1-128 of A-Z a-z 0-9 . _ -")->required();
-  cmd->add_option("--frames", o->frames, "Publish the array this many times into the ring")
+  add_axis_options(*cmd, o->axes);
+  cmd->add_option("--frames", o->frames,
+                  "Publish this many frames into the ring, cycling through the file's time points (default: one each)")
       ->check(CLI::Range(1ull, 1ull << 40));
   cmd->add_option("--slots", o->slots, "Ring slots (1-8)")->check(CLI::Range(1u, 8u));
   cmd->add_option("--interval-ms", o->interval_ms, "Pause between frames")->check(CLI::NonNegativeNumber);
   cmd->add_option("--linger-ms", o->linger_ms,
                   "Exit (and unlink) this long after the last frame instead of waiting for a signal");
+  cmd->add_flag("--json", o->json, "Print what was published (shape, dtype, axes and how they were decided) as JSON");
   cmd->callback([o] { run_publish(*o); });
 }
 

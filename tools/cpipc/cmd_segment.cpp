@@ -15,8 +15,10 @@
 
 #include "cpipc/error.hpp"
 #include "cpipc/io/array_file.hpp"
-#include "cpipc/io/frames.hpp"
+#include "cpipc/io/tiff.hpp"
+#include "cpipc/io/image.hpp"
 #include "cpipc/io/outputs.hpp"
+#include "cpipc/model/planes.hpp"
 #include "cpipc/model/segmenter.hpp"
 #include "cpipc/service/protocol.hpp"
 #include "progress.hpp"
@@ -36,6 +38,7 @@ struct SegmentArgs {
   std::string device = "auto";
   std::string precision = "fp32";
   std::string output_dir;  // empty: beside each image
+  io::AxisOptions axes;
   model::SegmentOptions options;
   bool outlines = true;
   bool save_flows = false;
@@ -76,6 +79,30 @@ Written save_outputs(const SegmentArgs& a, const fs::path& dir, const std::strin
     io::write_array(w.flows, flows.view());
   }
   return w;
+}
+
+// A z-stack's masks: one [Z, H, W] TIFF (uint16 while every plane's labels
+// fit, as Cellpose saves), ImageJ-readable; Cellpose writes no outlines text
+// for a stack either.
+std::string save_stack_masks(const fs::path& dir, const std::string& stem, const model::PlaneSegmentation& s) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) throw Error(Errc::io, "cannot create output directory '" + dir.string() + "': " + ec.message());
+  const std::int64_t shape[3] = {s.planes, s.height, s.width};
+  io::Array masks;
+  if (s.fits_uint16()) {
+    masks.desc = ipc::TensorDesc::contiguous(ipc::kUInt16, shape);
+    masks.data.resize(masks.desc.nbytes());
+    auto* out = reinterpret_cast<std::uint16_t*>(masks.data.data());
+    for (std::size_t i = 0; i < s.labels.size(); ++i) out[i] = static_cast<std::uint16_t>(s.labels[i]);
+  } else {
+    masks.desc = ipc::TensorDesc::contiguous(ipc::kUInt32, shape);
+    masks.data.resize(masks.desc.nbytes());
+    std::memcpy(masks.data.data(), s.labels.data(), masks.data.size());
+  }
+  const std::string path = (dir / (stem + "_cp_masks.tif")).string();
+  io::write_tiff(path, masks.view(), "ZYX");
+  return path;
 }
 
 // "<stem>" for a single-frame file, "<stem>_<k>" (zero-padded) for the pages
@@ -128,7 +155,7 @@ void run_segment(SegmentArgs a) {
     std::fprintf(stderr, "cpipc: error: %s\n", e.what());
   };
   const auto write_and_report = [&](const std::string& path, std::size_t k, std::size_t frames,
-                                    const model::Segmentation& s) {
+                                    const std::string& axes, const model::Segmentation& s) {
     try {
       const fs::path dir = a.output_dir.empty() ? fs::path(path).parent_path() : fs::path(a.output_dir);
       const Written w = save_outputs(a, dir.empty() ? fs::path(".") : dir, frame_stem(path, k, frames), s);
@@ -137,6 +164,7 @@ void run_segment(SegmentArgs a) {
       if (a.json) {
         nlohmann::json j{{"image", path},
                          {"frame", k},
+                         {"axes", axes},
                          {"objects", s.masks.count},
                          {"shape", {s.masks.height, s.masks.width}},
                          {"masks", w.masks},
@@ -163,16 +191,57 @@ void run_segment(SegmentArgs a) {
       report_failure(path, e);
     }
   };
+  const auto write_and_report_stack = [&](const std::string& path, std::size_t k, std::size_t frames,
+                                          const std::string& axes, const model::PlaneSegmentation& s) {
+    try {
+      const fs::path dir = a.output_dir.empty() ? fs::path(path).parent_path() : fs::path(a.output_dir);
+      const std::string masks = save_stack_masks(dir.empty() ? fs::path(".") : dir, frame_stem(path, k, frames), s);
+      const model::Segmentation& f = s.first;
+      const std::lock_guard lock(console);
+      bar.clear();
+      if (a.json) {
+        nlohmann::json j{{"image", path},
+                         {"frame", k},
+                         {"axes", axes},
+                         {"planes", s.planes},
+                         {"objects", s.objects()},
+                         {"objects_per_plane", s.counts},
+                         {"shape", {s.planes, s.height, s.width}},
+                         {"masks", masks},
+                         {"mode", "each plane in 2-D"},
+                         {"diameter", f.diameter},
+                         {"rescale", f.rescale},
+                         {"niter", f.niter},
+                         {"tiles", f.tiles},
+                         {"device", segmenter.model().device().to_string()},
+                         {"precision", model::to_string(segmenter.model().precision())},
+                         {"timings_s", service::to_json(service::Timings{f.timings.preprocess_s, f.timings.network_s,
+                                                                         f.timings.dynamics_s, f.timings.total_s})}};
+        std::printf("%s\n", j.dump().c_str());
+      } else {
+        const std::string page = frames > 1 ? " [" + std::to_string(k) + "]" : "";
+        std::printf("%s%s: z-stack of %lld planes (%s), each segmented in 2-D: %llu objects in %lld x %lld; "
+                    "total %.3f s -> %s\n",
+                    path.c_str(), page.c_str(), static_cast<long long>(s.planes), axes.c_str(),
+                    static_cast<unsigned long long>(s.objects()), static_cast<long long>(s.height),
+                    static_cast<long long>(s.width), f.timings.total_s, masks.c_str());
+      }
+      std::fflush(stdout);
+    } catch (const Error& e) {
+      const std::lock_guard lock(console);
+      report_failure(path, e);
+    }
+  };
   // Declared last: destroyed (waited for) first, before what they use.
   std::future<void> writing;
   const auto finish_writing = [&] {
     if (writing.valid()) writing.get();
   };
   const auto read_ahead = [&](int i) {
-    return i < total ? std::async(std::launch::async, io::read_frames, a.images[static_cast<std::size_t>(i)])
-                     : std::future<std::vector<io::Array>>{};
+    return i < total ? std::async(std::launch::async, io::read_image_file, a.images[static_cast<std::size_t>(i)], a.axes)
+                     : std::future<io::ImageFile>{};
   };
-  std::future<std::vector<io::Array>> next = read_ahead(0);
+  std::future<io::ImageFile> next = read_ahead(0);
   for (int i = 0; i < total; ++i) {
     const std::string& path = a.images[static_cast<std::size_t>(i)];
     {
@@ -180,13 +249,22 @@ void run_segment(SegmentArgs a) {
       bar.update(i, fs::path(path).filename().string());
     }
     try {
-      const std::vector<io::Array> frames = next.get();
+      const io::ImageFile file = next.get();
       next = read_ahead(i + 1);
-      for (std::size_t k = 0; k < frames.size(); ++k) {
-        model::Segmentation s = segmenter.segment(frames[k], a.options);
+      const std::size_t n = file.frames.size();
+      for (std::size_t k = 0; k < n; ++k) {
+        const io::Image& image = file.frames[k];
+        if (image.axes.front() == 'Z') {  // until 3-D segmentation exists: plane by plane
+          model::PlaneSegmentation s = model::segment_planes(segmenter, image.array, a.options);
+          finish_writing();
+          writing = std::async(std::launch::async, [&write_and_report_stack, path, k, n, axes = image.axes,
+                                                    s = std::move(s)] { write_and_report_stack(path, k, n, axes, s); });
+          continue;
+        }
+        model::Segmentation s = segmenter.segment(image.array, a.options);
         finish_writing();
-        writing = std::async(std::launch::async, [&write_and_report, path, k, n = frames.size(), s = std::move(s)] {
-          write_and_report(path, k, n, s);
+        writing = std::async(std::launch::async, [&write_and_report, path, k, n, axes = image.axes, s = std::move(s)] {
+          write_and_report(path, k, n, axes, s);
         });
       }
     } catch (const Error& e) {
@@ -222,12 +300,16 @@ model::Model load_model(const std::string& path, const std::string& device_text,
 void register_segment(CLI::App& app) {
   auto a = std::make_shared<SegmentArgs>();
   CLI::App* cmd = app.add_subcommand("segment", "Segment images with a Cellpose network: masks, outlines, timings");
-  cmd->add_option("images", a->images, "Images: TIFF (multi-page: one result per page), PNG, JPEG, .npy")->required();
+  cmd->add_option("images", a->images,
+                  "Images: TIFF (OME and ImageJ axes; time points: one result each; a z-stack: one mask stack), PNG, "
+                  "JPEG, .npy")
+      ->required();
   cmd->add_option("--model", a->model, "TorchScript model exported by tools/export (default: the embedded network)");
   cmd->add_option("--diameter", a->diameter, "Cell diameter in pixels (default: the model's mean training diameter)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--channels", a->channels,
                   "SEG,NUC 1-based channels, 0,0 = grayscale (Cellpose 3 networks); 'first' = first channels");
+  add_axis_options(*cmd, a->axes);
   cmd->add_option("--device", a->device, "auto (CUDA when there is one), cpu, cuda or cuda:N");
   cmd->add_option("--precision", a->precision, "fp32 (IEEE), or on CUDA tf32 (Cellpose's GPU default), bf16, fp16")
       ->check(CLI::IsMember({"fp32", "tf32", "bf16", "fp16"}));

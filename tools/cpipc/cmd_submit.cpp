@@ -9,6 +9,7 @@
 #include "cli_common.hpp"
 #include "cpipc/error.hpp"
 #include "cpipc/io/outputs.hpp"
+#include "cpipc/io/tiff.hpp"
 #include "cpipc/service/client.hpp"
 
 namespace cpipc::cli {
@@ -63,17 +64,25 @@ void run_submit(SubmitArgs a) {
       const service::Result& result = res.result;
       nlohmann::json line = service::to_json(result);
       line["image"] = image;
-      if (!a.save_dir.empty()) {
+      if (!a.save_dir.empty() && res.masks.desc.ndim == 3) {  // a z-stack: one mask stack, as segment writes
+        const std::string path = (fs::path(a.save_dir) / (fs::path(image).stem().string() + "_cp_masks.tif")).string();
+        std::error_code mk;
+        fs::create_directories(a.save_dir, mk);
+        io::write_tiff(path, res.masks.view(), "ZYX");
+        line["saved"] = {path};
+      } else if (!a.save_dir.empty()) {
         line["saved"] = io::save_cellpose_outputs(a.save_dir, fs::path(image).stem().string(), res.masks.view(),
                                                   result.objects, true);
       }
       if (a.json) {
         std::printf("%s\n", line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
       } else {
+        std::string size;
+        for (std::int64_t e : result.shape) size += (size.empty() ? "" : " x ") + std::to_string(e);
+        if (result.shape.size() == 3) size += " (a z-stack, each plane in 2-D)";
         std::printf(
-            "%s: %u objects in %lld x %lld; segment %.3f s, request %.3f s -> segment '%s' slot %u seq %llu%s\n",
-            image.c_str(), result.objects, static_cast<long long>(result.shape[0]),
-            static_cast<long long>(result.shape[1]), result.timings.total_s, result.request_s, result.segment.c_str(),
+            "%s: %u objects in %s; segment %.3f s, request %.3f s -> segment '%s' slot %u seq %llu%s\n",
+            image.c_str(), result.objects, size.c_str(), result.timings.total_s, result.request_s, result.segment.c_str(),
             result.slot, static_cast<unsigned long long>(result.seq),
             line.contains("saved") ? (", saved " + line["saved"][0].get<std::string>()).c_str() : "");
       }
@@ -103,6 +112,12 @@ void register_submit(CLI::App& app) {
   cmd->add_option("--diameter", a->params.diameter, "Cell diameter, px (default: the producer's)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--channels", a->channels, "SEG,NUC 1-based channels, 0,0 = grayscale");
+  cmd->add_option_function<int>(
+      "--channel-axis,--channel_axis", [a](int v) { a->params.channel_axis = v; },
+      "Which axis of the stored image holds the channels (default: its metadata, else guessed as Cellpose)");
+  cmd->add_option_function<int>(
+      "--z-axis,--z_axis", [a](int v) { a->params.z_axis = v; },
+      "Which axis of the stored image is Z (default: its metadata, else guessed as Cellpose)");
   cmd->add_option("--flow-threshold", a->params.flow_threshold, "Flow-error QC threshold, 0 = off")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--cellprob-threshold", a->params.cellprob_threshold, "Foreground: cellprob above this");

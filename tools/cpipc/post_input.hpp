@@ -15,7 +15,7 @@
 #include "cpipc/error.hpp"
 #include "cpipc/io/array.hpp"
 #include "cpipc/io/convert.hpp"
-#include "cpipc/io/frames.hpp"
+#include "cpipc/io/image.hpp"
 #include "cpipc/ipc/reader.hpp"
 
 namespace cpipc::cli {
@@ -59,16 +59,17 @@ inline bool is_mask_file(const std::string& source) {
 
 // The label image of a mask file (`_cp_masks.png`, `.tif`, `.npy`): its one
 // [H, W] page of unsigned or non-negative integers. Throws what
-// io::read_frames throws, and Error(invalid_argument) for anything else.
+// io::read_image_file throws, and Error(invalid_argument) for anything else.
 inline LabelFrame read_label_file(const std::string& path) {
-  std::vector<io::Array> pages = io::read_frames(path);
-  const ipc::TensorDesc& desc = pages.front().desc;
-  if (pages.size() != 1 || desc.ndim != 2) {
-    throw Error(Errc::invalid_argument, "'" + path + "' holds " + std::to_string(pages.size()) + " page(s) of " +
-                                            desc.to_string() + "; expected one label image [H, W]");
+  io::ImageFile file = io::read_image_file(path);
+  const ipc::TensorDesc& desc = file.frames.front().array.desc;
+  if (file.frames.size() != 1 || desc.ndim != 2) {
+    throw Error(Errc::invalid_argument, "'" + path + "' holds " + std::to_string(file.frames.size()) +
+                                            " image(s) of " + desc.to_string() + " (" + file.frames.front().axes +
+                                            "); expected one label image [H, W]");
   }
   LabelFrame f;
-  f.labels = io::to_labels(pages.front(), "'" + path + "'");
+  f.labels = io::to_labels(file.frames.front().array, "'" + path + "'");
   f.height = static_cast<int>(desc.shape[0]);
   f.width = static_cast<int>(desc.shape[1]);
   f.desc = desc;
@@ -131,12 +132,12 @@ struct SourceImage {
 
 // The first frame of image file `path`, which must be `masks.height` x
 // `masks.width`; `channel` >= 0 keeps only that channel (0-based).
-// Throws what io::read_frames throws, and Error(invalid_argument) for
+// Throws what io::read_image_file throws, and Error(invalid_argument) for
 // another size or a channel the image does not have.
 inline SourceImage read_source_image(const std::string& path, const LabelFrame& masks, const std::string& name,
                                      int channel) {
-  std::vector<io::Array> frames = io::read_frames(path);
-  io::Array& image = frames.front();
+  io::ImageFile file = io::read_image_file(path);
+  io::Array& image = file.frames.front().array;
   const ipc::TensorDesc& d = image.desc;
   if (d.shape[0] != masks.height || d.shape[1] != masks.width) {
     throw Error(Errc::invalid_argument, "image '" + path + "' is " + d.to_string() + " but the masks of '" + name +

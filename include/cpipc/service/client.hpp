@@ -23,7 +23,7 @@ namespace cpipc::service {
 // copied out of the result segment.
 struct SegmentResult {
   Result result;
-  io::Array masks;  // uint16 or uint32 [H, W]
+  io::Array masks;  // uint16 or uint32 [H, W] (or [Z, H, W] for a z-stack)
 };
 
 class Client {

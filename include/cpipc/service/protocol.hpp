@@ -20,7 +20,7 @@
 namespace cpipc::service {
 
 // 2: timings_s says "total" (was "segment"), error codes gained "forbidden".
-inline constexpr int kProtocolVersion = 2;
+inline constexpr int kProtocolVersion = 3;
 // A message larger than this is refused and the connection closed: a length
 // prefix cannot be trusted past a bad message.
 inline constexpr std::uint32_t kMaxMessageBytes = 1u << 20;
@@ -51,6 +51,8 @@ struct SubmitRequest {
   std::string input;  // the name of a segment the client published (its latest frame)
   std::optional<double> diameter;
   std::optional<std::array<int, 2>> channels;  // Cellpose 3 [seg, nuc]
+  std::optional<int> channel_axis;             // axes of `image` as stored (Cellpose's channel_axis / z_axis)
+  std::optional<int> z_axis;
   std::optional<float> flow_threshold;
   std::optional<float> cellprob_threshold;
   std::optional<int> min_size;
@@ -125,8 +127,9 @@ struct Result {
   std::uint32_t slot = 0;
   std::uint64_t seq = 0;
   std::uint64_t frame_id = 0;
-  std::array<std::int64_t, 2> shape{};
-  std::string dtype;  // uint16, or uint32 from 65 536 masks
+  std::vector<std::int64_t> shape;  // [H, W], or [Z, H, W] for a z-stack
+  std::string axes;                 // "YX" or "ZYX"
+  std::string dtype;                // uint16, or uint32 from 65 536 masks
   std::uint32_t objects = 0;
   double diameter = 0.0;
   int tiles = 0;
