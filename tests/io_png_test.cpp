@@ -89,6 +89,7 @@ void write_png(const std::string& path, const io::Array& a) {
 struct RawPng {
   png_uint_32 width = 0, height = 0;
   int depth = 8, colour = PNG_COLOR_TYPE_GRAY;
+  int interlace = PNG_INTERLACE_NONE;
   std::vector<std::vector<unsigned char>> rows;
   std::vector<png_color> palette;
   std::vector<png_byte> alphas;  // tRNS, for a palette
@@ -108,8 +109,8 @@ void write_raw_png(const std::string& path, const RawPng& raw) {
   for (const auto& r : raw.rows) rows.push_back(const_cast<png_bytep>(r.data()));
   if (setjmp(png_jmpbuf(png)) == 0) {
     png_init_io(png, f);
-    png_set_IHDR(png, info, raw.width, raw.height, raw.depth, raw.colour, PNG_INTERLACE_NONE,
-                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_set_IHDR(png, info, raw.width, raw.height, raw.depth, raw.colour, raw.interlace, PNG_COMPRESSION_TYPE_DEFAULT,
+                 PNG_FILTER_TYPE_DEFAULT);
     if (!raw.palette.empty()) png_set_PLTE(png, info, raw.palette.data(), static_cast<int>(raw.palette.size()));
     if (!raw.alphas.empty()) {
       png_set_tRNS(png, info, raw.alphas.data(), static_cast<int>(raw.alphas.size()), nullptr);
@@ -230,6 +231,27 @@ TEST_F(Png, OneAndFourBitGrayGiveTheirStoredValuesUnscaled) {
   EXPECT_EQ(n.desc.to_string(), "uint8[1, 5]");
   const std::vector<std::uint8_t> want_nibbles = {0, 15, 3, 7, 10};
   EXPECT_TRUE(n.data == make<std::uint8_t>(ipc::kUInt8, {1, 5}, [&](std::size_t i) { return want_nibbles[i]; }).data);
+}
+
+TEST_F(Png, AnInterlacedImageIsDeinterlaced) {
+  RawPng adam7;
+  adam7.width = 13;
+  adam7.height = 11;
+  adam7.depth = 16;
+  adam7.colour = PNG_COLOR_TYPE_RGB;
+  adam7.interlace = PNG_INTERLACE_ADAM7;
+  const io::Array want = u16({11, 13, 3}, 4);
+  const auto* v = reinterpret_cast<const std::uint16_t*>(want.data.data());
+  for (std::size_t y = 0; y < 11; ++y) {
+    std::vector<unsigned char> row;
+    for (std::size_t i = 0; i < 13 * 3; ++i) {
+      row.push_back(static_cast<unsigned char>(v[y * 39 + i] >> 8));
+      row.push_back(static_cast<unsigned char>(v[y * 39 + i]));
+    }
+    adam7.rows.push_back(row);
+  }
+  write_raw_png(dir_.file("adam7.png"), adam7);
+  expect_same(io::detail::read_png(dir_.file("adam7.png")), want);
 }
 
 RawPng palette_png(bool with_alpha) {
