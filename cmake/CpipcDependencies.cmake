@@ -40,6 +40,20 @@ if(CPIPC_BUILD_TESTS)
   endif()
 endif()
 
+# libpng: PNG in every build (src/io/png_codec.cpp); from a packed folder
+# (its headers and libpng16.so.16) on machines without Debian's package.
+find_package(PNG QUIET)
+if(NOT PNG_FOUND)
+  if(CPIPC_DEPS_DIR AND EXISTS "${CPIPC_DEPS_DIR}/include/png.h" AND EXISTS "${CPIPC_DEPS_DIR}/lib/libpng16.so.16")
+    add_library(PNG::PNG SHARED IMPORTED GLOBAL)
+    set_target_properties(PNG::PNG PROPERTIES IMPORTED_LOCATION "${CPIPC_DEPS_DIR}/lib/libpng16.so.16"
+                                              INTERFACE_INCLUDE_DIRECTORIES "${CPIPC_DEPS_DIR}/include")
+    message(STATUS "cpipc: libpng from ${CPIPC_DEPS_DIR}")
+  else()
+    message(FATAL_ERROR "cpipc: libpng not found; run scripts/setup.sh (libpng-dev) or set CPIPC_DEPS_DIR")
+  endif()
+endif()
+
 set(CPIPC_HAVE_OPENCV OFF)
 if(CPIPC_WITH_OPENCV)
   find_package(OpenCV QUIET COMPONENTS core imgcodecs imgproc)

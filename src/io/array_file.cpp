@@ -1,11 +1,13 @@
 #include "cpipc/io/array_file.hpp"
 
 #include "cpipc/error.hpp"
+#include "cpipc/io/file.hpp"
 #include "cpipc/io/image.hpp"
 #include "cpipc/io/labels.hpp"
 #include "cpipc/io/npy.hpp"
 #include "cpipc/io/replace_file.hpp"
 #include "image.hpp"
+#include "png_codec.hpp"
 #include "tiff_writer.hpp"
 
 namespace cpipc::io {
@@ -35,7 +37,21 @@ void write_array(const std::string& path, const ipc::HostView& view) {
     return detail::write_uint32_tiff(path, {view.as<std::uint32_t>(), static_cast<std::size_t>(d.numel())},
                                      static_cast<std::uint32_t>(d.shape[0]), static_cast<std::uint32_t>(d.shape[1]));
   }
-  if (ext == ".png" || ext == ".tif" || ext == ".tiff") {
+  if (ext == ".png") {
+    // Encoded before the temporary is made: a refused image leaves nothing.
+    std::vector<unsigned char> png;
+    try {
+      png = detail::encode_png(view);
+    } catch (const Error& e) {
+      throw Error(e.code(), "cannot write '" + path + "': " + e.what());
+    }
+    return write_replacing(path, [&](const std::string& to) {
+      OutputFile out(to);
+      out.write(png.data(), png.size());
+      out.close();
+    });
+  }
+  if (ext == ".tif" || ext == ".tiff") {
     return write_replacing(path, [&](const std::string& to) { detail::write_image(to, view, ext); });
   }
   throw Error(Errc::invalid_argument,

@@ -2,7 +2,8 @@
 # Packs what a GPU machine without Debian's packages needs for
 # tools/gpu/gpu_check.sh, into git-ignored folders to name in the device
 # tool's `carry`. Run here, after scripts/setup.sh.
-#   tools/gpu/pack_deps.sh          .deps/: CLI11 and nlohmann-json headers, GoogleTest sources
+#   tools/gpu/pack_deps.sh          .deps/: CLI11 and nlohmann-json headers, GoogleTest sources,
+#                                   libpng (headers, libpng16.so.16)
 #   tools/gpu/pack_deps.sh --all    also .gpu-fixtures/ (the 1024² dynamics case, the 512² and
 #                                   1024² model images) and the Cellpose wheels: .whl/ (4.2.1.1,
 #                                   dynamics) and .whl3/ (3.1.1.2, segmentation)
@@ -16,6 +17,11 @@ mkdir -p "$dest/include"
 cp -r /usr/include/CLI "$dest/include/"
 cp -r /usr/include/nlohmann "$dest/include/"
 cp -r /usr/src/googletest "$dest/googletest"
+# libpng: its three headers and the shared library cpipc_io links.
+mkdir -p "$dest/lib"
+cp -L /usr/include/libpng16/png.h /usr/include/libpng16/pngconf.h /usr/include/libpng16/pnglibconf.h "$dest/include/"
+cp -L /usr/lib/x86_64-linux-gnu/libpng16.so.16 "$dest/lib/"
+ln -s libpng16.so.16 "$dest/lib/libpng.so"
 echo "packed $(du -sh "$dest" | cut -f1) into $dest"
 [ "${1:-}" = "--all" ] || exit 0
 
