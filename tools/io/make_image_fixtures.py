@@ -27,6 +27,9 @@ Needs tifffile with imagecodecs (LZW, Zstd, JPEG, PackBits):
   ~/.cache/cpipc/fixtures-venv/bin/python tools/io/make_image_fixtures.py [out_dir]
 (default tests/data/images). Made with tifffile 2026.3.3, imagecodecs
 2026.3.6, numpy 2.4.6; JPEG's expectation is what that imagecodecs decodes.
+A second run gives the same bytes except in the two OME-TIFFs, whose OME-XML
+carries a fresh UUID each time. tools/io/check_image_fixtures_libtiff.py
+checks that libtiff decodes every page as tifffile does.
 """
 import json
 import os
