@@ -18,6 +18,9 @@ with_torch=1
 build=1
 reference=0
 cellpose_version=4.2.1.1
+# What made tests/data/images (tools/io/make_image_fixtures.py); the TIFF checks read with it.
+tifffile_version=2026.3.3
+imagecodecs_version=2026.3.6
 for arg in "$@"; do
   case $arg in
     --no-torch) with_torch=0 ;;
@@ -60,16 +63,23 @@ if [ $with_torch -eq 1 ]; then
   fi
 fi
 
-# 3. The Python tools' venv (numpy): the FORMAT.md reader and its test, benchmarks' baselines.
+# 3. The Python tools' venv (numpy; tifffile with imagecodecs for its codecs):
+# the FORMAT.md reader and its test, the TIFF checks (tests/tiff_roundtrip_check.py,
+# tools/io/make_image_fixtures.py), benchmarks' baselines.
 tools_env="$cache/tools-venv"
-if "$tools_env/bin/python" -c "import numpy" 2>/dev/null; then
+tools_pkgs=(numpy "tifffile==$tifffile_version" "imagecodecs==$imagecodecs_version")
+tools_check="import sys, numpy, tifffile, imagecodecs; sys.exit(tifffile.__version__ != '$tifffile_version')"
+if "$tools_env/bin/python" -c "$tools_check" 2>/dev/null; then
   say "tools venv: cached in $tools_env"
+elif "$tools_env/bin/python" -c "import numpy" 2>/dev/null; then
+  say "adding tifffile $tifffile_version and imagecodecs $imagecodecs_version to the tools venv in $tools_env"
+  "$tools_env/bin/pip" install -q --disable-pip-version-check "${tools_pkgs[@]}"
 else
-  say "creating the tools venv in $tools_env (numpy)"
+  say "creating the tools venv in $tools_env (numpy, tifffile, imagecodecs)"
   rm -rf "$tools_env"
   mkdir -p "$cache"
   python3 -m venv "$tools_env"
-  "$tools_env/bin/pip" install -q --disable-pip-version-check numpy
+  "$tools_env/bin/pip" install -q --disable-pip-version-check "${tools_pkgs[@]}"
 fi
 
 # 4. Cellpose itself, only for reference fixtures and benchmarks (never at run time).
