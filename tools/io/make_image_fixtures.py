@@ -252,10 +252,11 @@ def main():
     r70 = np.stack([gray("uint8", 32, 48, k=k) for k in range(70)])
     tifffile.imwrite(fx.path(name), r70, photometric="minisblack", metadata=None)
     check(fx.path(name), [r70], same)
-    fx.add(name, [r70], "YXC",
-           "70 pages [32, 48], no description. Cellpose 4's guess (transforms.convert_image) for 3 axes: channels "
-           "first only when shape[0] < shape[-1]; 70 >= 48, so channels LAST: read as Y=70, X=32, C=48 (what "
-           "Cellpose does; --z-axis 0 would make it [70, 32, 48] ZYX)",
+    fx.add(name, [r70], "ZYX",
+           "70 pages [32, 48], no description. Cellpose 4's guess for 3 axes (channels first only when shape[0] < "
+           "shape[-1]) would read it channels LAST, Y=70, X=32, C=48; but a TIFF page is known to be Y x X, so "
+           "cpipc reads the page axis as channels when there are fewer pages than columns, else as Z: "
+           "[70, 32, 48] ZYX, the same bytes",
            decided_by="guessed as Cellpose 4 does")
 
     # ImageJ hyperstacks.
