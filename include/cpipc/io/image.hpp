@@ -3,6 +3,7 @@
 // frames, one after another.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -26,10 +27,14 @@ struct AxisOptions {
 // TIFF, its pages reshaped by the file's metadata (tifffile's series), with
 // size-1 axes removed (but never Y or X).
 struct StoredImage {
-  Array array;  // C-contiguous, in stored order, native byte order
-  // One letter per dimension of `array`: T (time), Z, C (channel), S
-  // (sample: a channel stored inside the page), Y, X where the file says so;
-  // Q where it does not (a plain multi-page TIFF, a .npy).
+  // Its own shape, not an ipc::TensorDesc: a stored array can have more
+  // axes than a segment (ImageJ's TZCYX has five).
+  ipc::DType dtype{ipc::DTypeCode::uint, 8, 1};
+  std::vector<std::int64_t> shape;
+  std::vector<std::byte> data;  // C-contiguous, in stored order, native byte order
+  // One letter per axis of `shape`: T (time), Z, C (channel), S (sample: a
+  // channel stored inside the page), Y, X where the file says so; Q where it
+  // does not (a plain multi-page TIFF, a .npy).
   std::string axes;
   // Where the letters came from: "ImageJ", "OME", "tifffile", "PNG", ... or
   // "" when nothing named them.
@@ -59,7 +64,7 @@ struct ImageFile {
 // Throws Error(invalid_argument), one line naming `path`, for axes that
 // contradict each other, an axis out of range, or more than Z, Y, X and C
 // (plus T) dimensions.
-[[nodiscard]] ImageFile arrange_axes(const StoredImage& stored, const AxisOptions& options, const std::string& path);
+[[nodiscard]] ImageFile arrange_axes(StoredImage stored, const AxisOptions& options, const std::string& path);
 
 // Reads every image in `path` (.tif/.tiff through libtiff, .png, .jpg,
 // .bmp, .npy) as its exact stored values in cpipc's order. Refuses (Error
