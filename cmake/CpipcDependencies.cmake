@@ -60,9 +60,10 @@ if(NOT TIFF_FOUND)
     set_target_properties(TIFF::TIFF PROPERTIES IMPORTED_LOCATION "${CPIPC_DEPS_DIR}/lib/libtiff.so.6"
                                                 INTERFACE_INCLUDE_DIRECTORIES "${CPIPC_DEPS_DIR}/include")
     # libtiff.so.6's own dependencies (libzstd, libjpeg, ...) lie beside it:
-    # let the linker and the loader find them there.
+    # let the linker and the loader find them there. DT_RPATH, not RUNPATH:
+    # only DT_RPATH is searched for a library's own dependencies too.
     set(CMAKE_BUILD_RPATH "${CMAKE_BUILD_RPATH};${CPIPC_DEPS_DIR}/lib")
-    add_link_options("LINKER:-rpath-link,${CPIPC_DEPS_DIR}/lib")
+    add_link_options("LINKER:-rpath-link,${CPIPC_DEPS_DIR}/lib" "LINKER:--disable-new-dtags")
     message(STATUS "cpipc: libtiff from ${CPIPC_DEPS_DIR}")
   else()
     message(FATAL_ERROR "cpipc: libtiff not found; run scripts/setup.sh (libtiff-dev) or set CPIPC_DEPS_DIR")

@@ -369,6 +369,20 @@ TEST_F(ReadTiff, DamagedMissingAndSpecialFiles) {
       EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos) << e.what();
     }
   }
+  // A header that claims 2^20 x 2^20 uint64 pixels (8 TiB): refused before
+  // any decoding. (At 2^32 x 2^32 libtiff itself refuses the directory.)
+  {
+    io::Array tiny;
+    const std::int64_t shape[2] = {1, 1};
+    tiny.desc = ipc::TensorDesc::contiguous(ipc::DType{ipc::DTypeCode::uint, 64, 1}, shape);
+    tiny.data.resize(8);
+    test::TiffPage huge(tiny);
+    huge.tags[256] = {4, 1, 1u << 20};
+    huge.tags[257] = {4, 1, 1u << 20};
+    huge.tags[278] = {4, 1, 1u << 20};  // one strip
+    write_bytes(dir_.file("huge.tif"), test::tiff_file(false, {huge}));
+    expect_refused(dir_.file("huge.tif"), "decoding it needs", Errc::out_of_memory);
+  }
   // A FIFO with no writer: refused at once, not a read that waits forever.
   const std::string fifo = dir_.file("fifo.tif");
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);

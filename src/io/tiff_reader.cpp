@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <optional>
 
 #include "cpipc/error.hpp"
@@ -30,7 +31,15 @@ struct Page {
     return {height, width, samples};
   }
   [[nodiscard]] std::string axes() const { return samples == 1 ? "YX" : separate ? "SYX" : "YXS"; }
-  [[nodiscard]] std::uint64_t bytes() const { return std::uint64_t{width} * height * samples * dtype.itemsize(); }
+  // Saturating: a damaged header's sizes must not wrap round to a small
+  // number that passes check_decoded_size.
+  [[nodiscard]] std::uint64_t bytes() const {
+    std::uint64_t n = 0;
+    if (__builtin_mul_overflow(std::uint64_t{width} * height, std::uint64_t{samples} * dtype.itemsize(), &n)) {
+      return std::numeric_limits<std::uint64_t>::max();
+    }
+    return n;
+  }
   [[nodiscard]] bool same_kind(const Page& o) const {
     return width == o.width && height == o.height && samples == o.samples && separate == o.separate && dtype == o.dtype;
   }
@@ -60,7 +69,9 @@ class Reader {
     if (source_.messages.errors > 0) corrupt();  // a directory after the last good one is damaged
 
     std::uint64_t total = 0;
-    for (const Page& p : pages) total += p.bytes();
+    for (const Page& p : pages) {
+      if (__builtin_add_overflow(total, p.bytes(), &total)) total = std::numeric_limits<std::uint64_t>::max();
+    }
     check_decoded_size(path_, total);
 
     std::vector<StoredImage> out;

@@ -93,6 +93,7 @@ void write_tiff(const std::string& path, const ipc::HostView& view, std::string_
   };
   const std::int64_t t_n = extent('T'), z_n = extent('Z'), c_n = extent('C'), h = extent('Y'), w = extent('X');
   if (h > 0xffffffffLL || w > 0xffffffffLL) refuse(path, "an image side over 2^32 pixels; save it as .npy");
+  if (d.numel() == 0) refuse(path, "an empty " + d.to_string() + " array has no TIFF page; save it as .npy");
   const std::size_t item = d.dtype.itemsize();
   const std::uint64_t bytes = static_cast<std::uint64_t>(d.numel()) * item;
 
