@@ -312,7 +312,7 @@ TEST_F(ReadTiff, WhatCannotBeReadExactlyIsOneLine) {
   auto complex = page(8);
   complex.tags[339] = {3, 1, SAMPLEFORMAT_COMPLEXIEEEFP};
   write_bytes(dir_.file("complex.tif"), test::tiff_file(false, {complex}));
-  expect_refused(dir_.file("complex.tif"), "complex samples is not supported");
+  expect_refused(dir_.file("complex.tif"), "SampleFormat 6 (complex samples) is not supported");
   auto codec = page(8);
   codec.tags[259] = {3, 1, 34712};  // JPEG 2000: no codec in libtiff
   write_bytes(dir_.file("jp2k.tif"), test::tiff_file(false, {codec}));
@@ -424,6 +424,11 @@ TEST_F(ReadTiff, ImageJHyperstackAxes) {
   got = io::detail::read_tiff(dir_.file("ijbad.tif"));
   EXPECT_EQ(got.at(0).axes, "QYX");
   EXPECT_EQ(got[0].source, "");
+
+  // ImageJ's layout past 4 GiB: one directory for many images.
+  s.description = "ImageJ=1.11a\nimages=5\nslices=5\n";
+  write_libtiff(dir_.file("ij4g.tif"), s, 1);
+  expect_refused(dir_.file("ij4g.tif"), "an ImageJ stack of 5 images with one page directory");
 }
 
 TEST_F(ReadTiff, OmeXmlAxesOfTheFirstImage) {

@@ -98,6 +98,11 @@ std::optional<PageAxes> imagej_axes(std::string_view d, std::uint64_t samples) {
   return drop_ones(a);
 }
 
+std::optional<std::uint64_t> imagej_images(std::string_view d) {
+  if (d.substr(0, 7) != "ImageJ=") return std::nullopt;
+  return imagej_value(d, "images");
+}
+
 std::optional<PageAxes> ome_axes(std::string_view d, std::uint64_t samples) {
   if (d.substr(0, 5) != "<?xml" && d.substr(0, 4) != "<OME") return std::nullopt;
   const auto image = element(d, "Image");

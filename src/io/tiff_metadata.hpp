@@ -25,6 +25,10 @@ struct PageAxes {
 // its samples as channels). nullopt when not ImageJ.
 [[nodiscard]] std::optional<PageAxes> imagej_axes(std::string_view description, std::uint64_t samples);
 
+// The images= count of an ImageJ description; nullopt when not ImageJ or
+// absent.
+[[nodiscard]] std::optional<std::uint64_t> imagej_images(std::string_view description);
+
 // The first OME Image's Pixels: DimensionOrder, SizeC, SizeZ, SizeT (SizeC
 // counts samples where pages hold several). nullopt when not OME-XML.
 [[nodiscard]] std::optional<PageAxes> ome_axes(std::string_view description, std::uint64_t samples);

@@ -118,10 +118,12 @@ class Reader {
       refuse(where + "an SGI volume (ImageDepth " + std::to_string(depth) + ")", "save it as a stack of pages");
     }
     if (format == SAMPLEFORMAT_COMPLEXINT || format == SAMPLEFORMAT_COMPLEXIEEEFP) {
-      refuse(where + "complex samples", "save the real and imaginary parts as separate images");
+      refuse(where + "SampleFormat " + std::to_string(format) + " (complex samples)",
+             "save the real and imaginary parts as separate images");
     }
     if (bits != 8 && bits != 16 && bits != 32 && bits != 64) {
-      refuse(where + std::to_string(bits) + "-bit samples (only 8, 16, 32 and 64 bits are read exactly)",
+      refuse(where + "BitsPerSample " + std::to_string(bits) + " (" + std::to_string(bits) +
+                 "-bit samples; cpipc reads 8, 16, 32 and 64 bits exactly)",
              "convert it to 8 or 16 bits per sample (e.g. in Fiji) and save it again");
     }
     if (format == SAMPLEFORMAT_IEEEFP && bits == 8) refuse(where + "8-bit floating point", "save it as float32");
@@ -182,6 +184,13 @@ class Reader {
     if (!named) {
       named = ome_axes(p0.description, p0.samples);
       source = "OME";
+    }
+    // ImageJ past 4 GiB writes one directory and the other images after
+    // its pixels: refused, as reading one page of them would lose the rest.
+    if (const auto images = imagej_images(p0.description); images && *images > pages.size() && pages.size() == 1) {
+      refuse("an ImageJ stack of " + std::to_string(*images) +
+                 " images with one page directory (ImageJ's layout past 4 GiB)",
+             "save it as BigTIFF or OME-TIFF (Fiji: File > Save As > OME-TIFF)");
     }
     if (named && named->pages() >= 1 && named->pages() <= run(pages, 0)) {
       Series s{0, named->pages(), named->counts, named->letters, source};
