@@ -7,12 +7,14 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstring>
 #include <fstream>
 #include <functional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "cpipc/error.hpp"
@@ -389,6 +391,36 @@ TEST_F(ReadTiff, DamagedMissingAndSpecialFiles) {
   const auto start = std::chrono::steady_clock::now();
   expect_refused(fifo, "FIFO");
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+}
+
+// libtiff's messages stay with their file: files read on several threads
+// at once, damaged ones among them, print nothing and get their own errors.
+TEST_F(ReadTiff, MessagesStayWithTheirFileAcrossThreads) {
+  Spec s;
+  s.compression = COMPRESSION_ADOBE_DEFLATE;
+  const auto pages = write_libtiff(dir_.file("good.tif"), s, 2);
+  std::ifstream in(dir_.file("good.tif"), std::ios::binary);
+  const std::string whole((std::istreambuf_iterator<char>(in)), {});
+  write_bytes(dir_.file("bad.tif"), whole.substr(0, whole.size() - 40));
+  ::testing::internal::CaptureStderr();
+  std::vector<std::thread> threads;
+  std::atomic<int> good{0}, bad{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 20; ++i) {
+        try {
+          const auto got = io::detail::read_tiff(dir_.file((i + t) % 2 ? "bad.tif" : "good.tif"));
+          if (got.at(0).data == concat(pages)) ++good;
+        } catch (const Error& e) {
+          if (std::string(e.what()).find("bad.tif': corrupt or truncated TIFF") != std::string::npos) ++bad;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(::testing::internal::GetCapturedStderr(), "");
+  EXPECT_EQ(good.load(), 40);
+  EXPECT_EQ(bad.load(), 40);
 }
 
 TEST_F(ReadTiff, ImageJHyperstackAxes) {
