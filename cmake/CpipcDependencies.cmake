@@ -64,6 +64,26 @@ if(CPIPC_WITH_OPENCV)
   endif()
 endif()
 
+# libtiff: the TIFF reader and writer (src/io/tiff_*.cpp). Debian's
+# libtiff-dev, or on the lent GPU machines the headers and libtiff.so.6
+# (with the libraries it needs) that tools/gpu/pack_deps.sh packs.
+find_package(TIFF QUIET)
+if(NOT TIFF_FOUND)
+  if(CPIPC_DEPS_DIR AND EXISTS "${CPIPC_DEPS_DIR}/include/tiffio.h" AND EXISTS "${CPIPC_DEPS_DIR}/lib/libtiff.so")
+    add_library(TIFF::TIFF SHARED IMPORTED GLOBAL)
+    set_target_properties(TIFF::TIFF PROPERTIES IMPORTED_LOCATION "${CPIPC_DEPS_DIR}/lib/libtiff.so.6"
+                                                INTERFACE_INCLUDE_DIRECTORIES "${CPIPC_DEPS_DIR}/include")
+    # libtiff.so.6's own dependencies (libzstd, libjpeg, ...) lie beside it:
+    # let the linker and the loader find them there. DT_RPATH, not RUNPATH:
+    # only DT_RPATH is searched for a library's own dependencies too.
+    set(CMAKE_BUILD_RPATH "${CMAKE_BUILD_RPATH};${CPIPC_DEPS_DIR}/lib")
+    add_link_options("LINKER:-rpath-link,${CPIPC_DEPS_DIR}/lib" "LINKER:--disable-new-dtags")
+    message(STATUS "cpipc: libtiff from ${CPIPC_DEPS_DIR}")
+  else()
+    message(FATAL_ERROR "cpipc: libtiff not found; run scripts/setup.sh (libtiff-dev) or set CPIPC_DEPS_DIR")
+  endif()
+endif()
+
 # zlib: Deflate-compressed TIFF (what Cellpose and tifffile write) in our own
 # TIFF reader; optional, as the lent GPU machines may lack its headers.
 find_package(ZLIB QUIET)

@@ -6,6 +6,7 @@
 #include "cpipc/io/labels.hpp"
 #include "cpipc/io/npy.hpp"
 #include "cpipc/io/replace_file.hpp"
+#include "cpipc/io/tiff.hpp"
 #include "image.hpp"
 #include "png_codec.hpp"
 #include "tiff_writer.hpp"
@@ -29,13 +30,18 @@ void write_array(const std::string& path, const ipc::HostView& view) {
   if (ext == ".bin" || ext == ".raw") {
     return write_file(path, {{reinterpret_cast<const char*>(view.data), static_cast<std::size_t>(view.desc.nbytes())}});
   }
-  // uint32 labels that do not fit 16 bits: our own writer, as segment uses
-  // (OpenCV has no 32-bit unsigned type).
   const ipc::TensorDesc& d = view.desc;
-  if ((ext == ".tif" || ext == ".tiff") && d.ndim == 2 && d.dtype == ipc::kUInt32 && d.is_contiguous() &&
-      !labels_as_uint16(view)) {
-    return detail::write_uint32_tiff(path, {view.as<std::uint32_t>(), static_cast<std::size_t>(d.numel())},
-                                     static_cast<std::uint32_t>(d.shape[0]), static_cast<std::uint32_t>(d.shape[1]));
+  if (ext == ".tif" || ext == ".tiff") {
+    if (d.ndim != 2 && d.ndim != 3) {
+      throw Error(Errc::invalid_argument, "cannot write " + d.to_string() + " to '" + path +
+                                              "': a .tif here holds [H, W] or [H, W, C]; save it as .npy");
+    }
+    // Label images narrow to uint16 where every label fits, as Cellpose
+    // saves masks below 65 536 labels (int32 stays: TIFF holds it as is).
+    if (d.ndim == 2 && d.is_contiguous() && d.dtype != ipc::kInt32) {
+      if (const auto narrowed = labels_as_uint16(view)) return detail::write_tiff(path, narrowed->view(), "YX");
+    }
+    return detail::write_tiff(path, view, d.ndim == 2 ? "YX" : "YXC");
   }
   if (ext == ".png") {
     // Encoded before the temporary is made: a refused image leaves nothing.
@@ -51,11 +57,12 @@ void write_array(const std::string& path, const ipc::HostView& view) {
       out.close();
     });
   }
-  if (ext == ".tif" || ext == ".tiff") {
-    return write_replacing(path, [&](const std::string& to) { detail::write_image(to, view, ext); });
-  }
   throw Error(Errc::invalid_argument,
               "cannot write '" + path + "': unknown extension '" + ext + "'; use .npy, .bin, .png or .tif");
+}
+
+void write_tiff(const std::string& path, const ipc::HostView& view, std::string_view axes) {
+  detail::write_tiff(path, view, axes);
 }
 
 bool image_codecs_available() noexcept { return detail::have_image_codecs(); }

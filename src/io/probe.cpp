@@ -43,52 +43,66 @@ class Bytes {
                ? std::uint32_t{b[0]} | std::uint32_t{b[1]} << 8 | std::uint32_t{b[2]} << 16 | std::uint32_t{b[3]} << 24
                : std::uint32_t{b[3]} | std::uint32_t{b[2]} << 8 | std::uint32_t{b[1]} << 16 | std::uint32_t{b[0]} << 24;
   }
+  [[nodiscard]] std::uint64_t u64(const unsigned char* b) const {
+    const std::uint64_t lo = u32(little ? b : b + 4);
+    const std::uint64_t hi = u32(little ? b + 4 : b);
+    return hi << 32 | lo;
+  }
 
  private:
   const RegularFile& file_;
 };
 
+// A classic TIFF's or a BigTIFF's directory layout.
+struct TiffLayout {
+  bool big = false;  // BigTIFF: 8-byte counts and offsets
+  [[nodiscard]] std::size_t entry() const { return big ? 20 : 12; }
+  [[nodiscard]] std::size_t count_size() const { return big ? 8 : 2; }
+  [[nodiscard]] std::size_t inline_size() const { return big ? 8 : 4; }
+};
+
 // The first value of an integer field of a TIFF directory entry (`e`: its
-// 12 bytes), wherever it is stored; `fallback` when unreadable.
-std::uint64_t tiff_value(const Bytes& b, const unsigned char* e, std::uint64_t fallback) {
+// 12 or 20 bytes), wherever it is stored; `fallback` when unreadable.
+std::uint64_t tiff_value(const Bytes& b, const TiffLayout& l, const unsigned char* e, std::uint64_t fallback) {
   const std::uint32_t type = b.u16(e + 2);
-  const std::uint32_t count = b.u32(e + 4);
-  const std::uint32_t size = type == 3 ? 2 : (type == 4 ? 4 : (type == 1 ? 1 : 0));
+  const std::uint64_t count = l.big ? b.u64(e + 4) : b.u32(e + 4);
+  const unsigned char* field = e + (l.big ? 12 : 8);
+  const std::uint32_t size = type == 3 ? 2 : type == 4 ? 4 : type == 1 ? 1 : type == 16 ? 8 : 0;
   if (size == 0 || count == 0) return fallback;
-  unsigned char v[4];
-  if (std::uint64_t{size} * count <= 4) {
-    std::memcpy(v, e + 8, 4);
-  } else if (!b.read(b.u32(e + 8), v, size)) {
+  unsigned char v[8];
+  if (count <= l.inline_size() / size) {
+    std::memcpy(v, field, size);
+  } else if (!b.read(l.big ? b.u64(field) : b.u32(field), v, size)) {
     return fallback;
   }
-  return size == 1 ? v[0] : size == 2 ? b.u16(v) : b.u32(v);
+  return size == 1 ? v[0] : size == 2 ? b.u16(v) : size == 4 ? b.u32(v) : b.u64(v);
 }
 
 // One TIFF directory's page as the readers decode it: BitsPerSample under 8
 // and palettes come out as bytes (palette: RGB).
-ImagePage tiff_page(const Bytes& b, const std::vector<unsigned char>& entries) {
+ImagePage tiff_page(const Bytes& b, const TiffLayout& l, const std::vector<unsigned char>& entries) {
   std::uint64_t bits = 1, format = 1, photometric = 1;
   ImagePage p;
-  for (std::size_t i = 0; i + 12 <= entries.size(); i += 12) {
+  for (std::size_t i = 0; i + l.entry() <= entries.size(); i += l.entry()) {
     const unsigned char* e = entries.data() + i;
     switch (b.u16(e)) {
       case 256:
-        p.width = tiff_value(b, e, 0);
+        p.width = tiff_value(b, l, e, 0);
         break;
       case 257:
-        p.height = tiff_value(b, e, 0);
+        p.height = tiff_value(b, l, e, 0);
         break;
       case 258:
-        bits = tiff_value(b, e, 1);
+        bits = tiff_value(b, l, e, 1);
         break;
       case 262:
-        photometric = tiff_value(b, e, 1);
+        photometric = tiff_value(b, l, e, 1);
         break;
       case 277:
-        p.channels = tiff_value(b, e, 1);
+        p.channels = tiff_value(b, l, e, 1);
         break;
       case 339:
-        format = tiff_value(b, e, 1);
+        format = tiff_value(b, l, e, 1);
         break;
       default:
         break;
@@ -103,26 +117,35 @@ ImagePage tiff_page(const Bytes& b, const std::vector<unsigned char>& entries) {
   return p;
 }
 
-// Every directory of a classic TIFF (not BigTIFF, whose pages stay unknown).
-// OpenCV stops silently at a directory cut off by truncation, so read_frames
-// compares the pages it decoded with these.
+// Every directory of a classic TIFF or a BigTIFF. OpenCV stops silently at
+// a directory cut off by truncation, so read_frames compares the pages it
+// decoded with these.
 void probe_tiff(const std::string& path, const Bytes& b, const unsigned char* head, ImageInfo& info) {
-  if (b.u16(head + 2) != 42) return;
+  const TiffLayout l{b.u16(head + 2) == 43};
+  std::uint64_t first = b.u32(head + 4);
+  if (l.big) {  // 8 (offset size), 0, then the first directory's 8-byte offset
+    unsigned char h[8];
+    if (b.u16(head + 4) != 8 || !b.read(8, h, 8)) refuse(path, "corrupt or truncated TIFF (BigTIFF header)");
+    first = b.u64(h);
+  }
   std::set<std::uint64_t> seen;  // a chain that comes back to a directory never ends
-  for (std::uint64_t ifd = b.u32(head + 4); ifd != 0;) {
+  for (std::uint64_t ifd = first; ifd != 0;) {
     const std::string number = std::to_string(info.pages.size() + 1);
     if (!seen.insert(ifd).second) refuse(path, "corrupt TIFF (directory " + number + " points back to an earlier one)");
-    unsigned char count[2];
+    unsigned char count[8] = {};
     std::vector<unsigned char> entries;
-    bool whole = info.pages.size() < 1'000'000 && b.read(ifd, count, 2);
+    bool whole = info.pages.size() < 1'000'000 && b.read(ifd, count, l.count_size());
+    const std::uint64_t n = l.big ? b.u64(count) : b.u16(count);
+    whole = whole && n < 65536;
     if (whole) {
-      entries.resize(12 * std::size_t{b.u16(count)} + 4);
-      whole = b.read(ifd + 2, entries.data(), entries.size());
+      entries.resize(l.entry() * n + l.inline_size());
+      whole = b.read(ifd + l.count_size(), entries.data(), entries.size());
     }
     if (!whole) refuse(path, "corrupt or truncated TIFF (directory " + number + " is cut off)");
-    ifd = b.u32(entries.data() + entries.size() - 4);
-    entries.resize(entries.size() - 4);
-    info.pages.push_back(tiff_page(b, entries));
+    const unsigned char* next = entries.data() + entries.size() - l.inline_size();
+    ifd = l.big ? b.u64(next) : b.u32(next);
+    entries.resize(entries.size() - l.inline_size());
+    info.pages.push_back(tiff_page(b, l, entries));
   }
 }
 

@@ -4,6 +4,8 @@
 # tool's `carry`. Run here, after scripts/setup.sh.
 #   tools/gpu/pack_deps.sh          .deps/: CLI11 and nlohmann-json headers, GoogleTest sources,
 #                                   libpng (headers, libpng16.so.16)
+#                                   libtiff's headers and libtiff.so.6 with the libraries it needs
+#                                   (.deps/lib; CMake adds it to the RPATH)
 #   tools/gpu/pack_deps.sh --all    also .gpu-fixtures/ (the 1024² dynamics case, the 512² and
 #                                   1024² model images) and the Cellpose wheels: .whl/ (4.2.1.1,
 #                                   dynamics) and .whl3/ (3.1.1.2, segmentation)
@@ -22,6 +24,22 @@ mkdir -p "$dest/lib"
 cp -L /usr/include/libpng16/png.h /usr/include/libpng16/pngconf.h /usr/include/libpng16/pnglibconf.h "$dest/include/"
 cp -L /usr/lib/x86_64-linux-gnu/libpng16.so.16 "$dest/lib/"
 ln -s libpng16.so.16 "$dest/lib/libpng.so"
+# libtiff (libtiff-dev): the headers, and the library with every non-glibc
+# library it loads, under their sonames; libtiff.so for the linker.
+multiarch=$(gcc -print-multiarch)
+for h in tiff.h tiffconf.h tiffio.h tiffvers.h; do
+  cp "/usr/include/$multiarch/$h" "$dest/include/" 2>/dev/null || cp "/usr/include/$h" "$dest/include/"
+done
+mkdir -p "$dest/lib"
+tiff=$(readlink -f "/usr/lib/$multiarch/libtiff.so.6")
+cp "$tiff" "$dest/lib/libtiff.so.6"
+ln -sf libtiff.so.6 "$dest/lib/libtiff.so"
+ldd "$tiff" | awk '$3 ~ /^\// {print $1, $3}' | while read -r soname lib; do
+  case $soname in
+    libc.so.* | libm.so.* | libstdc++.so.* | libgcc_s.so.* | ld-linux*) ;;  # on every machine
+    *) cp "$(readlink -f "$lib")" "$dest/lib/$soname" ;;
+  esac
+done
 echo "packed $(du -sh "$dest" | cut -f1) into $dest"
 [ "${1:-}" = "--all" ] || exit 0
 

@@ -25,7 +25,7 @@ struct ImagePage {
 struct ImageInfo {
   std::string format;  // "TIFF", "PNG", "JPEG", "BMP" or "NPY"
   // Every page (one but for TIFF); empty where the header does not say
-  // (a BigTIFF, a JPEG whose frame header comes after the first 1 MiB).
+  // (a JPEG whose frame header comes after the first 1 MiB).
   std::vector<ImagePage> pages;
 
   // What decoding every page needs, saturating.
