@@ -1,4 +1,5 @@
-// The interface of the image-codec plugin (libcpipc_codecs.so, OpenCV).
+// The interface of the image-codec plugin (libcpipc_codecs.so, OpenCV),
+// which reads JPEG and BMP; TIFF and PNG are libtiff's and libpng's.
 // OpenCV's image codecs pull in about 140 shared libraries, which would cost
 // every cpipc process ~50 ms at start; loading them only when an image file
 // is read or written keeps `cpipc ls`, `save x.npy` and small consumers fast.
@@ -6,7 +7,6 @@
 
 #include <cstdint>
 #include <string>
-#include <vector>
 
 #include "cpipc/error.hpp"
 #include "cpipc/io/array.hpp"
@@ -17,22 +17,15 @@ namespace cpipc::io::detail {
 // success, else error_status(code) with `error` set to a one-line message.
 struct CodecApi {
   int version;  // kCodecApiVersion
-  // read_array's decoding: the first page, any depth OpenCV reads.
+  // A JPEG or BMP: [H, W] or [H, W, C] in RGB(A) order.
   int (*read)(const char* path, Array* out, std::string* error);
-  // write_array's encoding, into memory: cpipc_io writes the bytes itself,
-  // checked (OpenCV's imwrite reports no error that shows only at fclose,
-  // such as a full disk, and leaves a short file).
-  int (*encode)(const char* path, const ipc::HostView* view, const char* ext, std::vector<unsigned char>* out,
-                std::string* error);
-  // read_frames' decoding: every page of a TIFF, else the one image.
-  int (*read_frames)(const char* path, std::vector<Array>* out, std::string* error);
 };
 
 // Errc values start at 0 (invalid_argument), so a failure is the code + 1.
 [[nodiscard]] constexpr int error_status(Errc code) noexcept { return static_cast<int>(code) + 1; }
 [[nodiscard]] constexpr Errc error_code(int status) noexcept { return static_cast<Errc>(status - 1); }
 
-inline constexpr int kCodecApiVersion = 4;
+inline constexpr int kCodecApiVersion = 5;
 inline constexpr const char* kCodecEntryPoint = "cpipc_codecs_api";
 
 }  // namespace cpipc::io::detail

@@ -1,5 +1,5 @@
-// Image codecs behind read_array/write_array/read_frames
-// (the OpenCV plugin, or none).
+// The OpenCV codec plugin behind read_image_file for JPEG and BMP (TIFF is
+// libtiff's, PNG libpng's, in every build), and file-name helpers.
 #pragma once
 
 #include <algorithm>
@@ -13,10 +13,9 @@
 
 namespace cpipc::io::detail {
 
-[[nodiscard]] Array read_image(const std::string& path);
-void write_image(const std::string& path, const ipc::HostView& view, const std::string& ext);
-// `info`: probe_image(path), which read_frames has made already.
-[[nodiscard]] std::vector<Array> read_image_frames(const std::string& path, const ImageInfo& info);
+// A JPEG or BMP decoded by OpenCV: [H, W] or [H, W, C] in RGB(A) order.
+// `info`: probe_image(path), which the caller has made already.
+[[nodiscard]] Array read_image(const std::string& path, const ImageInfo& info);
 [[nodiscard]] bool have_image_codecs() noexcept;
 
 // The extension of `path`, lower case, with its dot (".tif").

@@ -49,24 +49,22 @@ void check_frame(const std::string& path, Array& frame) {
     d.dtype = ipc::kUInt8;  // numpy's bool is one byte, 0 or 1
   } else if (d.dtype.bits == 64 && d.dtype.code != DTypeCode::float_) {
     refuse(path, ipc::to_string(d.dtype) + " pixels are not supported; convert to float32 or a 32-bit integer type");
-  } else if (d.dtype.code == DTypeCode::complex_) {
-    refuse(path, "complex pixels are not supported; save the magnitude or the real part");
   }
 }
 
 std::vector<StoredImage> stored_images(const std::string& path) {
   const std::string ext = detail::extension_of(path);
-  if (ext == ".npy") return {npy_image(path)};
-  if (!detail::is_image_ext(ext)) {
+  if (ext != ".npy" && !detail::is_image_ext(ext)) {
     refuse(path, "unknown extension '" + ext + "'; use .tif, .png, .jpg, .bmp or .npy");
   }
   // The header alone first, so that no decoder sees a file that is not what
   // its name says, and nothing is allocated for an image that cannot fit.
   const ImageInfo info = probe_image(path);
+  if (ext == ".npy") return {npy_image(path)};
   if (info.format == "NPY") refuse(path, "not an image file (it has no PNG, TIFF, JPEG or BMP signature)");
   if (info.format == "TIFF") return detail::read_tiff(path);
   if (info.format == "PNG") return {page_image(detail::read_png(path), "PNG")};
-  return {page_image(detail::read_image(path), info.format.c_str())};  // JPEG, BMP: the OpenCV plugin
+  return {page_image(detail::read_image(path, info), info.format.c_str())};  // JPEG, BMP: the OpenCV plugin
 }
 
 }  // namespace

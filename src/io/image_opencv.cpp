@@ -6,9 +6,7 @@
 #include <cstdio>
 #include <cstring>
 #include <iostream>
-#include <limits>
 #include <mutex>
-#include <optional>
 
 #include <opencv2/core.hpp>
 #include <opencv2/core/utils/logger.hpp>
@@ -17,7 +15,6 @@
 
 #include "codecs_api.hpp"
 #include "cpipc/error.hpp"
-#include "cpipc/io/labels.hpp"
 #include "image.hpp"
 
 namespace cpipc::io::detail {
@@ -48,17 +45,6 @@ DType dtype_of_depth(int depth) {
     default:
       throw Error(Errc::invalid_argument, "unsupported image depth " + std::to_string(depth));
   }
-}
-
-int depth_of(DType d) {
-  if (d == DType{DTypeCode::uint, 8, 1} || d == DType{DTypeCode::bool_, 8, 1}) return CV_8U;
-  if (d == DType{DTypeCode::int_, 8, 1}) return CV_8S;
-  if (d == DType{DTypeCode::uint, 16, 1}) return CV_16U;
-  if (d == DType{DTypeCode::int_, 16, 1}) return CV_16S;
-  if (d == DType{DTypeCode::int_, 32, 1}) return CV_32S;
-  if (d == DType{DTypeCode::float_, 32, 1}) return CV_32F;
-  if (d == DType{DTypeCode::float_, 64, 1}) return CV_64F;
-  return -1;
 }
 
 // A decoded image as an Array: channels in RGB(A) order, C-contiguous.
@@ -141,9 +127,8 @@ std::string codec_diagnostic(const std::string& printed) {
   return "";
 }
 
-// read_array's decoding: the first page. Diagnostics are captured as in
-// decode_frames, so that a file OpenCV cannot read (a uint32 TIFF, which
-// the baseline reader then reads) prints nothing.
+// A JPEG or BMP. Diagnostics are captured (see StderrCapture), so that a
+// file OpenCV cannot read prints nothing but cpipc's one line.
 Array decode(const std::string& path) {
   // Before imread, which logs a warning of its own on stderr for a missing file.
   struct stat st {};
@@ -164,116 +149,10 @@ Array decode(const std::string& path) {
   }
   if (m.empty()) {
     throw Error(Errc::invalid_argument, "cannot decode '" + path +
-                                            "' as an image (corrupt, truncated, empty, or not PNG/TIFF/JPEG/BMP)" +
+                                            "' as an image (corrupt, truncated, empty, or not JPEG/BMP)" +
                                             (detail.empty() ? "" : " (" + detail + ")"));
   }
   return to_array(std::move(m));
-}
-
-// Every page of a TIFF, else the one image. The caller (read_frames) has
-// already checked that the file is there, not empty, and starts with an
-// image signature, so a failure here is a damaged (or exotic) file.
-std::vector<Array> decode_frames(const std::string& path) {
-  const std::string ext = extension_of(path);
-  std::vector<cv::Mat> pages;
-  bool ok = false;
-  bool unsupported_tiff = false;
-  std::string detail;
-  {
-    StderrCapture capture;
-    try {
-      if (ext == ".tif" || ext == ".tiff") {
-        ok = cv::imreadmulti(path, pages, cv::IMREAD_UNCHANGED);
-      } else {
-        pages.push_back(cv::imread(path, cv::IMREAD_UNCHANGED));
-        ok = !pages.back().empty();
-      }
-    } catch (const cv::Exception& e) {
-      ok = false;
-      detail = e.err;
-    }
-    const auto empty = [](const cv::Mat& m) { return m.empty(); };
-    ok = ok && !pages.empty() && std::none_of(pages.begin(), pages.end(), empty);
-    if (!ok) {
-      capture.discard();
-      const std::string printed = capture.finish();
-      // OpenCV 4.6's TiffDecoder::readHeader check for 32/64-bit samples.
-      unsupported_tiff = printed.find("sample_format == SAMPLEFORMAT_IEEEFP") != std::string::npos;
-      if (detail.empty()) detail = codec_diagnostic(printed);
-    }
-  }
-  if (!ok && unsupported_tiff) {
-    throw Error(Errc::invalid_argument, "cannot read '" + path +
-                                            "': OpenCV 4 reads no 32- or 64-bit unsigned integer TIFF; "
-                                            "save the image as .npy or with a signed or float type");
-  }
-  if (!ok) {
-    throw Error(Errc::invalid_argument, "cannot read '" + path + "': corrupt or truncated image data" +
-                                            (detail.empty() ? "" : " (" + detail + ")"));
-  }
-  std::vector<Array> frames;
-  frames.reserve(pages.size());
-  for (cv::Mat& m : pages) {
-    try {
-      frames.push_back(to_array(std::move(m)));
-    } catch (const Error& e) {
-      throw Error(e.code(), "cannot read '" + path + "': " + e.what());
-    }
-  }
-  return frames;
-}
-
-// The file's bytes in `out`; the caller writes them (see CodecApi::encode).
-void encode(const std::string& path, const ipc::HostView& v, const std::string& ext, std::vector<unsigned char>* out) {
-  const auto& d = v.desc;
-  const bool gray = d.ndim == 2 || (d.ndim == 3 && d.shape[2] == 1);
-  const bool colour = d.ndim == 3 && (d.shape[2] == 3 || d.shape[2] == 4);
-  if (!gray && !colour) {
-    throw Error(Errc::invalid_argument, "cannot write " + d.to_string() + " to '" + path +
-                                            "': images are [H, W] or [H, W, 1|3|4]; save as .npy or .bin");
-  }
-  const auto too_big = std::numeric_limits<int>::max();
-  if (d.shape[0] > too_big || d.shape[1] > too_big) throw Error(Errc::invalid_argument, "image too large");
-  const int rows = static_cast<int>(d.shape[0]);
-  const int cols = static_cast<int>(d.shape[1]);
-  const int channels = d.ndim == 3 ? static_cast<int>(d.shape[2]) : 1;
-  cv::Mat m;
-  std::optional<Array> narrowed;  // holds m's pixels when labels are narrowed
-  const bool png = ext == ".png";
-  int depth = depth_of(d.dtype);
-  if (gray && (depth < 0 || (png && depth != CV_8U && depth != CV_16U))) {
-    // Label images wider than 16 bits: narrow when the labels fit (Cellpose
-    // writes masks as uint16 PNG below 65 536 labels).
-    narrowed = labels_as_uint16(v);
-    if (!narrowed) {
-      throw Error(Errc::invalid_argument, "cannot write " + d.to_string() + " to '" + path + "': " +
-                                              (png ? "a PNG holds 8 or 16 bits per pixel; save as .tif or .npy"
-                                                   : "this dtype has no TIFF encoding here; save as .npy"));
-    }
-    m = cv::Mat(rows, cols, CV_16U, narrowed->data.data());
-  } else {
-    if (depth < 0 || (png && depth != CV_8U && depth != CV_16U)) {
-      throw Error(Errc::invalid_argument, "cannot write " + d.to_string() + " to '" + path + "'; save as .npy");
-    }
-    // Wraps the caller's pixels: converted into a new Mat, never in place.
-    const cv::Mat pixels(rows, cols, CV_MAKETYPE(depth, channels), const_cast<std::byte*>(v.data));
-    if (channels == 3) {
-      cv::cvtColor(pixels, m, cv::COLOR_RGB2BGR);
-    } else if (channels == 4) {
-      cv::cvtColor(pixels, m, cv::COLOR_RGBA2BGRA);
-    } else {
-      m = pixels;
-    }
-  }
-  std::vector<int> params;
-  if (ext == ".tif" || ext == ".tiff") params = {cv::IMWRITE_TIFF_COMPRESSION, 8};  // zlib/deflate, as Cellpose
-  bool ok = false;
-  try {
-    ok = cv::imencode(ext, m, *out, params);
-  } catch (const cv::Exception& e) {
-    throw Error(Errc::io, "cannot write '" + path + "': OpenCV cannot encode it (" + e.err + "); save as .npy");
-  }
-  if (!ok) throw Error(Errc::io, "cannot write '" + path + "': OpenCV cannot encode it; save as .npy");
 }
 
 int guarded(std::string* error, const auto& body) {
@@ -293,15 +172,6 @@ int read_entry(const char* path, Array* out, std::string* error) {
   return guarded(error, [&] { *out = decode(path); });
 }
 
-int read_frames_entry(const char* path, std::vector<Array>* out, std::string* error) {
-  return guarded(error, [&] { *out = decode_frames(path); });
-}
-
-int encode_entry(const char* path, const ipc::HostView* view, const char* ext, std::vector<unsigned char>* out,
-                 std::string* error) {
-  return guarded(error, [&] { encode(path, *view, ext, out); });
-}
-
 }  // namespace
 }  // namespace cpipc::io::detail
 
@@ -312,7 +182,7 @@ extern "C" __attribute__((visibility("default"))) const cpipc::io::detail::Codec
   // failure more than the one line cpipc prints.
   static const d::CodecApi api = [] {
     cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_SILENT);
-    return d::CodecApi{d::kCodecApiVersion, &d::read_entry, &d::encode_entry, &d::read_frames_entry};
+    return d::CodecApi{d::kCodecApiVersion, &d::read_entry};
   }();
   return &api;
 }

@@ -274,6 +274,15 @@ class Reader {
       rows = std::clamp<std::uint32_t>(rows, 1, std::max<std::uint32_t>(p.height, 1));
       const std::uint32_t strips = (p.height + rows - 1) / rows;
       if (TIFFNumberOfStrips(t) < strips * planes) failed();
+      // libtiff pads a StripOffsets shorter than the rows need with zeros;
+      // offset 0 is the header, never pixels: such a strip is missing.
+      for (std::uint32_t i = 0; i < strips * planes; ++i) {
+        if (TIFFGetStrileOffset(t, i) == 0) {
+          source_.messages.error = where + ": strip " + std::to_string(i + 1) + " has no offset";
+          source_.messages.errors = 1;
+          corrupt();
+        }
+      }
       for (std::uint32_t s = 0; s < planes; ++s) {
         for (std::uint32_t k = 0; k < strips; ++k) {
           const std::size_t n = row * std::min<std::uint32_t>(rows, p.height - k * rows);
@@ -289,6 +298,13 @@ class Reader {
     const auto th = field<std::uint32_t>(TIFFTAG_TILELENGTH, 0);
     const tmsize_t tile_bytes = TIFFTileSize(t);
     if (tw == 0 || th == 0 || tile_bytes < static_cast<tmsize_t>(std::size_t{tw} * th * pixel)) failed();
+    for (std::uint32_t i = 0, n = TIFFNumberOfTiles(t); i < n; ++i) {  // as for strips: offset 0 is no tile
+      if (TIFFGetStrileOffset(t, i) == 0) {
+        source_.messages.error = where + ": tile " + std::to_string(i + 1) + " has no offset";
+        source_.messages.errors = 1;
+        corrupt();
+      }
+    }
     std::vector<unsigned char> tile(static_cast<std::size_t>(tile_bytes));
     for (std::uint32_t s = 0; s < planes; ++s) {
       for (std::uint32_t y = 0; y < p.height; y += th) {

@@ -138,15 +138,6 @@ nlohmann::json status_json(const std::string& name, const ipc::SegmentStatus& s)
   return j;
 }
 
-void add_axis_options(CLI::App& cmd, io::AxisOptions& axes) {
-  cmd.add_option_function<int>(
-      "--channel-axis,--channel_axis", [&axes](int v) { axes.channel_axis = v; },
-      "Which axis of the stored array holds the channels (default: the file's metadata, else guessed as Cellpose)");
-  cmd.add_option_function<int>(
-      "--z-axis,--z_axis", [&axes](int v) { axes.z_axis = v; },
-      "Which axis of the stored array is Z (default: the file's metadata, else guessed as Cellpose)");
-}
-
 void add_post_device_option(CLI::App* cmd, std::string& device) {
   cmd->add_option("--device", device, "cpu, or cuda / cuda:N: compute on the GPU (the same result)")
       ->check([](const std::string& d) {

@@ -7,7 +7,6 @@
 #include <chrono>
 #include <string>
 
-#include "cpipc/io/image.hpp"
 #include "cpipc/ipc/reader.hpp"
 #include "exit_status.hpp"
 
@@ -31,10 +30,6 @@ void register_watch(CLI::App& app);
 void block_stop_signals();
 // Waits up to `timeout` for one of those signals; returns it, or 0.
 int wait_for_stop_signal(std::chrono::milliseconds timeout);
-
-// --channel-axis and --z-axis (also spelled as Cellpose's CLI spells them):
-// axes of the image as stored, which win over its metadata and guessing.
-void add_axis_options(CLI::App& cmd, io::AxisOptions& axes);
 
 // --device cpu|cuda|cuda:N on the consumers that can also run on the GPU.
 void add_post_device_option(CLI::App* cmd, std::string& device);

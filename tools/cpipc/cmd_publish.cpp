@@ -3,6 +3,7 @@
 #include <memory>
 #include <thread>
 
+#include "axis_options.hpp"
 #include "cli_common.hpp"
 #include "cpipc/error.hpp"
 #include "cpipc/io/array_file.hpp"
@@ -68,9 +69,15 @@ void run_publish(const PublishOptions& o) {
     writer.publish(file.frames[t].array.data, meta);
     if (i == 1) {
       if (o.json) {
-        nlohmann::json j{{"name", o.name},     {"shape", nlohmann::json::array()}, {"dtype", ipc::to_string(desc.dtype)},
-                         {"axes", axes},       {"stored_axes", file.stored_axes},  {"axes_from", file.decided_by},
-                         {"time_points", file.frames.size()}, {"slots", o.slots},  {"path", ipc::shm_file_path(o.name)}};
+        nlohmann::json j{{"name", o.name},
+                         {"shape", nlohmann::json::array()},
+                         {"dtype", ipc::to_string(desc.dtype)},
+                         {"axes", axes},
+                         {"stored_axes", file.stored_axes},
+                         {"axes_from", file.decided_by},
+                         {"time_points", file.frames.size()},
+                         {"slots", o.slots},
+                         {"path", ipc::shm_file_path(o.name)}};
         for (std::uint32_t k = 0; k < desc.ndim; ++k) j["shape"].push_back(desc.shape[k]);
         std::printf("%s\n", dump_json(j).c_str());
       } else {
@@ -112,7 +119,7 @@ void register_publish(CLI::App& app) {
                   "Image (.tif with its axes: [Z,] Y, X [, C], one frame per time point; .png, .jpg) or .npy array")
       ->required();
   cmd->add_option("NAME", o->name, "Segment name: 1-128 of A-Z a-z 0-9 . _ -")->required();
-  add_axis_options(*cmd, o->axes);
+  add_axis_options(*cmd, o->axes.channel_axis, o->axes.z_axis);
   cmd->add_option("--frames", o->frames,
                   "Publish this many frames into the ring, cycling through the file's time points (default: one each)")
       ->check(CLI::Range(1ull, 1ull << 40));

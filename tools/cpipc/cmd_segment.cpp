@@ -13,11 +13,12 @@
 #include <mutex>
 #include <optional>
 
+#include "axis_options.hpp"
 #include "cpipc/error.hpp"
 #include "cpipc/io/array_file.hpp"
-#include "cpipc/io/tiff.hpp"
 #include "cpipc/io/image.hpp"
 #include "cpipc/io/outputs.hpp"
+#include "cpipc/io/tiff.hpp"
 #include "cpipc/model/planes.hpp"
 #include "cpipc/model/segmenter.hpp"
 #include "cpipc/service/protocol.hpp"
@@ -154,8 +155,8 @@ void run_segment(SegmentArgs a) {
     }
     std::fprintf(stderr, "cpipc: error: %s\n", e.what());
   };
-  const auto write_and_report = [&](const std::string& path, std::size_t k, std::size_t frames,
-                                    const std::string& axes, const model::Segmentation& s) {
+  const auto write_and_report = [&](const std::string& path, std::size_t k, std::size_t frames, const std::string& axes,
+                                    const model::Segmentation& s) {
     try {
       const fs::path dir = a.output_dir.empty() ? fs::path(path).parent_path() : fs::path(a.output_dir);
       const Written w = save_outputs(a, dir.empty() ? fs::path(".") : dir, frame_stem(path, k, frames), s);
@@ -220,11 +221,12 @@ void run_segment(SegmentArgs a) {
         std::printf("%s\n", j.dump().c_str());
       } else {
         const std::string page = frames > 1 ? " [" + std::to_string(k) + "]" : "";
-        std::printf("%s%s: z-stack of %lld planes (%s), each segmented in 2-D: %llu objects in %lld x %lld; "
-                    "total %.3f s -> %s\n",
-                    path.c_str(), page.c_str(), static_cast<long long>(s.planes), axes.c_str(),
-                    static_cast<unsigned long long>(s.objects()), static_cast<long long>(s.height),
-                    static_cast<long long>(s.width), f.timings.total_s, masks.c_str());
+        std::printf(
+            "%s%s: z-stack of %lld planes (%s), each segmented in 2-D: %llu objects in %lld x %lld; "
+            "total %.3f s -> %s\n",
+            path.c_str(), page.c_str(), static_cast<long long>(s.planes), axes.c_str(),
+            static_cast<unsigned long long>(s.objects()), static_cast<long long>(s.height),
+            static_cast<long long>(s.width), f.timings.total_s, masks.c_str());
       }
       std::fflush(stdout);
     } catch (const Error& e) {
@@ -238,8 +240,9 @@ void run_segment(SegmentArgs a) {
     if (writing.valid()) writing.get();
   };
   const auto read_ahead = [&](int i) {
-    return i < total ? std::async(std::launch::async, io::read_image_file, a.images[static_cast<std::size_t>(i)], a.axes)
-                     : std::future<io::ImageFile>{};
+    return i < total
+               ? std::async(std::launch::async, io::read_image_file, a.images[static_cast<std::size_t>(i)], a.axes)
+               : std::future<io::ImageFile>{};
   };
   std::future<io::ImageFile> next = read_ahead(0);
   for (int i = 0; i < total; ++i) {
@@ -309,7 +312,7 @@ void register_segment(CLI::App& app) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--channels", a->channels,
                   "SEG,NUC 1-based channels, 0,0 = grayscale (Cellpose 3 networks); 'first' = first channels");
-  add_axis_options(*cmd, a->axes);
+  add_axis_options(*cmd, a->axes.channel_axis, a->axes.z_axis);
   cmd->add_option("--device", a->device, "auto (CUDA when there is one), cpu, cuda or cuda:N");
   cmd->add_option("--precision", a->precision, "fp32 (IEEE), or on CUDA tf32 (Cellpose's GPU default), bf16, fp16")
       ->check(CLI::IsMember({"fp32", "tf32", "bf16", "fp16"}));

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <memory>
 
+#include "axis_options.hpp"
 #include "cli_common.hpp"
 #include "cpipc/error.hpp"
 #include "cpipc/io/outputs.hpp"
@@ -80,11 +81,10 @@ void run_submit(SubmitArgs a) {
         std::string size;
         for (std::int64_t e : result.shape) size += (size.empty() ? "" : " x ") + std::to_string(e);
         if (result.shape.size() == 3) size += " (a z-stack, each plane in 2-D)";
-        std::printf(
-            "%s: %u objects in %s; segment %.3f s, request %.3f s -> segment '%s' slot %u seq %llu%s\n",
-            image.c_str(), result.objects, size.c_str(), result.timings.total_s, result.request_s, result.segment.c_str(),
-            result.slot, static_cast<unsigned long long>(result.seq),
-            line.contains("saved") ? (", saved " + line["saved"][0].get<std::string>()).c_str() : "");
+        std::printf("%s: %u objects in %s; segment %.3f s, request %.3f s -> segment '%s' slot %u seq %llu%s\n",
+                    image.c_str(), result.objects, size.c_str(), result.timings.total_s, result.request_s,
+                    result.segment.c_str(), result.slot, static_cast<unsigned long long>(result.seq),
+                    line.contains("saved") ? (", saved " + line["saved"][0].get<std::string>()).c_str() : "");
       }
       std::fflush(stdout);
     } catch (const Error& e) {
@@ -112,12 +112,7 @@ void register_submit(CLI::App& app) {
   cmd->add_option("--diameter", a->params.diameter, "Cell diameter, px (default: the producer's)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--channels", a->channels, "SEG,NUC 1-based channels, 0,0 = grayscale");
-  cmd->add_option_function<int>(
-      "--channel-axis,--channel_axis", [a](int v) { a->params.channel_axis = v; },
-      "Which axis of the stored image holds the channels (default: its metadata, else guessed as Cellpose)");
-  cmd->add_option_function<int>(
-      "--z-axis,--z_axis", [a](int v) { a->params.z_axis = v; },
-      "Which axis of the stored image is Z (default: its metadata, else guessed as Cellpose)");
+  add_axis_options(*cmd, a->params.channel_axis, a->params.z_axis);
   cmd->add_option("--flow-threshold", a->params.flow_threshold, "Flow-error QC threshold, 0 = off")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--cellprob-threshold", a->params.cellprob_threshold, "Foreground: cellprob above this");
