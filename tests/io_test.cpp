@@ -301,9 +301,9 @@ TEST_F(ReadFrames, ATruncatedUncompressedTiffIsCorrupt) {
   expect_refused(dir_.file("stack_half.tif"), Errc::invalid_argument, "corrupt or truncated");
 }
 
-// Needs read_frames/read_array routed to read_png (issue 14's reader).
+// PNG is libpng's in every build, with or without the OpenCV plugin
+// (cpipc_io_tests_without_image_codecs runs this again with CPIPC_CODECS=none).
 TEST_F(ReadFrames, WithoutImageCodecsAPngIsReadThroughLibpng) {
-  if (io::image_codecs_available()) GTEST_SKIP() << "built with OpenCV: this checks a build without it";
   const io::Array image = noise_u16(33, 17);
   io::write_array(dir_.file("x.png"), image.view());
   const auto frames = io::read_frames(dir_.file("x.png"));
@@ -315,6 +315,17 @@ TEST_F(ReadFrames, WithoutImageCodecsAPngIsReadThroughLibpng) {
   expect_refused(dir_.file("bad.png"), Errc::invalid_argument, "corrupt or truncated PNG (");
   io::write_npy(dir_.file("x.npy"), image.view());
   EXPECT_EQ(io::read_frames(dir_.file("x.npy")).size(), 1u) << ".npy needs no codecs";
+}
+
+// JPEG and BMP need the OpenCV plugin: without it (here CPIPC_CODECS=none,
+// in cpipc_io_tests_without_image_codecs) one line says so and how to fix it.
+TEST_F(ReadFrames, WithoutImageCodecsAJpegNamesTheFix) {
+  if (io::image_codecs_available()) {
+    GTEST_SKIP() << "the OpenCV plugin is there; cpipc_io_tests_without_image_codecs runs this without it";
+  }
+  write_bytes(dir_.file("x.jpg"), std::string("\xff\xd8\xff\xe0\x00\x10JFIF\x00", 11) + std::string(64, '\0'));
+  expect_refused(dir_.file("x.jpg"), Errc::invalid_argument, "JPEG and BMP need the OpenCV codec plugin");
+  expect_refused(dir_.file("x.jpg"), Errc::invalid_argument, "convert the file to PNG, TIFF or .npy");
 }
 
 // The label image of make_outline_fixture.py: touching masks, a ring, masks
@@ -462,7 +473,6 @@ TEST(Outputs, AnOutputDirectoryThatIsAFileIsAnIoError) {
 }
 
 TEST(Outputs, WithoutImageCodecsTheMasksAreAUint16PngAndTheOutlinesCellposes) {
-  if (io::image_codecs_available()) GTEST_SKIP() << "built with OpenCV: this checks a build without it";
   const Labels l = fixture_labels();
   const io::Array labels = labels_array(l);
   TempDir dir;
@@ -585,7 +595,6 @@ TEST_F(DamagedTiff, DamagedFilesGiveOneLineNotACrash) {
 // write_array's PNGs are libpng's in every build: compressed (no longer
 // cpipc's stored-block PNG) and the same samples.
 TEST(PngWriter, WithoutImageCodecsWriteArrayWritesACompressedPng) {
-  if (io::image_codecs_available()) GTEST_SKIP() << "built with OpenCV: this checks a build without it";
   TempDir dir;
   const auto flat = make<std::uint16_t>(ipc::kUInt16, {64, 64}, [](std::size_t i) { return i / 1024; });
   io::write_array(dir.file("out.png"), flat.view());

@@ -100,16 +100,21 @@ TEST_F(Segment, WritesCellposeOutputsThatAgreeWithCellpose) {
   EXPECT_EQ(n, j["objects"].get<std::size_t>());
 }
 
-TEST_F(Segment, EachPageOfAStackIsAFrameWithItsOwnOutputs) {
-  const CommandResult r = segment({CPIPC_SOURCE_DIR "/tests/data/io/stack3.tif", "--json", "--no-outlines"});
+// An ImageJ hyperstack of 2 time points, each 3 z-planes of 2 channels:
+// one result per time point, each a [3, Y, X] mask stack.
+TEST_F(Segment, EachTimePointOfAHyperstackHasItsOwnOutputs) {
+  const CommandResult r =
+      segment({CPIPC_SOURCE_DIR "/tests/data/images/imagej_tzcyx_uint16.tif", "--json", "--channels", "1,2"});
   ASSERT_EQ(r.status, 0) << r.err;
   const auto lines = json_lines(r.out);
-  ASSERT_EQ(lines.size(), 3u);
-  for (int k = 0; k < 3; ++k) {
+  ASSERT_EQ(lines.size(), 2u);
+  for (int k = 0; k < 2; ++k) {
     EXPECT_EQ(lines[k]["frame"], k);
-    EXPECT_TRUE(fs::exists(dir_.file("out/stack3_" + std::to_string(k) + "_cp_masks.png")));
+    EXPECT_EQ(lines[k]["axes"], "ZYXC");
+    EXPECT_EQ(lines[k]["planes"], 3);
+    EXPECT_EQ(lines[k]["masks"], dir_.file("out/imagej_tzcyx_uint16_" + std::to_string(k) + "_cp_masks.tif"));
+    EXPECT_TRUE(fs::exists(lines[k]["masks"].get<std::string>()));
   }
-  EXPECT_FALSE(fs::exists(dir_.file("out/stack3_0_cp_outlines.txt")));
 }
 
 // A z-stack is segmented plane by plane (Cellpose's eval without do_3D)
