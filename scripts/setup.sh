@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian 12 machine for cpipc and builds it. Idempotent: a
 # second run checks what is there and only rebuilds what changed.
-#   - Debian packages: compilers, CMake, Ninja, OpenCV, GoogleTest, Google
+#   - Debian packages: compilers, CMake, Ninja, libtiff, libpng, OpenCV, GoogleTest, Google
 #     Benchmark, CLI11, spdlog/fmt, nlohmann-json, clang + libFuzzer.
 #   - LibTorch from the PyPI torch wheel, in a venv under $CPIPC_CACHE_DIR
 #     (default ~/.cache/cpipc), outside the repo, reused by every checkout.
