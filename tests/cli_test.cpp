@@ -18,6 +18,7 @@
 
 #include "cpipc/error.hpp"
 #include "cpipc/io/array_file.hpp"
+#include "cpipc/io/image.hpp"
 #include "cpipc/io/npy.hpp"
 #include "cpipc/ipc/name.hpp"
 #include "cpipc/util/child_process.hpp"
@@ -136,6 +137,52 @@ TEST_F(Cli, PublishedPngServesItsPixels) {
   const io::Array back = save_and_read_back("out.npy");
   EXPECT_TRUE(back.desc.same_layout(labels_.desc)) << back.desc.to_string();
   EXPECT_EQ(back.data, labels_.data);
+}
+
+// publish --json names the axes it found and how; the segment holds the
+// hyperstack in cpipc's order, and `save` writes it back with its axes.
+TEST_F(Cli, PublishJsonNamesTheAxesAndSaveKeepsThem) {
+  const std::string file = CPIPC_SOURCE_DIR "/tests/data/images/imagej_zcyx_uint16.tif";
+  name_ = unique_name();
+  const CommandResult r = run_cpipc({"publish", file, name_, "--json", "--linger-ms", "0"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  const nlohmann::json j = nlohmann::json::parse(r.out.substr(0, r.out.find('\n')));
+  EXPECT_EQ(j["axes"], "ZYXC");
+  EXPECT_EQ(j["stored_axes"], "ZCYX");
+  EXPECT_EQ(j["axes_from"], "ImageJ metadata");
+  EXPECT_EQ(j["shape"], nlohmann::json({3, 40, 48, 2}));
+  EXPECT_EQ(j["dtype"], "uint16");
+
+  // Named axes win: the same file with its channels said to be axis 0.
+  const CommandResult named =
+      run_cpipc({"publish", file, unique_name(), "--json", "--linger-ms", "0", "--channel-axis", "0", "--z-axis", "1"});
+  ASSERT_EQ(named.status, 0) << named.err;
+  const nlohmann::json n = nlohmann::json::parse(named.out.substr(0, named.out.find('\n')));
+  EXPECT_EQ(n["shape"], nlohmann::json({2, 40, 48, 3}));
+  EXPECT_EQ(n["axes_from"], "--channel-axis and --z-axis");
+
+  Publisher kept(file, name_);
+  const io::Array expect = io::read_npy(CPIPC_SOURCE_DIR "/tests/data/images/imagej_zcyx_uint16.expect.npy");
+  const CommandResult saved = run_cpipc({"save", name_, dir_.file("back.tif")});
+  ASSERT_EQ(saved.status, 0) << saved.err;
+  const io::ImageFile back = io::read_image_file(dir_.file("back.tif"));
+  ASSERT_EQ(back.frames.size(), 1u);
+  EXPECT_EQ(back.frames[0].axes, "ZYXC");
+  EXPECT_EQ(back.decided_by, "ImageJ metadata");
+  EXPECT_TRUE(back.frames[0].array.data == expect.data);
+}
+
+// What cannot be read exactly is refused: exit 2, one line naming the file
+// and what is unsupported.
+TEST_F(Cli, FilesThatCannotBeReadExactlyAreRefused) {
+  for (const auto& [file, what] : std::vector<std::pair<std::string, std::string>>{
+           {"complex64.tif", "complex"}, {"bilevel_1bit.tif", "1-bit"}, {"packed_12bit.tif", "12-bit"}}) {
+    const std::string path = CPIPC_SOURCE_DIR "/tests/data/images/" + file;
+    const CommandResult r = run_cpipc({"publish", path, unique_name(), "--linger-ms", "0"});
+    expect_failure(r, 2);
+    EXPECT_NE(r.err.find(path), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(what), std::string::npos) << r.err;
+  }
 }
 
 TEST_F(Cli, PublishStopsCleanlyAfterLingering) {
