@@ -559,6 +559,42 @@ TEST_F(ReadTiff, PagesOfOtherShapesStartAnotherSeries) {
   EXPECT_EQ(got[1].shape, (std::vector<std::int64_t>{21, 5}));
 }
 
+// A reduced-resolution page (SubfileType 1: a thumbnail, as Zeiss LSM
+// files keep after every page) is not part of the image, as in tifffile.
+TEST_F(ReadTiff, ThumbnailsBetweenPagesAreLeftOut) {
+  const std::string path = dir_.file("lsm_like.tif");
+  TIFF* w = TIFFOpen(path.c_str(), "w");
+  ASSERT_NE(w, nullptr);
+  std::vector<std::vector<std::byte>> full;
+  for (int p = 0; p < 4; ++p) {
+    const bool thumb = p % 2 == 1;
+    const std::uint32_t width = thumb ? 8 : 37, height = thumb ? 4 : 21;
+    TIFFSetField(w, TIFFTAG_SUBFILETYPE, thumb ? FILETYPE_REDUCEDIMAGE : 0u);
+    TIFFSetField(w, TIFFTAG_IMAGEWIDTH, width);
+    TIFFSetField(w, TIFFTAG_IMAGELENGTH, height);
+    TIFFSetField(w, TIFFTAG_BITSPERSAMPLE, thumb ? 8 : 16);
+    TIFFSetField(w, TIFFTAG_SAMPLESPERPIXEL, 1);
+    TIFFSetField(w, TIFFTAG_ROWSPERSTRIP, height);
+    TIFFSetField(w, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_MINISBLACK);
+    Spec s;
+    s.width = width;
+    s.height = height;
+    s.bits = thumb ? 8 : 16;
+    const std::vector<std::byte> data = pattern(s, p);
+    if (!thumb) full.push_back(data);
+    ASSERT_GE(TIFFWriteEncodedStrip(w, 0, const_cast<std::byte*>(data.data()), static_cast<tmsize_t>(data.size())), 0);
+    ASSERT_EQ(TIFFWriteDirectory(w), 1);
+  }
+  TIFFClose(w);
+  const auto got = io::detail::read_tiff(path);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].axes, "QYX");
+  EXPECT_EQ(got[0].shape, (std::vector<std::int64_t>{2, 21, 37}));
+  std::vector<std::byte> both = full[0];
+  both.insert(both.end(), full[1].begin(), full[1].end());
+  EXPECT_TRUE(got[0].data == both);
+}
+
 // ---- write_tiff ----
 
 template <class T>
@@ -651,15 +687,17 @@ TEST_F(WriteTiff, RefusesWhatTiffCannotSayAndKeepsWriteArrayCallers) {
   io::Array b;
   const std::int64_t shape[2] = {2, 2};
   b.desc = ipc::TensorDesc::contiguous(ipc::DType{ipc::DTypeCode::bool_, 8, 1}, shape);
-  b.data.resize(4);
-  for (const char* axes : {"YX", "ZYX"}) {
-    try {
-      io::detail::write_tiff(path, b.view(), axes);
-      ADD_FAILURE() << "written";
-    } catch (const Error& e) {
-      EXPECT_EQ(e.code(), Errc::invalid_argument);
-      EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos);
-    }
+  b.data = {std::byte{0}, std::byte{1}, std::byte{1}, std::byte{0}};
+  // bool (numpy's: one byte, 0 or 1) is written as the same uint8 bytes
+  io::detail::write_tiff(path, b.view(), "YX");
+  EXPECT_EQ(io::detail::read_tiff(path).at(0).dtype, ipc::kUInt8);
+  EXPECT_EQ(io::detail::read_tiff(path).at(0).data, b.data);
+  try {  // axes that do not fit the array
+    io::detail::write_tiff(path, b.view(), "ZYX");
+    ADD_FAILURE() << "written";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Errc::invalid_argument);
+    EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos);
   }
   // write_array: uint32 labels narrow to uint16 where they fit, else stay.
   auto labels = ramp<std::uint32_t>(ipc::kUInt32, {5, 6}, [](std::size_t i) { return i; });

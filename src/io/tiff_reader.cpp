@@ -63,8 +63,15 @@ class Reader {
 
   std::vector<StoredImage> read() {
     std::vector<Page> pages;
+    std::size_t directory = 0;
     do {
-      pages.push_back(inspect(pages.size()));
+      // A reduced-resolution copy (a thumbnail, as Zeiss LSM files keep after
+      // every page) is not part of the image: tifffile leaves it out too.
+      std::uint32_t subfile = 0;
+      const bool reduced = TIFFGetField(tif_.get(), TIFFTAG_SUBFILETYPE, &subfile) == 1 &&
+                           (subfile & FILETYPE_REDUCEDIMAGE) != 0 && !pages.empty();
+      if (!reduced) pages.push_back(inspect(directory));
+      ++directory;
     } while (TIFFReadDirectory(tif_.get()) == 1);
     if (source_.messages.errors > 0) corrupt();  // a directory after the last good one is damaged
 

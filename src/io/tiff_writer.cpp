@@ -61,7 +61,8 @@ void mem_unmap(thandle_t, void*, toff_t) {}
 
 std::uint16_t sample_format(const std::string& path, ipc::DType d) {
   const bool whole = d.lanes == 1 && (d.bits == 8 || d.bits == 16 || d.bits == 32 || d.bits == 64);
-  if (whole && d.code == ipc::DTypeCode::uint) return SAMPLEFORMAT_UINT;
+  // numpy's bool is one byte of 0 or 1: written as uint8, the same bytes.
+  if (whole && (d.code == ipc::DTypeCode::uint || d.code == ipc::DTypeCode::bool_)) return SAMPLEFORMAT_UINT;
   if (whole && d.code == ipc::DTypeCode::int_) return SAMPLEFORMAT_INT;
   if (whole && d.code == ipc::DTypeCode::float_ && d.bits >= 16) return SAMPLEFORMAT_IEEEFP;
   refuse(path, ipc::to_string(d) + " has no TIFF sample format; save it as .npy");
