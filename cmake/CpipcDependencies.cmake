@@ -84,13 +84,6 @@ if(NOT TIFF_FOUND)
   endif()
 endif()
 
-# zlib: Deflate-compressed TIFF (what Cellpose and tifffile write) in our own
-# TIFF reader; optional, as the lent GPU machines may lack its headers.
-find_package(ZLIB QUIET)
-if(NOT ZLIB_FOUND)
-  message(STATUS "cpipc: zlib not found; without OpenCV, Deflate-compressed TIFF is refused")
-endif()
-
 # CUDA: on when nvcc is found. sm_90 (H100/H200) code plus compute_90 PTX so
 # newer cards JIT it.
 set(CPIPC_HAVE_CUDA OFF)

@@ -36,7 +36,7 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 # 1. Debian packages (only when one is missing).
 packages=(build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev clang-format
           libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev libspdlog-dev libfmt-dev
-          nlohmann-json3-dev libopencv-dev libpng-dev libtiff-dev zlib1g-dev python3 python3-venv)
+          nlohmann-json3-dev libopencv-dev libpng-dev libtiff-dev python3 python3-venv)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -105,6 +105,55 @@ class Reader {
     return TIFFGetFieldDefaulted(tif_.get(), tag, &v) == 1 ? v : fallback;
   }
 
+  // Before anything is allocated for a page: its strips or tiles must lie
+  // in the file, and uncompressed ones must hold every pixel, so that a small
+  // damaged file cannot make cpipc allocate gigabytes to fail afterwards.
+  // (A compressed page can legitimately decode to ~1000x its bytes; that is
+  // bounded by check_decoded_size.)
+  void check_data_is_there(const Page& p, std::uint16_t compression, const std::string& where) {
+    TIFF* t = tif_.get();
+    const std::uint32_t n = TIFFIsTiled(t) ? TIFFNumberOfTiles(t) : TIFFNumberOfStrips(t);
+    const std::uint64_t file = source_.file.size();
+    std::uint64_t stored = 0;
+    for (std::uint32_t i = 0; i < n; ++i) {
+      const std::uint64_t at = TIFFGetStrileOffset(t, i);
+      const std::uint64_t count = TIFFGetStrileByteCount(t, i);
+      // Offset 0 is the header (libtiff pads short offset tables with it).
+      if (at == 0) {
+        source_.messages.error = where + "strip or tile " + std::to_string(i + 1) + " has no offset";
+        source_.messages.errors = 1;
+        corrupt();
+      }
+      if (at > file || count > file - at) {
+        source_.messages.error = where + "strip or tile " + std::to_string(i + 1) + " lies past the end of the file";
+        source_.messages.errors = 1;
+        corrupt();
+      }
+      stored += count;
+    }
+    if (compression == COMPRESSION_NONE && stored < p.bytes()) {  // tiles cover the page, padded
+      source_.messages.error =
+          where + std::to_string(p.bytes()) + " bytes of pixels, " + std::to_string(stored) + " stored in the file";
+      source_.messages.errors = 1;
+      corrupt();
+    }
+    // No codec expands its input without bound: Deflate at most 1032:1,
+    // LZW (12-bit codes of strings up to 4096 bytes) under 4096:1, PackBits
+    // 64:1; the others (Zstd's RLE blocks reach ~44 000:1) get a generous cap.
+    std::uint64_t ratio = 50'000;
+    if (compression == COMPRESSION_ADOBE_DEFLATE || compression == COMPRESSION_DEFLATE) ratio = 1'100;
+    if (compression == COMPRESSION_LZW) ratio = 4'096;
+    if (compression == COMPRESSION_PACKBITS) ratio = 64;
+    std::uint64_t most = 0;
+    if (__builtin_mul_overflow(stored, ratio, &most)) most = std::numeric_limits<std::uint64_t>::max();
+    if (compression != COMPRESSION_NONE && p.bytes() > most + 65'536) {
+      source_.messages.error = where + std::to_string(p.bytes()) + " bytes of pixels cannot come from " +
+                               std::to_string(stored) + " compressed bytes";
+      source_.messages.errors = 1;
+      corrupt();
+    }
+  }
+
   Page inspect(std::size_t index) {
     TIFF* t = tif_.get();
     const std::string where = "page " + std::to_string(index + 1) + ": ";
@@ -158,6 +207,7 @@ class Reader {
                          : format == SAMPLEFORMAT_INT  ? ipc::DTypeCode::int_
                                                        : ipc::DTypeCode::uint,
                          static_cast<std::uint8_t>(bits), 1};
+    check_data_is_there(p, compression, where);
     if (index == 0) {
       const char* d = nullptr;
       if (TIFFGetField(t, TIFFTAG_IMAGEDESCRIPTION, &d) == 1 && d) p.description = d;
