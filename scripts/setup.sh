@@ -6,6 +6,7 @@
 #   - LibTorch from the PyPI torch wheel, in a venv under $CPIPC_CACHE_DIR
 #     (default ~/.cache/cpipc), outside the repo, reused by every checkout.
 #   - CUDA: the toolkit in /usr/local/cuda is used when present (not installed here).
+#   - The Python package (python/) built into its own venv for its tests.
 #   - With --reference: Cellpose itself (cellpose==4.2.1.1 on the same torch) in
 #     its own venv, for the reference fixtures and the side-by-side benchmarks.
 # Options: --no-torch (skip LibTorch), --no-build (install only), --reference.
@@ -80,6 +81,31 @@ else
   mkdir -p "$cache"
   python3 -m venv "$tools_env"
   "$tools_env/bin/pip" install -q --disable-pip-version-check "${tools_pkgs[@]}"
+fi
+
+# 3b. The Python package's venv (python/: pip install ./python, with pytest
+# and ml_dtypes for bfloat16): what scripts/test.sh runs python/tests in.
+# pip builds the package with nanobind and scikit-build-core from PyPI; its
+# CMake build folder (python/build/) is kept, so a re-install rebuilds only
+# what changed. A failed build fails setup.
+py_env="$cache/python-venv"
+if ! "$py_env/bin/python" -c "import pytest, ml_dtypes, numpy" 2>/dev/null; then
+  say "creating the Python package's venv in $py_env"
+  rm -rf "$py_env"
+  mkdir -p "$cache"
+  python3 -m venv "$py_env"
+  "$py_env/bin/pip" install -q --disable-pip-version-check pytest "ml_dtypes>=0.3" numpy
+fi
+# Re-installed only when its sources changed (a pip install costs ~30 s even then).
+py_sources=$(cd "$repo" && find CMakeLists.txt include/cpipc src/ipc python/pyproject.toml python/CMakeLists.txt \
+               python/src python/cpipc -type f ! -path '*/__pycache__/*' -print0 | sort -z | xargs -0 sha256sum |
+             sha256sum | cut -d' ' -f1)
+if [ $build -eq 1 ] && [ "$(cat "$py_env/cpipc-sources.sha256" 2>/dev/null)" != "$py_sources" ]; then
+  say "installing the cpipc Python package (pip install ./python) into $py_env"
+  "$py_env/bin/pip" install -q --disable-pip-version-check "$repo/python"
+  echo "$py_sources" > "$py_env/cpipc-sources.sha256"
+elif [ $build -eq 1 ]; then
+  say "cpipc Python package: up to date in $py_env"
 fi
 
 # 4. Cellpose itself, only for reference fixtures and benchmarks (never at run time).
