@@ -137,6 +137,15 @@ class Reader {
       source_.messages.errors = 1;
       corrupt();
     }
+    // A tile may be larger than a small page (256 x 256 tiles of a 40 x 48
+    // image), but not by gigabytes: its buffer is allocated to decode it.
+    if (TIFFIsTiled(t) &&
+        static_cast<std::uint64_t>(TIFFTileSize64(t)) > std::max<std::uint64_t>(p.bytes(), 64u << 20)) {
+      source_.messages.error = where + "a tile of " + std::to_string(TIFFTileSize64(t)) + " bytes for a page of " +
+                               std::to_string(p.bytes());
+      source_.messages.errors = 1;
+      corrupt();
+    }
     // No codec expands its input without bound: Deflate at most 1032:1,
     // LZW (12-bit codes of strings up to 4096 bytes) under 4096:1, PackBits
     // 64:1; the others (Zstd's RLE blocks reach ~44 000:1) get a generous cap.
