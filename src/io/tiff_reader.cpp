@@ -87,6 +87,12 @@ class Reader {
   }
 
  private:
+  // A damaged file, said in cpipc's words (not libtiff's).
+  [[noreturn]] void damaged(std::string why) {
+    source_.messages.error = std::move(why);
+    source_.messages.errors = 1;
+    corrupt();
+  }
   [[noreturn]] void corrupt() const {
     // libtiff refuses a directory whose BitsPerSample differ per sample.
     if (source_.messages.error.find("different values per sample") != std::string::npos) {
@@ -120,31 +126,23 @@ class Reader {
       const std::uint64_t count = TIFFGetStrileByteCount(t, i);
       // Offset 0 is the header (libtiff pads short offset tables with it).
       if (at == 0) {
-        source_.messages.error = where + "strip or tile " + std::to_string(i + 1) + " has no offset";
-        source_.messages.errors = 1;
-        corrupt();
+        damaged(where + "strip or tile " + std::to_string(i + 1) + " has no offset");
       }
       if (at > file || count > file - at) {
-        source_.messages.error = where + "strip or tile " + std::to_string(i + 1) + " lies past the end of the file";
-        source_.messages.errors = 1;
-        corrupt();
+        damaged(where + "strip or tile " + std::to_string(i + 1) + " lies past the end of the file");
       }
       stored += count;
     }
     if (compression == COMPRESSION_NONE && stored < p.bytes()) {  // tiles cover the page, padded
-      source_.messages.error =
-          where + std::to_string(p.bytes()) + " bytes of pixels, " + std::to_string(stored) + " stored in the file";
-      source_.messages.errors = 1;
-      corrupt();
+      damaged(where + std::to_string(p.bytes()) + " bytes of pixels, " + std::to_string(stored) +
+              " stored in the file");
     }
     // A tile may be larger than a small page (256 x 256 tiles of a 40 x 48
     // image), but not by gigabytes: its buffer is allocated to decode it.
     if (TIFFIsTiled(t) &&
         static_cast<std::uint64_t>(TIFFTileSize64(t)) > std::max<std::uint64_t>(p.bytes(), 64u << 20)) {
-      source_.messages.error = where + "a tile of " + std::to_string(TIFFTileSize64(t)) + " bytes for a page of " +
-                               std::to_string(p.bytes());
-      source_.messages.errors = 1;
-      corrupt();
+      damaged(where + "a tile of " + std::to_string(TIFFTileSize64(t)) + " bytes for a page of " +
+              std::to_string(p.bytes()));
     }
     // No codec expands its input without bound: Deflate at most 1032:1,
     // LZW (12-bit codes of strings up to 4096 bytes) under 4096:1, PackBits
@@ -156,10 +154,8 @@ class Reader {
     std::uint64_t most = 0;
     if (__builtin_mul_overflow(stored, ratio, &most)) most = std::numeric_limits<std::uint64_t>::max();
     if (compression != COMPRESSION_NONE && p.bytes() > most + 65'536) {
-      source_.messages.error = where + std::to_string(p.bytes()) + " bytes of pixels cannot come from " +
-                               std::to_string(stored) + " compressed bytes";
-      source_.messages.errors = 1;
-      corrupt();
+      damaged(where + std::to_string(p.bytes()) + " bytes of pixels cannot come from " + std::to_string(stored) +
+              " compressed bytes");
     }
   }
 
@@ -340,15 +336,6 @@ class Reader {
       rows = std::clamp<std::uint32_t>(rows, 1, std::max<std::uint32_t>(p.height, 1));
       const std::uint32_t strips = (p.height + rows - 1) / rows;
       if (TIFFNumberOfStrips(t) < strips * planes) failed();
-      // libtiff pads a StripOffsets shorter than the rows need with zeros;
-      // offset 0 is the header, never pixels: such a strip is missing.
-      for (std::uint32_t i = 0; i < strips * planes; ++i) {
-        if (TIFFGetStrileOffset(t, i) == 0) {
-          source_.messages.error = where + ": strip " + std::to_string(i + 1) + " has no offset";
-          source_.messages.errors = 1;
-          corrupt();
-        }
-      }
       for (std::uint32_t s = 0; s < planes; ++s) {
         for (std::uint32_t k = 0; k < strips; ++k) {
           const std::size_t n = row * std::min<std::uint32_t>(rows, p.height - k * rows);
@@ -364,13 +351,6 @@ class Reader {
     const auto th = field<std::uint32_t>(TIFFTAG_TILELENGTH, 0);
     const tmsize_t tile_bytes = TIFFTileSize(t);
     if (tw == 0 || th == 0 || tile_bytes < static_cast<tmsize_t>(std::size_t{tw} * th * pixel)) failed();
-    for (std::uint32_t i = 0, n = TIFFNumberOfTiles(t); i < n; ++i) {  // as for strips: offset 0 is no tile
-      if (TIFFGetStrileOffset(t, i) == 0) {
-        source_.messages.error = where + ": tile " + std::to_string(i + 1) + " has no offset";
-        source_.messages.errors = 1;
-        corrupt();
-      }
-    }
     std::vector<unsigned char> tile(static_cast<std::size_t>(tile_bytes));
     for (std::uint32_t s = 0; s < planes; ++s) {
       for (std::uint32_t y = 0; y < p.height; y += th) {

@@ -17,6 +17,7 @@
 #include "cpipc/error.hpp"
 #include "cpipc/io/array_file.hpp"
 #include "cpipc/io/image.hpp"
+#include "cpipc/io/labels.hpp"
 #include "cpipc/io/outputs.hpp"
 #include "cpipc/io/tiff.hpp"
 #include "cpipc/model/planes.hpp"
@@ -89,18 +90,10 @@ std::string save_stack_masks(const fs::path& dir, const std::string& stem, const
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) throw Error(Errc::io, "cannot create output directory '" + dir.string() + "': " + ec.message());
+  // uint16 while every label fits (a plane's labels start at 1), as Cellpose.
+  io::Array masks = io::narrow_labels(s.labels, s.planes * s.height, s.width);
   const std::int64_t shape[3] = {s.planes, s.height, s.width};
-  io::Array masks;
-  if (s.fits_uint16()) {
-    masks.desc = ipc::TensorDesc::contiguous(ipc::kUInt16, shape);
-    masks.data.resize(masks.desc.nbytes());
-    auto* out = reinterpret_cast<std::uint16_t*>(masks.data.data());
-    for (std::size_t i = 0; i < s.labels.size(); ++i) out[i] = static_cast<std::uint16_t>(s.labels[i]);
-  } else {
-    masks.desc = ipc::TensorDesc::contiguous(ipc::kUInt32, shape);
-    masks.data.resize(masks.desc.nbytes());
-    std::memcpy(masks.data.data(), s.labels.data(), masks.data.size());
-  }
+  masks.desc = ipc::TensorDesc::contiguous(masks.desc.dtype, shape);
   const std::string path = (dir / (stem + "_cp_masks.tif")).string();
   io::write_tiff(path, masks.view(), "ZYX");
   return path;
@@ -155,6 +148,17 @@ void run_segment(SegmentArgs a) {
     }
     std::fprintf(stderr, "cpipc: error: %s\n", e.what());
   };
+  // What every result line says of the run: the diameter and steps used, where, and how long.
+  const auto run_json = [&](const model::Segmentation& s) {
+    return nlohmann::json{{"diameter", s.diameter},
+                          {"rescale", s.rescale},
+                          {"niter", s.niter},
+                          {"tiles", s.tiles},
+                          {"device", segmenter.model().device().to_string()},
+                          {"precision", model::to_string(segmenter.model().precision())},
+                          {"timings_s", service::to_json(service::Timings{s.timings.preprocess_s, s.timings.network_s,
+                                                                          s.timings.dynamics_s, s.timings.total_s})}};
+  };
   const auto write_and_report = [&](const std::string& path, std::size_t k, std::size_t frames, const std::string& axes,
                                     const model::Segmentation& s) {
     try {
@@ -168,15 +172,8 @@ void run_segment(SegmentArgs a) {
                          {"axes", axes},
                          {"objects", s.masks.count},
                          {"shape", {s.masks.height, s.masks.width}},
-                         {"masks", w.masks},
-                         {"diameter", s.diameter},
-                         {"rescale", s.rescale},
-                         {"niter", s.niter},
-                         {"tiles", s.tiles},
-                         {"device", segmenter.model().device().to_string()},
-                         {"precision", model::to_string(segmenter.model().precision())},
-                         {"timings_s", service::to_json(service::Timings{s.timings.preprocess_s, s.timings.network_s,
-                                                                         s.timings.dynamics_s, s.timings.total_s})}};
+                         {"masks", w.masks}};
+        j.update(run_json(s));
         if (!w.outlines.empty()) j["outlines"] = w.outlines;
         if (!w.flows.empty()) j["flows"] = w.flows;
         std::printf("%s\n", j.dump().c_str());
@@ -209,15 +206,8 @@ void run_segment(SegmentArgs a) {
                          {"objects_per_plane", s.counts},
                          {"shape", {s.planes, s.height, s.width}},
                          {"masks", masks},
-                         {"mode", "each plane in 2-D"},
-                         {"diameter", f.diameter},
-                         {"rescale", f.rescale},
-                         {"niter", f.niter},
-                         {"tiles", f.tiles},
-                         {"device", segmenter.model().device().to_string()},
-                         {"precision", model::to_string(segmenter.model().precision())},
-                         {"timings_s", service::to_json(service::Timings{f.timings.preprocess_s, f.timings.network_s,
-                                                                         f.timings.dynamics_s, f.timings.total_s})}};
+                         {"mode", "each plane in 2-D"}};
+        j.update(run_json(f));
         std::printf("%s\n", j.dump().c_str());
       } else {
         const std::string page = frames > 1 ? " [" + std::to_string(k) + "]" : "";
