@@ -83,21 +83,21 @@ else
   "$tools_env/bin/pip" install -q --disable-pip-version-check "${tools_pkgs[@]}"
 fi
 
-# 3b. The Python package's venv (python/: pip install ./python, with pytest
-# and ml_dtypes for bfloat16): what scripts/test.sh runs python/tests in.
+# 3b. The Python package's venv (python/: pip install ./python, with pytest,
+# ml_dtypes for bfloat16, and Pillow to read `cpipc segment`'s mask PNGs): what scripts/test.sh runs python/tests in.
 # pip builds the package with nanobind and scikit-build-core from PyPI; its
 # CMake build folder (python/build/) is kept, so a re-install rebuilds only
 # what changed. A failed build fails setup.
 py_env="$cache/python-venv"
-if ! "$py_env/bin/python" -c "import pytest, ml_dtypes, numpy" 2>/dev/null; then
+if ! "$py_env/bin/python" -c "import pytest, ml_dtypes, numpy, PIL" 2>/dev/null; then
   say "creating the Python package's venv in $py_env"
   rm -rf "$py_env"
   mkdir -p "$cache"
   python3 -m venv "$py_env"
-  "$py_env/bin/pip" install -q --disable-pip-version-check pytest "ml_dtypes>=0.3" numpy
+  "$py_env/bin/pip" install -q --disable-pip-version-check pytest "ml_dtypes>=0.3" numpy pillow
 fi
 # Re-installed only when its sources changed (a pip install costs ~30 s even then).
-py_sources=$(cd "$repo" && find CMakeLists.txt include/cpipc src/ipc python/pyproject.toml python/CMakeLists.txt \
+py_sources=$(cd "$repo" && find CMakeLists.txt cmake include/cpipc src/ipc src/service python/pyproject.toml python/CMakeLists.txt \
                python/src python/cpipc -type f ! -path '*/__pycache__/*' -print0 | sort -z | xargs -0 sha256sum |
              sha256sum | cut -d' ' -f1)
 if [ $build -eq 1 ] && [ "$(cat "$py_env/cpipc-sources.sha256" 2>/dev/null)" != "$py_sources" ]; then

@@ -20,6 +20,7 @@ enum class Errc {
   system,            // an OS call failed (errno in the message): exit 1
   io,                // a file could not be read or written: exit 1
   out_of_memory,     // the work does not fit in (device) memory: exit 5
+  overloaded,        // a producer refused more work (queue or client limit): exit 1
 };
 
 class Error : public std::runtime_error {

@@ -72,6 +72,9 @@ class Segment:
         latest = self._reader.status()["latest"]
         # wait_next() returns frames newer than the last one this object saw.
         self._seen = latest["frame_id"] if latest else 0
+        self.last_info: Optional[Dict[str, Any]] = None
+        """The frame latest() or wait_next() returned last: frame_id, slot, publish times,
+        object_count, diameter, meta (for `cpipc serve`: {"id", "source"})."""
 
     @property
     def name(self) -> str:
@@ -93,6 +96,7 @@ class Segment:
             return None
         data, info = got
         self._seen = max(self._seen, info["frame_id"])
+        self.last_info = _frame_info(info)
         return data.view(self._dtype).reshape(self._shape)
 
     def latest(self) -> Optional[np.ndarray]:

@@ -15,5 +15,7 @@ void bind_segment(nb::module_& m);
 void bind_publisher(nb::module_& m);
 // list_segments, remove, gc (registry.cpp).
 void bind_registry(nb::module_& m);
+// Connection, default_socket_path (connection.cpp).
+void bind_connection(nb::module_& m);
 
 }  // namespace cpipc::python

@@ -28,6 +28,8 @@ const char* class_name(Errc code) {
       return "Cancelled";
     case Errc::out_of_memory:
       return "OutOfMemory";
+    case Errc::overloaded:
+      return "Overloaded";
     default:
       return "Error";
   }

@@ -11,4 +11,5 @@ NB_MODULE(_cpipc, m) {
   cpipc::python::bind_segment(m);
   cpipc::python::bind_publisher(m);
   cpipc::python::bind_registry(m);
+  cpipc::python::bind_connection(m);
 }

@@ -23,6 +23,7 @@ Errc errc_of_code(const std::string& code) noexcept {
   if (code == codes::out_of_memory) return Errc::out_of_memory;
   if (code == codes::shutting_down) return Errc::producer_gone;
   if (code == codes::forbidden) return Errc::invalid_argument;
+  if (code == codes::overloaded) return Errc::overloaded;
   return Errc::system;
 }
 
