@@ -1,5 +1,7 @@
 // A segment within one process: a writer and readers of the same name,
 // publishing, copying, leasing, waiting, and the segment's lifetime.
+#include <sys/mman.h>
+
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -12,6 +14,7 @@
 #include <vector>
 
 #include "cpipc/error.hpp"
+#include "cpipc/ipc/name.hpp"
 #include "cpipc/ipc/reader.hpp"
 #include "cpipc/ipc/writer.hpp"
 #include "support/test_support.hpp"
@@ -419,6 +422,60 @@ TEST(Stream, ReCreatesTheSegmentWhenTheDtypeChanges) {
   stream.publish(labels32, std::vector<std::byte>(labels32.nbytes()));
   EXPECT_EQ(stream.generations(), 2u);
   EXPECT_EQ(error_code_of([&] { old_reader.check_producer(); }), Errc::producer_gone);
+}
+
+// 'cpipc rm', or Python's resource tracker, unlinks the name behind the
+// producer's back: the next publish notices and re-creates the segment, so
+// readers that attach later find the new frame (not "no segment named").
+TEST(Stream, ReCreatesTheSegmentWhenItsNameWasUnlinkedBehindItsBack) {
+  Stream stream(unique_name());
+  const TensorDesc desc = masks_desc();
+  stream.publish(desc, frame_of(1));
+  const SegmentReader old_reader = SegmentReader::attach(stream.name());
+  ASSERT_EQ(::shm_unlink(shm_object_name(stream.name()).c_str()), 0);
+  ASSERT_FALSE(shm_exists(stream.name()));
+
+  testing::internal::CaptureStderr();
+  stream.publish(desc, frame_of(2));
+  const std::string said = testing::internal::GetCapturedStderr();
+
+  EXPECT_EQ(stream.generations(), 2u);
+  EXPECT_NE(said.find("was unlinked by someone else; re-creating it"), std::string::npos) << said;
+  ASSERT_TRUE(shm_exists(stream.name()));
+  const SegmentReader reader = SegmentReader::attach(stream.name());
+  std::vector<std::byte> copy;
+  ASSERT_TRUE(reader.copy_latest(copy));
+  EXPECT_EQ(copy, frame_of(2));
+  // Readers of the unlinked object are sent on to the new one.
+  EXPECT_EQ(error_code_of([&] { old_reader.check_producer(); }), Errc::producer_gone);
+
+  // With the name ours again, publishing goes on in the same segment.
+  stream.publish(desc, frame_of(3));
+  EXPECT_EQ(stream.generations(), 2u);
+  ASSERT_TRUE(reader.copy_latest(copy));
+  EXPECT_EQ(copy, frame_of(3));
+}
+
+// After the unlink another producer took the name: it is not ours to
+// replace. The stream refuses until the name is free again.
+TEST(Stream, DoesNotReplaceAnotherSegmentThatTookItsName) {
+  Stream stream(unique_name());
+  stream.publish(masks_desc(), frame_of(1));
+  ASSERT_EQ(::shm_unlink(shm_object_name(stream.name()).c_str()), 0);
+  std::optional<SegmentWriter> other = create(stream.name());
+  other->publish(frame_of(7));
+
+  EXPECT_EQ(error_code_of([&] { stream.publish(masks_desc(), frame_of(2)); }), Errc::exists);
+  EXPECT_EQ(stream.generations(), 1u);
+  std::vector<std::byte> copy;
+  ASSERT_TRUE(SegmentReader::attach(stream.name()).copy_latest(copy));
+  EXPECT_EQ(copy, frame_of(7));
+
+  other.reset();  // its producer ends and frees the name
+  stream.publish(masks_desc(), frame_of(2));
+  EXPECT_EQ(stream.generations(), 2u);
+  ASSERT_TRUE(SegmentReader::attach(stream.name()).copy_latest(copy));
+  EXPECT_EQ(copy, frame_of(2));
 }
 
 TEST(FrameWriter, AnAbandonedFrameLeavesThePreviousFrameReadable) {

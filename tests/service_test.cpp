@@ -475,6 +475,31 @@ TEST(Service, AProducerRestartedAfterSigkillServesAtOnce) {
   EXPECT_NE(r.err.find("live producer"), std::string::npos) << r.err;
 }
 
+// Someone removes the producer's segment ('cpipc rm', or Python's resource
+// tracker at its exit): the next result is published into a re-created
+// segment of the same name, where its client reads it, and the producer
+// says so on stderr.
+TEST(Service, ASegmentRemovedBehindTheProducersBackIsReCreated) {
+  test::TempDir dir;
+  const std::string err = dir.file("serve.err");
+  Producer producer(dir, {}, "exec 2>'" + err + "'");
+  service::Client client = service::Client::connect(producer.socket());
+  const std::string image = kFixtures + "/tiny16/image.npy";
+  const service::SegmentResult first = client.segment(request("before", image), {}, 60s);
+
+  const test::CommandResult rm = test::run_cpipc({"rm", producer.stream()}, 30s);
+  ASSERT_EQ(rm.status, 0) << rm.err;
+  ASSERT_FALSE(test::shm_exists(producer.stream()));
+
+  const service::SegmentResult second = client.segment(request("after", image), {}, 60s);
+  EXPECT_EQ(second.result.segment, producer.stream());
+  EXPECT_EQ(io::to_labels(second.masks, "after"), io::to_labels(first.masks, "before"));
+  EXPECT_TRUE(test::shm_exists(producer.stream()));
+  std::ifstream said(err);
+  const std::string text((std::istreambuf_iterator<char>(said)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("was unlinked by someone else; re-creating it"), std::string::npos) << text;
+}
+
 // The socket is its owner's alone (0600), and a process of another user
 // that still reaches it (the modes loosened by hand) is turned away by its
 // credentials.

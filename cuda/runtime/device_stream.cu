@@ -179,7 +179,8 @@ DeviceStream::~DeviceStream() = default;
 
 DeviceFrame DeviceStream::begin(const ipc::TensorDesc& desc, std::span<const std::uint64_t> keep) {
   Impl& m = *impl_;
-  if (!m.current || !m.current->writer->desc().same_layout(desc)) m.create(desc);
+  // As ipc::Stream: a new segment when the layout changes or the name was unlinked behind our back.
+  if (!m.current || m.current->writer->name_lost() || !m.current->writer->desc().same_layout(desc)) m.create(desc);
   CPIPC_CUDA_TRY(cudaSetDevice(m.device));
   ipc::FrameWriter frame = m.current->writer->begin_frame(keep);
   const std::uint32_t s = frame.slot();

@@ -133,7 +133,8 @@ void SegmentReader::check_producer() const {
   }
   if (state == format::State::replaced) {
     throw Error(Errc::producer_gone,
-                "the producer of '" + s.name + "' re-created it with another shape or dtype; attach again");
+                "the producer of '" + s.name +
+                    "' re-created it with another shape or dtype, or after its name was unlinked; attach again");
   }
   if (!is_alive(s.layout.producer)) {
     throw Error(Errc::producer_gone, "the producer of '" + s.name + "' (pid " + std::to_string(s.layout.producer.pid) +

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include "cpipc/error.hpp"
@@ -229,6 +230,30 @@ void SegmentWriter::unlink_name() noexcept {
   if (s_) unlink_if_ours(shm_object_name(s_->name), s_->fd.get());
 }
 
+bool SegmentWriter::name_lost() const {
+  struct stat mine {};
+  struct stat named {};
+  const std::string path = shm_file_path(s_->name);
+  // Where we cannot tell (a failed fstat, /dev/shm unreadable), the name is
+  // taken to be ours: better an unlinked segment than a stolen name.
+  if (::fstat(s_->fd.get(), &mine) != 0) return false;
+  if (::lstat(path.c_str(), &named) != 0) {
+    if (errno != ENOENT) return false;
+    std::fprintf(stderr, "cpipc: segment '%s' was unlinked by someone else; re-creating it under the same name\n",
+                 s_->name.c_str());
+    return true;
+  }
+  if (named.st_dev == mine.st_dev && named.st_ino == mine.st_ino) return false;
+  // Another object took the name after ours was unlinked: another producer's
+  // segment, or a planted file. Replacing it would steal a live producer's
+  // stream; refuse until its owner frees the name.
+  const std::string why = detail::foreign_reason(named);
+  throw Error(Errc::exists, "segment '" + s_->name + "' was unlinked behind its producer's back and " + path +
+                                " is now another object" + (why.empty() ? " (another producer's?)" : ", which " + why) +
+                                "; not replacing it: stop its producer or remove it with 'cpipc rm " + s_->name +
+                                "', and the next publish re-creates the segment");
+}
+
 std::uint64_t SegmentWriter::frames_published() const noexcept {
   std::uint64_t n = 0;
   (void)detail::guarded(s_->map.data(), s_->map.size(),
@@ -400,7 +425,7 @@ Stream::Stream(std::string name, SegmentOptions options) : name_(std::move(name)
 
 FrameInfo Stream::publish(const TensorDesc& desc, std::span<const std::byte> data, const FrameMeta& meta,
                           std::span<const std::uint64_t> keep) {
-  if (!writer_ || !writer_->desc().same_layout(desc)) {
+  if (!writer_ || writer_->name_lost() || !writer_->desc().same_layout(desc)) {
     // The successor exists before the old segment says `replaced`: readers
     // it wakes attach to the new one at once instead of polling for it.
     if (writer_) writer_->unlink_name();

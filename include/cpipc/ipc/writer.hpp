@@ -111,6 +111,13 @@ class SegmentWriter {
   // of the same name can then be created before this one is closed, so
   // readers woken by `replaced` find it at once.
   void unlink_name() noexcept;
+  // Whether someone unlinked the name behind our back ('cpipc rm', Python's
+  // resource tracker), for a stream that re-creates its segment before it
+  // publishes: false while the name still names this object; true, after one
+  // line on stderr, when the name is gone (the caller re-creates it); throws
+  // Error(exists) when another object holds the name now, which is not ours
+  // to replace. One lstat and one fstat, about a microsecond.
+  [[nodiscard]] bool name_lost() const;
 
  private:
   friend class FrameWriter;
@@ -127,14 +134,16 @@ class Stream {
  public:
   explicit Stream(std::string name, SegmentOptions options = {});
 
-  // Publishes one frame, creating or re-creating the segment as needed;
+  // Publishes one frame, creating or re-creating the segment as needed (also
+  // when its name was unlinked behind our back: SegmentWriter::name_lost);
   // `keep` as for SegmentWriter::begin_frame.
   FrameInfo publish(const TensorDesc& desc, std::span<const std::byte> data, const FrameMeta& meta = {},
                     std::span<const std::uint64_t> keep = {});
   // The current segment, or nullptr before the first publish.
   [[nodiscard]] SegmentWriter* segment() noexcept { return writer_ ? &*writer_ : nullptr; }
   [[nodiscard]] const std::string& name() const noexcept { return name_; }
-  // Times the segment was created (1 after the first publish while nothing changed).
+  // Times the segment was created (1 after the first publish while nothing
+  // changed and nobody unlinked its name).
   [[nodiscard]] std::uint32_t generations() const noexcept { return generations_; }
 
  private:
