@@ -225,3 +225,18 @@ def test_an_image_larger_than_the_producers_memory_is_out_of_memory(tmp_path):
             assert c.segment(crop()).objects > 0  # and it keeps serving
     finally:
         assert p.stop() == 0
+
+
+def test_the_producer_recreates_its_segment_after_pythons_shared_memory_unlinked_it(producer):
+    """The seed's trap: SharedMemory(name=...) on the result segment; its close + unlink (or its
+    resource tracker at exit) removes the name. The producer notices and publishes under it again."""
+    from multiprocessing import shared_memory
+    with cpipc.Client(socket=producer.socket) as c:
+        first = c.segment(crop())
+        shm = shared_memory.SharedMemory(name=f"cpipc.{os.geteuid()}.{producer.name}")
+        shm.close()
+        shm.unlink()
+        again = c.segment(crop())
+        np.testing.assert_array_equal(again.masks, first.masks)
+        with cpipc.attach(producer.name) as seg:  # a new reader finds the segment by its name
+            np.testing.assert_array_equal(seg.latest(), first.masks)
