@@ -18,7 +18,7 @@ import pytest
 
 import cpipc
 from cpipc import _cpipc
-from cpipc.segment import _stream_handle
+from cpipc.segment import DeviceView, _stream_handle
 
 ROOT = Path(__file__).resolve().parents[2]
 SIDE = 512  # tests/device_pattern.hpp: kPatternSide
@@ -96,6 +96,54 @@ def test_stream_handles():
     assert _stream_handle(2) == 2  # cudaStreamPerThread
     assert _stream_handle(TorchLike()) == 0x1234
     assert _stream_handle(CupyLike()) == 0x5678
+
+
+class FakeLease:
+    """_cpipc.DeviceLease's interface over a host array: DeviceView's own logic, without a GPU."""
+
+    device = 0
+
+    def __init__(self):
+        self.ordered = []
+        self.released = False
+
+    def array(self):
+        return np.arange(4, dtype=np.uint32)
+
+    def info(self):
+        return {"frame_id": 7, "meta": b'{"k": 1}'}
+
+    def valid(self):
+        return not self.released
+
+    def release(self):
+        self.released = True
+
+    def order_on(self, stream):
+        self.ordered.append(stream)
+
+
+def test_dlpack_orders_only_a_consumer_stream_other_than_the_leases():
+    lease = FakeLease()
+    dv = DeviceView(lease, np.dtype(np.uint32), (4,), stream=0)
+    assert dv.info == {"frame_id": 7, "meta": {"k": 1}}
+    assert dv.__dlpack_device__() == (2, 0) and dv.shape == (4,) and dv.dtype == np.uint32
+    dv.__dlpack__()  # None, 1 (legacy default) and -1 (no ordering) need no wait
+    dv.__dlpack__(stream=1, max_version=(1, 0))
+    dv.__dlpack__(stream=-1)
+    assert lease.ordered == []
+    dv.__dlpack__(stream=2)
+    dv.__dlpack__(stream=0xABC)
+    assert lease.ordered == [2, 0xABC]
+    with pytest.raises(BufferError):
+        dv.__dlpack__(copy=True)
+    with pytest.raises(BufferError):
+        dv.__dlpack__(dl_device=(1, 0))
+    with dv:
+        assert dv.valid()
+    assert not dv.valid()
+    with pytest.raises(cpipc.BadInput, match="released"):
+        dv.__dlpack__()
 
 
 def test_the_module_says_whether_it_has_cuda():
