@@ -38,6 +38,7 @@ DeviceReader::~DeviceReader() = default;
 std::optional<DeviceLease> DeviceReader::lease_latest(StreamView, std::chrono::milliseconds) { no_cuda(); }
 
 std::vector<std::byte> DeviceLease::download(StreamView) const { no_cuda(); }
+void DeviceLease::order_on(StreamView) const { no_cuda(); }
 
 void write_labels(const std::int32_t*, void*, std::size_t, int, StreamView) { no_cuda(); }
 

@@ -69,7 +69,7 @@ std::optional<DeviceLease> DeviceReader::lease_latest(StreamView stream, std::ch
   }
   CPIPC_CUDA_TRY(cudaStreamWaitEvent(stream.value(), static_cast<cudaEvent_t>(s.event), 0));
   const void* data = static_cast<const std::byte*>(s.base) + x->device_offset;
-  return DeviceLease(std::move(*lease), data);
+  return DeviceLease(std::move(*lease), data, s.event);
 }
 
 std::vector<std::byte> DeviceLease::download(StreamView stream) const {
@@ -78,6 +78,10 @@ std::vector<std::byte> DeviceLease::download(StreamView stream) const {
   if (!out.empty()) CPIPC_CUDA_TRY(cudaMemcpyAsync(out.data(), data_, out.size(), cudaMemcpyDeviceToHost, s));
   CPIPC_CUDA_TRY(cudaStreamSynchronize(s));
   return out;
+}
+
+void DeviceLease::order_on(StreamView stream) const {
+  CPIPC_CUDA_TRY(cudaStreamWaitEvent(stream.value(), static_cast<cudaEvent_t>(event_), 0));
 }
 
 }  // namespace cpipc::cuda

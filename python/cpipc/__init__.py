@@ -29,11 +29,11 @@ from .errors import BadInput, Cancelled, Error, NotFound, OutOfMemory, Overloade
 from .publisher import Publisher
 from .registry import gc, list_segments, remove
 from .server import Server, find_binary, serve
-from .segment import Lease, Segment, attach
+from .segment import DeviceView, Lease, Segment, attach
 
 __version__ = "0.1.0"
 __all__ = [
-    "attach", "Segment", "Lease", "Publisher", "list_segments", "remove", "gc",
+    "attach", "Segment", "Lease", "DeviceView", "Publisher", "list_segments", "remove", "gc",
     "Client", "Future", "Result", "default_socket_path", "serve", "Server", "find_binary",
     "Error", "BadInput", "NotFound", "ProducerGone", "Cancelled", "TimedOut", "OutOfMemory", "Overloaded",
 ]

@@ -17,5 +17,7 @@ void bind_publisher(nb::module_& m);
 void bind_registry(nb::module_& m);
 // Connection, default_socket_path (connection.cpp).
 void bind_connection(nb::module_& m);
+// DeviceReader, DeviceLease, built_with_cuda (device_view.cpp).
+void bind_device_view(nb::module_& m);
 
 }  // namespace cpipc::python

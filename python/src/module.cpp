@@ -12,4 +12,5 @@ NB_MODULE(_cpipc, m) {
   cpipc::python::bind_publisher(m);
   cpipc::python::bind_registry(m);
   cpipc::python::bind_connection(m);
+  cpipc::python::bind_device_view(m);
 }

@@ -18,6 +18,7 @@
 #include "cpipc/error.hpp"
 #include "cpipc/ipc/reader.hpp"
 #include "frame_dict.hpp"
+#include "reader.hpp"
 
 namespace cpipc::python {
 
@@ -28,27 +29,6 @@ using std::chrono::milliseconds;
 // Waits are cut into slices this long so that Ctrl-C (a signal Python sees
 // only while it holds the GIL) stops a wait_next within this time.
 constexpr milliseconds kWaitSlice{100};
-
-// The reader is shared with every lease taken from it: the mapping a lease's
-// numpy view points into lives until the last of them is gone, whatever the
-// order in which Python closes or collects them.
-class Reader {
- public:
-  explicit Reader(const std::string& name)
-      : name_(name), reader_(std::make_shared<ipc::SegmentReader>(ipc::SegmentReader::attach(name))) {}
-
-  [[nodiscard]] const std::shared_ptr<ipc::SegmentReader>& get() const {
-    if (!reader_) throw Error(Errc::invalid_argument, "segment '" + name_ + "' was closed in this process");
-    return reader_;
-  }
-  void close() noexcept { reader_.reset(); }
-  [[nodiscard]] bool closed() const noexcept { return !reader_; }
-  [[nodiscard]] const std::string& name() const noexcept { return name_; }
-
- private:
-  std::string name_;
-  std::shared_ptr<ipc::SegmentReader> reader_;
-};
 
 class Lease {
  public:

@@ -33,12 +33,18 @@ class DeviceLease {
   [[nodiscard]] ipc::FrameLease& host_lease() noexcept { return lease_; }
   // Copies the device bytes to the host, on `stream`, and waits for them.
   [[nodiscard]] std::vector<std::byte> download(StreamView stream) const;
+  // Orders `stream` after the producer's write too (cudaStreamWaitEvent on
+  // the slot's event, which the producer does not record again while the
+  // lease holds the slot): for a second consumer stream, e.g. DLPack's.
+  void order_on(StreamView stream) const;
 
  private:
   friend class DeviceReader;
-  DeviceLease(ipc::FrameLease lease, const void* data) : lease_(std::move(lease)), data_(data) {}
+  DeviceLease(ipc::FrameLease lease, const void* data, void* event)
+      : lease_(std::move(lease)), data_(data), event_(event) {}
   ipc::FrameLease lease_;
   const void* data_;
+  void* event_;  // the slot's imported cudaEvent_t, owned by the DeviceReader
 };
 
 class DeviceReader {
