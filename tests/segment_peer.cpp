@@ -71,6 +71,8 @@ const char* errc_name(Errc code) {
       return "cancelled";
     case Errc::out_of_memory:
       return "out_of_memory";
+    case Errc::overloaded:
+      return "overloaded";
   }
   return "unknown";
 }

@@ -168,6 +168,20 @@ TEST(Segment, PublishSkipsKeptFramesWhileAnotherSlotIsFree) {
   const FrameInfo sixth = writer.publish(frame_of(6), {}, both);
   EXPECT_EQ(sixth.slot, first.slot);
   EXPECT_FALSE(reader.copy_frame(first.slot, first.seq, copy));
+  // Into a caller's buffer: exactly one frame's bytes, or a one-line refusal.
+  std::vector<std::byte> mine(copy.size());
+  ASSERT_TRUE(reader.copy_frame(sixth.slot, sixth.seq, std::span<std::byte>(mine)));
+  EXPECT_EQ(mine, frame_of(6));
+  ASSERT_TRUE(reader.copy_latest(std::span<std::byte>(mine)));
+  EXPECT_EQ(mine, frame_of(6));
+  std::vector<std::byte> small(copy.size() - 1);
+  try {
+    (void)reader.copy_latest(std::span<std::byte>(small));
+    ADD_FAILURE() << "a buffer one byte short was taken";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Errc::invalid_argument);
+    EXPECT_NE(std::string(e.what()).find("the buffer given is"), std::string::npos) << e.what();
+  }
 }
 
 // The device half as the ipc module sees it (module `cuda` fills it on a

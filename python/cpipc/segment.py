@@ -215,6 +215,19 @@ class Segment:
         """
         return self._array(self._reader.wait_next(self._seen, timeout))
 
+    def wait(self, timeout: Optional[float] = None) -> Optional[Dict[str, Any]]:
+        """Waits as ``wait_next`` does, without copying: the next frame's info (frame_id,
+        slot, publish times, object_count, diameter, meta), or None after ``timeout``.
+        Read it in place with ``lease()`` (the latest frame: a newer one if the producer
+        published again meanwhile; compare ``lease.info["frame_id"]``).
+        """
+        info = self._reader.wait_next(self._seen, timeout, False)
+        if info is None:
+            return None
+        self._seen = max(self._seen, info["frame_id"])
+        self.last_info = _frame_info(info)
+        return self.last_info
+
     def lease(self, duration: float = 2.0) -> Optional[Lease]:
         """A Lease on the latest frame for ``duration`` seconds, or None if nothing
         was published yet. Raises Error when every lease entry is taken.

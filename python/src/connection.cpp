@@ -94,15 +94,15 @@ class Connection {
     const auto* result = std::get_if<service::Result>(&m);
     if (!result) throw Error(Errc::invalid_argument, "read_masks takes a result message");
     const std::shared_ptr<service::Client> c = get();
-    std::optional<io::Array> masks;
+    const ipc::TensorDesc desc = service::Client::masks_desc(*result);
+    NewBytes out = new_bytes(desc.nbytes());
     {
       nb::gil_scoped_release unlocked;
-      masks = c->read_masks(*result);
+      c->read_masks(*result, out.bytes);
     }
     nb::list shape;
-    for (std::uint32_t i = 0; i < masks->desc.ndim; ++i) shape.append(masks->desc.shape[i]);
-    const std::string dtype = ipc::to_string(masks->desc.dtype);
-    return nb::make_tuple(owned_bytes(std::move(masks->data)), dtype, nb::tuple(shape));
+    for (std::uint32_t i = 0; i < desc.ndim; ++i) shape.append(desc.shape[i]);
+    return nb::make_tuple(out.array, ipc::to_string(desc.dtype), nb::tuple(shape));
   }
 
   void close() noexcept { client_.reset(); }

@@ -82,12 +82,13 @@ nb::dict status_dict(const std::string& name, const ipc::SegmentStatus& s) {
   return d;
 }
 
-nb::object owned_bytes(std::vector<std::byte>&& bytes) {
-  auto* owned = new std::vector<std::byte>(std::move(bytes));
-  nb::capsule owner(owned, [](void* p) noexcept { delete static_cast<std::vector<std::byte>*>(p); });
-  const std::size_t shape[1] = {owned->size()};
-  return nb::cast(nb::ndarray<nb::numpy, std::uint8_t, nb::ndim<1>>(reinterpret_cast<std::uint8_t*>(owned->data()), 1,
-                                                                    shape, owner));
+NewBytes new_bytes(std::size_t n) {
+  auto* data = new std::byte[n];  // default-initialised: the copy that follows writes every byte
+  nb::capsule owner(data, [](void* p) noexcept { delete[] static_cast<std::byte*>(p); });
+  const std::size_t shape[1] = {n};
+  nb::object array = nb::cast(
+      nb::ndarray<nb::numpy, std::uint8_t, nb::ndim<1>>(reinterpret_cast<std::uint8_t*>(data), 1, shape, owner));
+  return {std::move(array), std::span<std::byte>(data, n)};
 }
 
 }  // namespace cpipc::python

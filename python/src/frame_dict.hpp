@@ -4,6 +4,7 @@
 #include <nanobind/nanobind.h>
 
 #include <cstddef>
+#include <span>
 #include <vector>
 
 #include "cpipc/ipc/reader.hpp"
@@ -17,7 +18,12 @@ namespace nb = nanobind;
 [[nodiscard]] nb::dict frame_dict(const ipc::FrameInfo& info);
 // The header and live counters, with "latest" as a frame_dict or None.
 [[nodiscard]] nb::dict status_dict(const std::string& name, const ipc::SegmentStatus& status);
-// Hands `bytes` to numpy without a copy: a 1-D uint8 array that owns them.
-[[nodiscard]] nb::object owned_bytes(std::vector<std::byte>&& bytes);
+// A new 1-D uint8 numpy array of `n` bytes, not zero-filled, and its bytes
+// (to copy a frame into with the GIL released; the array keeps them alive).
+struct NewBytes {
+  nb::object array;
+  std::span<std::byte> bytes;
+};
+[[nodiscard]] NewBytes new_bytes(std::size_t n);
 
 }  // namespace cpipc::python

@@ -55,23 +55,24 @@ class Lease {
 
 nb::object copy_latest(const Reader& self) {
   const std::shared_ptr<ipc::SegmentReader> reader = self.get();
-  std::vector<std::byte> bytes;
+  NewBytes out = new_bytes(reader->desc().nbytes());
   std::optional<ipc::FrameInfo> info;
   {
     nb::gil_scoped_release unlocked;
-    info = reader->copy_latest(bytes);
+    info = reader->copy_latest(out.bytes);
   }
   if (!info) return nb::none();
-  return nb::make_tuple(owned_bytes(std::move(bytes)), frame_dict(*info));
+  return nb::make_tuple(out.array, frame_dict(*info));
 }
 
 // Blocks until a frame newer than `after` is published; returns it as
-// (bytes, info), or None after `timeout_s` (None: no limit).
-nb::object wait_next(const Reader& self, std::uint64_t after, std::optional<double> timeout_s) {
+// (bytes, info), or None after `timeout_s` (None: no limit). With `copy`
+// false, returns its info alone (a consumer that reads it through a lease).
+nb::object wait_next(const Reader& self, std::uint64_t after, std::optional<double> timeout_s, bool copy) {
   const std::shared_ptr<ipc::SegmentReader> reader = self.get();
   const auto start = std::chrono::steady_clock::now();
   const auto limit = timeout_s ? std::optional(std::chrono::duration<double>(std::max(0.0, *timeout_s))) : std::nullopt;
-  std::vector<std::byte> bytes;
+  NewBytes out = copy ? new_bytes(reader->desc().nbytes()) : NewBytes{};
   std::optional<ipc::FrameInfo> info;
   for (;;) {
     milliseconds slice = kWaitSlice;
@@ -84,15 +85,19 @@ nb::object wait_next(const Reader& self, std::uint64_t after, std::optional<doub
       nb::gil_scoped_release unlocked;
       try {
         const ipc::FrameInfo next = reader->wait_next(after, slice);
-        // The slot named may be written again before we copy it: then the
-        // newest frame is the next one this caller has not seen.
-        info = reader->copy_frame(next.slot, next.seq, bytes);
-        if (!info) info = reader->copy_latest(bytes);
+        if (!copy) {
+          info = next;
+        } else {
+          // The slot named may be written again before we copy it: then the
+          // newest frame is the next one this caller has not seen.
+          info = reader->copy_frame(next.slot, next.seq, out.bytes);
+          if (!info) info = reader->copy_latest(out.bytes);
+        }
       } catch (const Error& e) {
         if (e.code() != Errc::timed_out) throw;
       }
     }
-    if (info) return nb::make_tuple(owned_bytes(std::move(bytes)), frame_dict(*info));
+    if (info) return copy ? nb::object(nb::make_tuple(out.array, frame_dict(*info))) : nb::object(frame_dict(*info));
     if (PyErr_CheckSignals() != 0) throw nb::python_error();
   }
 }
@@ -138,9 +143,9 @@ void bind_segment(nb::module_& m) {
           "The frames' shape.")
       .def("close", &Reader::close, "Detaches (after the last lease); never unlinks.")
       .def("copy_latest", &copy_latest, "(uint8 array, frame dict) of the latest frame, or None. GIL released.")
-      .def("wait_next", &wait_next, nb::arg("after"), nb::arg("timeout") = nb::none(),
-           "(uint8 array, frame dict) of the first frame newer than `after`, or None after `timeout` seconds. "
-           "GIL released. Raises ProducerGone.")
+      .def("wait_next", &wait_next, nb::arg("after"), nb::arg("timeout") = nb::none(), nb::arg("copy") = true,
+           "(uint8 array, frame dict) of the first frame newer than `after` (its dict alone when `copy` is "
+           "False), or None after `timeout` seconds. GIL released. Raises ProducerGone.")
       .def("lease_latest", &lease_latest, nb::arg("duration") = 2.0,
            "A Lease on the latest frame for `duration` seconds, or None if nothing was published.")
       .def(

@@ -72,3 +72,16 @@ def test_closing_the_publisher_ends_waits_with_producer_gone(name):
         threading.Timer(0.1, pub.close).start()
         with pytest.raises(cpipc.ProducerGone):
             seg.wait_next(timeout=5)
+
+
+def test_wait_gives_the_next_frames_info_without_copying_and_a_lease_reads_it(name):
+    with cpipc.Publisher(name, shape=(64, 64), dtype="uint16", slots=4) as pub, cpipc.attach(name) as seg:
+        assert seg.wait(timeout=0.05) is None
+        pub.publish(np.full((64, 64), 5, np.uint16), meta={"n": 1})
+        info = seg.wait(timeout=5)
+        assert info["meta"] == {"n": 1} and seg.last_info is info
+        with seg.lease() as view:
+            assert seg.last_info["frame_id"] == info["frame_id"] and (view == 5).all()
+        assert seg.wait(timeout=0.05) is None  # that frame was seen: no next one yet
+        pub.publish(np.full((64, 64), 6, np.uint16))
+        assert (seg.wait_next(timeout=5) == 6).all() and seg.last_info["frame_id"] == info["frame_id"] + 1

@@ -246,16 +246,37 @@ std::optional<FrameInfo> SegmentReader::latest_info(std::uint64_t deadline_ns) c
 std::optional<FrameInfo> SegmentReader::copy_latest(std::vector<std::byte>& out,
                                                     std::chrono::milliseconds patience) const {
   out.resize(s_->layout.desc.nbytes());
-  return read_latest(out.data(), out.size(), monotonic_ns() + ns(patience));
+  return copy_latest(std::span<std::byte>(out), patience);
 }
 
 std::optional<FrameInfo> SegmentReader::copy_frame(std::uint32_t slot, std::uint64_t seq,
                                                    std::vector<std::byte>& out) const {
+  out.resize(s_->layout.desc.nbytes());
+  return copy_frame(slot, seq, std::span<std::byte>(out));
+}
+
+namespace {
+void check_size(const std::string& name, std::size_t frame, std::size_t buffer) {
+  if (frame != buffer) {
+    throw Error(Errc::invalid_argument, "a frame of segment '" + name + "' is " + std::to_string(frame) +
+                                            " bytes; the buffer given is " + std::to_string(buffer));
+  }
+}
+}  // namespace
+
+std::optional<FrameInfo> SegmentReader::copy_latest(std::span<std::byte> out,
+                                                    std::chrono::milliseconds patience) const {
+  check_size(s_->name, s_->layout.desc.nbytes(), out.size());
+  return read_latest(out.data(), out.size(), monotonic_ns() + ns(patience));
+}
+
+std::optional<FrameInfo> SegmentReader::copy_frame(std::uint32_t slot, std::uint64_t seq,
+                                                   std::span<std::byte> out) const {
   const detail::SegmentState& s = *s_;
+  const std::size_t nbytes = s.layout.desc.nbytes();
+  check_size(s.name, nbytes, out.size());
   if (slot >= s.layout.slot_count || seq == 0 || seq % 2 != 0) return std::nullopt;
   Header& h = header();
-  const std::size_t nbytes = s.layout.desc.nbytes();
-  out.resize(nbytes);
   std::byte* dst = out.data();
   const auto c = access(s, [&]() noexcept {
     SlotCopy c;

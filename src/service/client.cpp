@@ -59,21 +59,32 @@ std::optional<nlohmann::json> Client::next(std::chrono::milliseconds timeout) {
   }
 }
 
+ipc::TensorDesc Client::masks_desc(const Result& result) {
+  const std::optional<ipc::DType> dtype = ipc::parse_dtype(result.dtype);
+  if (!dtype) throw Error(Errc::invalid_argument, "the result names dtype '" + result.dtype + "'");
+  return ipc::TensorDesc::contiguous(*dtype, result.shape);
+}
+
 io::Array Client::read_masks(const Result& result) {
+  io::Array masks;
+  masks.desc = masks_desc(result);
+  masks.data.resize(masks.desc.nbytes());
+  read_masks(result, masks.data);
+  return masks;
+}
+
+void Client::read_masks(const Result& result, std::span<std::byte> out) {
   for (int attempt = 0; attempt < 2; ++attempt) {
     auto& reader = readers_[result.segment];
     if (!reader) reader = std::make_unique<ipc::SegmentReader>(ipc::SegmentReader::attach(result.segment));
-    // The producer re-creates its segment when the shape changes: a cached
-    // reader of the old one finds a different layout; attach again.
+    // The producer re-creates its segment when the shape changes (or when
+    // its name was unlinked): a cached reader of the old one finds a
+    // different layout or a stale slot; attach again.
     const auto& d = reader->desc();
     const bool same_shape = d.ndim == result.shape.size() &&
                             std::equal(result.shape.begin(), result.shape.end(), d.shape.begin()) &&
                             ipc::to_string(d.dtype) == result.dtype;
-    if (same_shape) {
-      io::Array masks;
-      masks.desc = d;
-      if (reader->copy_frame(result.slot, result.seq, masks.data)) return masks;
-    }
+    if (same_shape && reader->copy_frame(result.slot, result.seq, out)) return;
     reader.reset();
   }
   throw Error(Errc::producer_gone, "the result of request \"" + result.id +

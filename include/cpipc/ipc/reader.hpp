@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -105,6 +106,12 @@ class SegmentReader {
   // returns its info, or nullopt if the slot has been written again since:
   // how a client reads the result the producer named in a message.
   std::optional<FrameInfo> copy_frame(std::uint32_t slot, std::uint64_t seq, std::vector<std::byte>& out) const;
+  // The same into a caller's buffer of exactly desc().nbytes() bytes (else
+  // Error(invalid_argument)): no zero-fill first, and one buffer can be
+  // reused frame after frame (Python's consumers copy into numpy's memory).
+  std::optional<FrameInfo> copy_latest(std::span<std::byte> out,
+                                       std::chrono::milliseconds patience = kDefaultPatience) const;
+  std::optional<FrameInfo> copy_frame(std::uint32_t slot, std::uint64_t seq, std::span<std::byte> out) const;
   // A zero-copy lease on the latest frame, nullopt if nothing was published.
   // Throws Error(system) when all lease entries are taken by live readers.
   [[nodiscard]] std::optional<FrameLease> lease_latest(

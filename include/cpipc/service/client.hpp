@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -53,6 +54,12 @@ class Client {
   // Copies the masks a result message names out of the result segment.
   // Throws Error(producer_gone) if the frame was overwritten before it was read.
   [[nodiscard]] io::Array read_masks(const Result& result);
+  // The same into `out`, exactly masks_desc(result).nbytes() bytes (Python
+  // copies into numpy's memory, not zero-filled first).
+  void read_masks(const Result& result, std::span<std::byte> out);
+  // The tensor a result message describes. Throws Error(invalid_argument)
+  // for a dtype or shape no segment holds.
+  [[nodiscard]] static ipc::TensorDesc masks_desc(const Result& result);
 
   // Submits, waits for the request's result (calling on_event for each
   // message about it), reads the masks and releases them. A producer error
