@@ -23,14 +23,11 @@ side x side uint32. Methods:
                after every consumer acked the previous one (1 byte over a
                multiprocessing.Pipe per frame), so every consumer gets every
                frame, as in the seed.
-  cpipc-lease  free-running producer as cpipc-copy; consumers poll
-               seg.lease() until it holds a frame newer than the last one they
-               read, then view.sum() in place, counted only if the lease is
-               still valid after the sum. (The package has no blocking wait
-               that does not copy, so this consumer polls, sleeping 20 µs
-               (about 70 µs with the kernel's timer slack) between polls: a
-               consumer spinning flat out, or on os.sched_yield(), starves the
-               producer of CPU on this 2-core machine.)
+  cpipc-lease  free-running producer as cpipc-copy; consumers block in
+               seg.wait() (the futex wait of wait_next, without its copy) for a
+               frame newer than the last one they read, lease the latest, then
+               view.sum() in place, counted only if the lease is still valid
+               after the sum.
 
 frames/s of a consumer = the frames it received (and copied, or summed) whose
 handling finished inside a common window [t0, t1] (--window s, opening
@@ -175,22 +172,17 @@ def cpipc_consumer(conn, res_conn, window, stop, name, work, paced):
                 counted += 1
                 clock.add([a, b, c, d])
     else:
-        clock = Clock(["polls (lease+release of an old frame)", "lease", "sum+check", "release"])
-        nap = time.sleep
+        clock = Clock(["wait (futex, no copy) + lease", "lease", "sum+check", "release"])
         while not stop.value:
             a = pc()
-            while True:
-                lease = seg.lease()
-                if lease is not None and lease.info["frame_id"] > last:
-                    break
+            if seg.wait(timeout=0.2) is None:
+                continue
+            lease = seg.lease()
+            if lease is None or lease.info["frame_id"] <= last:
                 if lease is not None:
                     lease.release()
                 polls += 1
-                nap(20e-6)
-                if stop.value:
-                    break
-            if stop.value:
-                break
+                continue
             b = pc()
             frame_id = lease.info["frame_id"]
             view = lease.view
