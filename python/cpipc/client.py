@@ -9,6 +9,7 @@ future reads the connection for all of them.
 
 import itertools
 import json
+import math
 import os
 import threading
 import time
@@ -174,6 +175,8 @@ class Client:
                            ("timeout_s", timeout)):
             if value is not None:
                 request[key] = float(value)
+                if not math.isfinite(request[key]):
+                    raise BadInput(f"{'timeout' if key == 'timeout_s' else key} must be a finite number, not {value}")
         for key, value in (("channel_axis", channel_axis), ("z_axis", z_axis), ("min_size", min_size),
                            ("niter", niter)):
             if value is not None:

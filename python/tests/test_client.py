@@ -148,6 +148,10 @@ def test_bad_requests_are_bad_input_and_the_client_stays_usable(producer, tmp_pa
             c.segment(np.zeros((8, 8), np.complex64))  # a segment cannot hold it: refused here
         with pytest.raises(cpipc.BadInput, match="diameter"):
             c.segment(crop(), diameter=-3)  # refused before it is sent
+        with pytest.raises(cpipc.BadInput, match="finite"):
+            c.segment(crop(), diameter=float("nan"))
+        with pytest.raises(cpipc.BadInput, match="fewer than two image axes"):
+            c.segment(np.zeros(10, np.uint8))
         with pytest.raises(cpipc.BadInput):
             c.segment([[1, 2], [3, 4]])
         assert c.segment(crop()).masks.shape == (192, 192)

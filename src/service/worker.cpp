@@ -84,7 +84,7 @@ io::Image read_input_now(const SubmitRequest& r) {
     throw Error(Errc::invalid_argument, "input segment '" + r.input + "' has no frame yet; publish one first");
   }
   const std::string what = "input segment '" + r.input + "'";
-  io::ImageFile file = io::arrange_axes(std::move(stored), axis_options(r), what);
+  io::ImageFile file = io::arrange_axes(std::move(stored), axis_options(r), "segment:" + r.input);
   return checked(std::move(file.frames[0]), what);
 }
 
