@@ -9,7 +9,7 @@
 # cut at the deadline, most important first, so a lease never ends with
 # nothing to show. GPU_CHECK_REST=REGEX runs only those other tests, verbosely
 # and right after the GPU tests (a re-check of failures); GPU_CHECK_SKIP may
-# name steps to leave out: bench, dynamics, model, demo; GPU_CHECK_MODEL_SIZES
+# name steps to leave out: bench, dynamics, model, python, demo; GPU_CHECK_MODEL_SIZES
 # (default 512,1024) picks the image sizes of the model step.
 # Prepare here with `tools/gpu/pack_deps.sh --all`; with the device tool:
 # carry [".deps", ".gpu-fixtures", ".whl", ".whl3"], command
@@ -135,6 +135,17 @@ if [ -d .gpu-fixtures/model ] && ls .whl3/cellpose-*.whl >/dev/null 2>&1 && ! sk
   # About 75 s a size on an H200, most of it Cellpose's start-up and eval.
   run 200 bash tools/gpu/model_vs_cellpose.sh .gpu-fixtures/model "$report_dir/model_vs_cellpose.jsonl" \
     --sizes "${GPU_CHECK_MODEL_SIZES:-512,1024}" || status=1
+fi
+if ls .whl/nanobind-*.whl >/dev/null 2>&1 && ! skip python; then
+  step "python: the package built with CUDA; device views (DLPack) and the Client against a CUDA producer"
+  # No network here: the build requirements come from .whl (pack_deps.sh), numpy
+  # (and torch, for the DLPack test) from the system's Python.
+  run 240 bash -c 'rm -rf /tmp/cpipc-pyv && python3 -m venv --system-site-packages /tmp/cpipc-pyv &&
+    /tmp/cpipc-pyv/bin/pip install -q --no-index --find-links .whl \
+      --config-settings=cmake.define.CPIPC_DEPS_DIR="$PWD/.deps" ./python &&
+    CPIPC_DEVICE_PEER=build-gpu/tests/cpipc_device_peer CPIPC_BIN=build-gpu/cpipc CPIPC_SKIP_INSTALL_TEST=1 \
+      /tmp/cpipc-pyv/bin/python -m pytest -q -rs python/tests/test_device_view.py python/tests/test_client.py' ||
+    status=1
 fi
 if ! skip demo; then
   step "cpipc demo"

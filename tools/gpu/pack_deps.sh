@@ -8,7 +8,8 @@
 #                                   (.deps/lib; CMake adds it to the RPATH)
 #   tools/gpu/pack_deps.sh --all    also .gpu-fixtures/ (the 1024² dynamics case, the 512² and
 #                                   1024² model images) and the Cellpose wheels: .whl/ (4.2.1.1,
-#                                   dynamics) and .whl3/ (3.1.1.2, segmentation)
+#                                   dynamics; and the Python package's build wheels) and .whl3/
+#                                   (3.1.1.2, segmentation)
 # Everything carried must stay under the device tool's 64 MiB with the tree.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -72,5 +73,9 @@ wheels() {  # DIR PACKAGE==VERSION...
     --platform manylinux2014_x86_64 -d "$dir" "$@"
 }
 wheels .whl cellpose==4.2.1.1 fastremap==1.21.0 fill_voids==2.1.2
+# The Python package's build and test requirements (pure Python wheels), for
+# gpu_check's device-view step: pip install --no-index --find-links .whl ./python.
+wheels .whl nanobind==3.1.0 scikit_build_core==1.1.2 pathspec==1.1.1 packaging==26.4 pytest==9.2.0 pluggy==1.7.0 \
+  iniconfig==2.3.1
 wheels .whl3 cellpose==3.1.1.2 fastremap==1.21.0 fill_voids==2.1.2 natsort==8.4.0 roifile==2026.2.10
 du -sh "$fixtures" .whl .whl3
