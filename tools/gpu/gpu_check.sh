@@ -137,7 +137,7 @@ if [ -d .gpu-fixtures/model ] && ls .whl3/cellpose-*.whl >/dev/null 2>&1 && ! sk
     --sizes "${GPU_CHECK_MODEL_SIZES:-512,1024}" || status=1
 fi
 if ls .whl/nanobind-*.whl >/dev/null 2>&1 && ! skip python; then
-  step "python: the package built with CUDA; device views (DLPack) and the Client against a CUDA producer"
+  step "python: the package built with CUDA: device views (DLPack), and the client tests"
   # No network here: the build requirements come from .whl (pack_deps.sh), numpy
   # (and torch, for the DLPack test) from the system's Python.
   run 240 bash -c 'rm -rf /tmp/cpipc-pyv && python3 -m venv --system-site-packages /tmp/cpipc-pyv &&
