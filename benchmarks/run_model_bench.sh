@@ -17,7 +17,7 @@
 #   - peak RSS of both processes (/usr/bin/time);
 #   - wall time of a whole one-image process on each side (start-up, model
 #     load, reading the .npy, one segmentation; cpipc also writes its masks
-#     PNG and outlines).
+#     PNG and outlines; --no-npy: not the _seg.npy it writes by default).
 # benchmarks/model_report.py then writes results.json and results.md (medians
 # over the rounds, ratios, AP@0.5 of cpipc's masks against Cellpose's) into
 # benchmarks/results/model-<time>/ (git-ignored), with every raw file.
@@ -69,7 +69,7 @@ for r in $(seq "$rounds"); do
     paths=()
     for _ in $(seq $((repeat + 1))); do paths+=("$img/synth$s.npy"); done
     /usr/bin/time -f "$timefmt" -o "$out/cpipc-$r-$s.time" \
-      "$cpipc" segment "${paths[@]}" --json -o "$out/masks" --diameter 30 --device cpu \
+      "$cpipc" segment "${paths[@]}" --json -o "$out/masks" --diameter 30 --device cpu --no-npy \
       >"$out/cpipc-$r-$s.jsonl" 2>"$out/cpipc-$r-$s.log"
     echo "  $s: cellpose $(cut -c1-120 "$out/cellpose-$r-$s.json")" >&2
     echo "  $s: cpipc    $(tail -1 "$out/cpipc-$r-$s.jsonl" | grep -o '"timings_s":{[^}]*}')" >&2
@@ -80,7 +80,7 @@ for r in $(seq "$rounds"); do
       "$py" benchmarks/segment_cellpose.py --sizes "$s" --repeat 0 --threads "$threads" \
       --images-from "$img" >/dev/null 2>>"$out/cellpose-$r-$s.log"
     /usr/bin/time -f "$timefmt" -o "$out/once-cpipc-$r-$s.time" \
-      "$cpipc" segment "$img/synth$s.npy" --json -o "$tmp/once" --diameter 30 --device cpu \
+      "$cpipc" segment "$img/synth$s.npy" --json -o "$tmp/once" --diameter 30 --device cpu --no-npy \
       >/dev/null 2>>"$out/cpipc-$r-$s.log"
     echo "  $s: one-image process wall: cellpose $(cut -c1-30 "$out/once-cellpose-$r-$s.time"), cpipc $(cut -c1-30 "$out/once-cpipc-$r-$s.time")" >&2
   done

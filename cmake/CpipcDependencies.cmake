@@ -87,6 +87,40 @@ if(NOT TIFF_FOUND)
   endif()
 endif()
 
+# libzip: the ImageJ ROI archive (<stem>_rois.zip, src/io/imagej_rois.cpp).
+# Debian's libzip-dev through pkg-config (its CMake package names programs
+# of other packages, zipcmp and co., and fails without them), or the headers
+# and libzip.so.4 (with the libraries it needs) that tools/gpu/pack_deps.sh packs.
+find_package(PkgConfig QUIET)
+if(PKG_CONFIG_FOUND)
+  pkg_check_modules(CPIPC_LIBZIP QUIET IMPORTED_TARGET GLOBAL libzip)
+endif()
+if(TARGET PkgConfig::CPIPC_LIBZIP)
+  add_library(libzip::zip ALIAS PkgConfig::CPIPC_LIBZIP)
+else()
+  if(CPIPC_DEPS_DIR AND EXISTS "${CPIPC_DEPS_DIR}/include/zip.h" AND EXISTS "${CPIPC_DEPS_DIR}/lib/libzip.so.4")
+    add_library(libzip::zip SHARED IMPORTED GLOBAL)
+    set_target_properties(libzip::zip PROPERTIES IMPORTED_LOCATION "${CPIPC_DEPS_DIR}/lib/libzip.so.4"
+                                                 INTERFACE_INCLUDE_DIRECTORIES "${CPIPC_DEPS_DIR}/include")
+    set(CMAKE_BUILD_RPATH "${CMAKE_BUILD_RPATH};${CPIPC_DEPS_DIR}/lib")
+    add_link_options("LINKER:-rpath-link,${CPIPC_DEPS_DIR}/lib" "LINKER:--disable-new-dtags")
+    message(STATUS "cpipc: libzip from ${CPIPC_DEPS_DIR}")
+  else()
+    message(FATAL_ERROR "cpipc: libzip not found; run scripts/setup.sh (libzip-dev) or set CPIPC_DEPS_DIR")
+  endif()
+endif()
+
+# libuuid (util-linux): the ROIs' names, uuid1 as Python's uuid module makes
+# them with it. Debian's uuid-dev, or the packed header and libuuid.so.1.
+find_path(CPIPC_UUID_INCLUDE_DIR uuid/uuid.h HINTS "${CPIPC_DEPS_DIR}/include")
+find_library(CPIPC_UUID_LIBRARY NAMES uuid libuuid.so.1 HINTS "${CPIPC_DEPS_DIR}/lib")
+if(NOT CPIPC_UUID_INCLUDE_DIR OR NOT CPIPC_UUID_LIBRARY)
+  message(FATAL_ERROR "cpipc: libuuid not found; run scripts/setup.sh (uuid-dev) or set CPIPC_DEPS_DIR")
+endif()
+add_library(cpipc::uuid UNKNOWN IMPORTED GLOBAL)
+set_target_properties(cpipc::uuid PROPERTIES IMPORTED_LOCATION "${CPIPC_UUID_LIBRARY}"
+                                             INTERFACE_INCLUDE_DIRECTORIES "${CPIPC_UUID_INCLUDE_DIR}")
+
 # CUDA: on when nvcc is found. sm_90 (H100/H200) code plus compute_90 PTX so
 # newer cards JIT it.
 set(CPIPC_HAVE_CUDA OFF)

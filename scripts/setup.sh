@@ -22,6 +22,8 @@ cellpose_version=4.2.1.1
 # What made tests/data/images (tools/io/make_image_fixtures.py); the TIFF checks read with it.
 tifffile_version=2026.3.3
 imagecodecs_version=2026.3.6
+# The roifile that the cellpose3 venv has (tools/gpu/pack_deps.sh packs it too): the ROI archive check reads with it.
+roifile_version=2026.2.10
 for arg in "$@"; do
   case $arg in
     --no-torch) with_torch=0 ;;
@@ -37,7 +39,7 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 # 1. Debian packages (only when one is missing).
 packages=(build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev clang-format
           libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev libspdlog-dev libfmt-dev
-          nlohmann-json3-dev libopencv-dev libpng-dev libtiff-dev python3 python3-venv)
+          nlohmann-json3-dev libopencv-dev libpng-dev libtiff-dev libzip-dev uuid-dev python3 python3-venv)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -64,19 +66,20 @@ if [ $with_torch -eq 1 ]; then
   fi
 fi
 
-# 3. The Python tools' venv (numpy; tifffile with imagecodecs for its codecs):
-# the FORMAT.md reader and its test, the TIFF checks (tests/tiff_roundtrip_check.py,
-# tools/io/make_image_fixtures.py), benchmarks' baselines.
+# 3. The Python tools' venv (numpy; tifffile with imagecodecs for its codecs;
+# roifile): the FORMAT.md reader and its test, the TIFF checks
+# (tests/tiff_roundtrip_check.py, tools/io/make_image_fixtures.py), the
+# ImageJ ROI archive check (tests/cellpose_files_check.py), benchmarks' baselines.
 tools_env="$cache/tools-venv"
-tools_pkgs=(numpy "tifffile==$tifffile_version" "imagecodecs==$imagecodecs_version")
-tools_check="import sys, numpy, tifffile, imagecodecs; sys.exit(tifffile.__version__ != '$tifffile_version')"
+tools_pkgs=(numpy "tifffile==$tifffile_version" "imagecodecs==$imagecodecs_version" "roifile==$roifile_version")
+tools_check="import sys, numpy, tifffile, imagecodecs, roifile; sys.exit(tifffile.__version__ != '$tifffile_version' or roifile.__version__ != '$roifile_version')"
 if "$tools_env/bin/python" -c "$tools_check" 2>/dev/null; then
   say "tools venv: cached in $tools_env"
 elif "$tools_env/bin/python" -c "import numpy" 2>/dev/null; then
-  say "adding tifffile $tifffile_version and imagecodecs $imagecodecs_version to the tools venv in $tools_env"
+  say "adding tifffile $tifffile_version, imagecodecs $imagecodecs_version and roifile $roifile_version to the tools venv in $tools_env"
   "$tools_env/bin/pip" install -q --disable-pip-version-check "${tools_pkgs[@]}"
 else
-  say "creating the tools venv in $tools_env (numpy, tifffile, imagecodecs)"
+  say "creating the tools venv in $tools_env (numpy, tifffile, imagecodecs, roifile)"
   rm -rf "$tools_env"
   mkdir -p "$cache"
   python3 -m venv "$tools_env"

@@ -177,6 +177,31 @@ TEST_F(Segment, FlowsAreSavedOnRequest) {
   EXPECT_EQ(flows.desc.to_string(), "float32[3, 17, 23]");
 }
 
+// Cellpose's files, chosen with Cellpose's spellings of its flags; their
+// content is checked by tests/cellpose_files_check.py (numpy, roifile, Cellpose).
+TEST_F(Segment, WritesTheSegNpyByDefaultAndTheFilesCellposesFlagsAskFor) {
+  const std::string image = kFixtures + "/tiny16/image.npy";
+  CommandResult r = segment({image, "--save_rois", "--save_tif", "--save_outlines", "--json"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  nlohmann::json j = json_lines(r.out).at(0);
+  EXPECT_EQ(j["masks"], dir_.file("out/image_cp_masks.tif"));  // --save_tif alone: no PNG, as Cellpose
+  EXPECT_EQ(j["seg_npy"], dir_.file("out/image_seg.npy"));
+  EXPECT_EQ(j["rois"], dir_.file("out/image_rois.zip"));
+  EXPECT_EQ(j["outlines_png"], dir_.file("out/image_outlines_cp_masks.png"));
+  for (const char* key : {"masks", "seg_npy", "rois", "outlines_png"}) {
+    EXPECT_TRUE(fs::is_regular_file(j[key].get<std::string>())) << key;
+  }
+  EXPECT_FALSE(fs::exists(dir_.file("out/image_cp_masks.png")));
+
+  fs::remove_all(dir_.file("out"));
+  r = segment({image, "--no_npy", "--json"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  j = json_lines(r.out).at(0);
+  EXPECT_EQ(j["masks"], dir_.file("out/image_cp_masks.png"));
+  EXPECT_FALSE(j.contains("seg_npy"));
+  EXPECT_FALSE(fs::exists(dir_.file("out/image_seg.npy")));
+}
+
 TEST_F(Segment, MissingAndUnreadableImagesAreOneLineEach) {
   expect_failure(segment({dir_.file("absent.png")}), 3);
   write_bytes(dir_.file("empty.png"), "");

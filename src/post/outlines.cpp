@@ -10,6 +10,7 @@
 #include "cpipc/error.hpp"
 #include "cpipc/util/order_statistics.hpp"
 #include "label_index.hpp"
+#include "percentiles.hpp"
 
 namespace cpipc::post {
 
@@ -18,35 +19,6 @@ namespace {
 struct Box {
   int y0, x0, y1, x1;  // end exclusive
 };
-
-// numpy.percentile(values, q) (method "linear") of float32 values, to the
-// bit: the virtual index (n - 1) * q / 100 in double, the two neighbours in
-// sorted order, and numpy's _lerp in float32 (from the far end when the
-// fraction is 0.5 or more). Both percentiles from one selection.
-std::pair<float, float> percentiles(const std::vector<float>& values, int q_low, int q_high) {
-  const std::size_t n = values.size();
-  struct At {
-    std::size_t lo;
-    double gamma;
-    bool last;  // q = 100: the maximum
-  };
-  const auto at = [n](int q) {
-    const double index = static_cast<double>(n - 1) * (q / 100.0);
-    if (index >= static_cast<double>(n - 1)) return At{n - 1, 0.0, true};
-    const auto lo = static_cast<std::size_t>(std::floor(index));
-    return At{lo, index - static_cast<double>(lo), false};
-  };
-  const At a = at(q_low);
-  const At b = at(q_high);
-  const auto v =
-      util::order_statistics<4>(values.data(), n, {a.lo, std::min(a.lo + 1, n - 1), b.lo, std::min(b.lo + 1, n - 1)});
-  const auto lerp = [](const At& x, float lo, float hi) {
-    if (x.last) return lo;
-    const float diff = hi - lo;
-    return x.gamma >= 0.5 ? hi - diff * static_cast<float>(1 - x.gamma) : lo + diff * static_cast<float>(x.gamma);
-  };
-  return {lerp(a, v[0], v[1]), lerp(b, v[2], v[3])};
-}
 
 // One channel (stride `channels` from `first`) into byte `out_channel` of
 // each RGB pixel, scaled as Cellpose's normalize99 + image_to_rgb: float32
@@ -59,7 +31,7 @@ void scale_channel(const float* first, std::size_t pixels, int channels, std::ui
     if (!std::isnan(v)) values.push_back(v);
   }
   if (values.empty()) return;
-  const auto [p1, p99] = percentiles(values, 1, 99);
+  const auto [p1, p99] = detail::percentiles(values, 1, 99);
   const float range = p99 - p1;
   if (!(range > 1e-3f)) return;  // Cellpose: X[:] = 0
   for (std::size_t i = 0; i < pixels; ++i) {

@@ -14,8 +14,10 @@
 #include <optional>
 
 #include "axis_options.hpp"
+#include "cellpose_file_options.hpp"
 #include "cpipc/error.hpp"
 #include "cpipc/io/array_file.hpp"
+#include "cpipc/io/convert.hpp"
 #include "cpipc/io/image.hpp"
 #include "cpipc/io/labels.hpp"
 #include "cpipc/io/outputs.hpp"
@@ -44,6 +46,12 @@ struct SegmentArgs {
   model::SegmentOptions options;
   bool outlines = true;
   bool save_flows = false;
+  bool save_png = false;
+  io::CellposeFiles files = [] {  // what else to write, as Cellpose's CLI: _seg.npy unless --no-npy
+    io::CellposeFiles f;
+    f.seg_npy = true;
+    return f;
+  }();
   bool json = false;
 };
 
@@ -56,21 +64,34 @@ io::Array labels_array(const dynamics::Labels& labels) {
   return out;
 }
 
-struct Written {
-  std::string masks;
-  std::string outlines;
+struct Written : io::SavedFiles {
   std::string flows;
 };
 
-// Cellpose's names: <stem>_cp_masks.png (.tif from 65 536 masks),
-// <stem>_cp_outlines.txt, and <stem>_flows.npy on request.
-Written save_outputs(const SegmentArgs& a, const fs::path& dir, const std::string& stem, const model::Segmentation& s) {
+// The image as --save-outlines draws it: float32, channels last.
+struct SourcePixels {
+  std::vector<float> pixels;
+  int channels = 1;
+};
+
+// Cellpose's names: <stem>_cp_masks.png (.tif from 65 536 masks or with
+// --save-tif), <stem>_cp_outlines.txt, <stem>_seg.npy, <stem>_rois.zip,
+// <stem>_outlines_cp_masks.png, and <stem>_flows.npy on request.
+Written save_outputs(const SegmentArgs& a, const fs::path& dir, const std::string& stem, const model::Segmentation& s,
+                     const std::string& image_path, const SourcePixels& image) {
   const io::Array masks = labels_array(s.masks);
-  const std::vector<std::string> paths =
-      io::save_cellpose_outputs(dir.string(), stem, masks.view(), s.masks.count, a.outlines);
+  io::CellposeFileInputs in;
+  in.flows = s.flows.empty() ? nullptr : s.flows.data();
+  in.image = image.pixels.empty() ? nullptr : image.pixels.data();
+  in.image_channels = image.channels;
+  in.image_path = image_path;
+  in.diameter = s.diameter;
+  if (a.options.channels.kind == model::ChannelSpec::Kind::cellpose3) {
+    in.chan_choose = {a.options.channels.seg, a.options.channels.nuc};
+  }
   Written w;
-  w.masks = paths.at(0);
-  if (paths.size() > 1) w.outlines = paths[1];
+  static_cast<io::SavedFiles&>(w) =
+      io::save_cellpose_files(dir.string(), stem, masks.view(), s.masks.count, a.files, in);
   if (a.save_flows) {
     io::Array flows;
     const std::int64_t shape[3] = {3, s.masks.height, s.masks.width};
@@ -114,7 +135,9 @@ std::string frame_stem(const std::string& path, std::size_t frame, std::size_t f
 void run_segment(SegmentArgs a) {
   a.options.channels = model::ChannelSpec::parse(a.channels);
   if (a.diameter > 0.0) a.options.diameter = a.diameter;
-  a.options.keep_flows = a.save_flows;
+  a.files.outlines_txt = a.outlines;
+  a.files.png = a.save_png || !a.files.tif;  // Cellpose: --save_tif alone writes the TIFF alone
+  a.options.keep_flows = a.save_flows || a.files.seg_npy;
   if (!a.output_dir.empty()) {
     std::error_code ec;
     fs::create_directories(a.output_dir, ec);
@@ -160,10 +183,10 @@ void run_segment(SegmentArgs a) {
                                                                           s.timings.dynamics_s, s.timings.total_s})}};
   };
   const auto write_and_report = [&](const std::string& path, std::size_t k, std::size_t frames, const std::string& axes,
-                                    const model::Segmentation& s) {
+                                    const model::Segmentation& s, const SourcePixels& image) {
     try {
       const fs::path dir = a.output_dir.empty() ? fs::path(path).parent_path() : fs::path(a.output_dir);
-      const Written w = save_outputs(a, dir.empty() ? fs::path(".") : dir, frame_stem(path, k, frames), s);
+      const Written w = save_outputs(a, dir.empty() ? fs::path(".") : dir, frame_stem(path, k, frames), s, path, image);
       const std::lock_guard lock(console);
       bar.clear();
       if (a.json) {
@@ -172,16 +195,20 @@ void run_segment(SegmentArgs a) {
                          {"axes", axes},
                          {"objects", s.masks.count},
                          {"shape", {s.masks.height, s.masks.width}},
-                         {"masks", w.masks}};
+                         {"masks", w.masks()}};
         j.update(run_json(s));
-        if (!w.outlines.empty()) j["outlines"] = w.outlines;
-        if (!w.flows.empty()) j["flows"] = w.flows;
+        const std::pair<const char*, const std::string*> files[] = {
+            {"masks_tif", &w.masks_tif},       {"outlines", &w.outlines_txt}, {"rois", &w.rois},
+            {"outlines_png", &w.outlines_png}, {"seg_npy", &w.seg_npy},       {"flows", &w.flows}};
+        for (const auto& [key, file] : files) {
+          if (!file->empty() && *file != w.masks()) j[key] = *file;
+        }
         std::printf("%s\n", j.dump().c_str());
       } else {
         const std::string page = frames > 1 ? " [" + std::to_string(k) + "]" : "";
         std::printf("%s%s: %u objects in %d x %d; network %.3f s, dynamics %.3f s, total %.3f s -> %s\n", path.c_str(),
                     page.c_str(), s.masks.count, s.masks.height, s.masks.width, s.timings.network_s,
-                    s.timings.dynamics_s, s.timings.total_s, w.masks.c_str());
+                    s.timings.dynamics_s, s.timings.total_s, w.masks().c_str());
       }
       std::fflush(stdout);
     } catch (const Error& e) {
@@ -255,10 +282,15 @@ void run_segment(SegmentArgs a) {
           continue;
         }
         model::Segmentation s = segmenter.segment(image.array, a.options);
+        SourcePixels pixels;  // copied: the writer may outlive `file`
+        if (a.files.outlines_png) {
+          pixels.pixels = io::to_float32(image.array, "image '" + path + "'");
+          pixels.channels = image.axes == "YXC" ? static_cast<int>(image.array.desc.shape[2]) : 1;
+        }
         finish_writing();
-        writing = std::async(std::launch::async, [&write_and_report, path, k, n, axes = image.axes, s = std::move(s)] {
-          write_and_report(path, k, n, axes, s);
-        });
+        writing = std::async(std::launch::async,
+                             [&write_and_report, path, k, n, axes = image.axes, s = std::move(s),
+                              pixels = std::move(pixels)] { write_and_report(path, k, n, axes, s, pixels); });
       }
     } catch (const Error& e) {
       if (!next.valid()) next = read_ahead(i + 1);  // this image could not be read
@@ -321,6 +353,7 @@ void register_segment(CLI::App& app) {
   cmd->add_flag("--invert", a->options.normalization.invert, "Invert intensities after normalisation");
   cmd->add_flag("!--no-outlines", a->outlines, "Do not write <stem>_cp_outlines.txt");
   cmd->add_flag("--save-flows", a->save_flows, "Also write <stem>_flows.npy (float32 [3, H, W]: dY, dX, cellprob)");
+  add_cellpose_file_options(*cmd, a->files, a->save_png);
   cmd->add_flag("--json", a->json, "One JSON object per image on stdout (errors too), no progress bar");
   cmd->callback([a] { run_segment(*a); });
 }

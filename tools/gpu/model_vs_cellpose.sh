@@ -61,11 +61,11 @@ for s in "${size_list[@]}"; do
   for prec in "${precisions[@]}"; do
     paths=()
     for _ in $(seq $((repeat + 1))); do paths+=("$img"); done
-    "$cpipc" segment "${paths[@]}" --json -o "$tmp/$prec" --diameter 30 --device "$device" --precision "$prec" \
+    "$cpipc" segment "${paths[@]}" --no-npy --json -o "$tmp/$prec" --diameter 30 --device "$device" --precision "$prec" \
       --no-outlines >"$tmp/cpipc.jsonl" 2>"$tmp/cpipc.log" \
       || { echo "cpipc ($prec) failed on $s:"; tail -5 "$tmp/cpipc.log"; continue; }
     t0=$(now)
-    "$cpipc" segment "$img" --json -o "$tmp/once" --diameter 30 --device "$device" --precision "$prec" >/dev/null 2>&1
+    "$cpipc" segment "$img" --no-npy --json -o "$tmp/once" --diameter 30 --device "$device" --precision "$prec" >/dev/null 2>&1
     once=$(since "$t0")
     "$py" - "$tmp/cpipc.jsonl" "$tmp/$prec/synth${s}_cp_masks.png" "$tmp/synth${s}_cellpose_masks.npy" "$once" "$prec" "$s" <<'EOF' | tee -a "$out"
 import json, sys
@@ -90,10 +90,10 @@ EOF
   paths=()
   for _ in $(seq 41); do paths+=("$img"); done
   t0=$(now)
-  "$cpipc" segment "$img" --json -o "$tmp/folder1" --diameter 30 --device "$device" >/dev/null 2>&1
+  "$cpipc" segment "$img" --no-npy --json -o "$tmp/folder1" --diameter 30 --device "$device" >/dev/null 2>&1
   wall1=$(since "$t0")
   t0=$(now)
-  "$cpipc" segment "${paths[@]}" --json -o "$tmp/folder" --diameter 30 --device "$device" >"$tmp/folder.jsonl" \
+  "$cpipc" segment "${paths[@]}" --no-npy --json -o "$tmp/folder" --diameter 30 --device "$device" >"$tmp/folder.jsonl" \
     2>"$tmp/folder.log" || { echo "cpipc (folder) failed on $s:"; tail -5 "$tmp/folder.log"; }
   wall41=$(since "$t0")
   "$py" - "$tmp/folder.jsonl" "$wall1" "$wall41" "$s" <<'EOF' | tee -a "$out"

@@ -4,7 +4,8 @@
 # tool's `carry`. Run here, after scripts/setup.sh.
 #   tools/gpu/pack_deps.sh          .deps/: CLI11 and nlohmann-json headers, GoogleTest sources,
 #                                   libpng (headers, libpng16.so.16)
-#                                   libtiff's headers and libtiff.so.6 with the libraries it needs
+#                                   libtiff's headers and libtiff.so.6, libzip's and libzip.so.4, each
+#                                   with the libraries it needs; uuid/uuid.h and libuuid.so.1
 #                                   (.deps/lib; CMake adds it to the RPATH)
 #   tools/gpu/pack_deps.sh --all    also .gpu-fixtures/ (the 1024² dynamics case, the 512² and
 #                                   1024² model images) and the Cellpose wheels: .whl/ (4.2.1.1,
@@ -31,16 +32,28 @@ multiarch=$(gcc -print-multiarch)
 for h in tiff.h tiffconf.h tiffio.h tiffvers.h; do
   cp "/usr/include/$multiarch/$h" "$dest/include/" 2>/dev/null || cp "/usr/include/$h" "$dest/include/"
 done
-mkdir -p "$dest/lib"
-tiff=$(readlink -f "/usr/lib/$multiarch/libtiff.so.6")
-cp "$tiff" "$dest/lib/libtiff.so.6"
-ln -sf libtiff.so.6 "$dest/lib/libtiff.so"
-ldd "$tiff" | awk '$3 ~ /^\// {print $1, $3}' | while read -r soname lib; do
-  case $soname in
-    libc.so.* | libm.so.* | libstdc++.so.* | libgcc_s.so.* | ld-linux*) ;;  # on every machine
-    *) cp "$(readlink -f "$lib")" "$dest/lib/$soname" ;;
-  esac
-done
+# A library under its soname with every non-glibc library it loads, and
+# NAME.so for the linker.
+pack_lib() {  # SONAME LINKNAME
+  local lib
+  lib=$(readlink -f "/usr/lib/$multiarch/$1")
+  cp "$lib" "$dest/lib/$1"
+  ln -sf "$1" "$dest/lib/$2"
+  ldd "$lib" | awk '$3 ~ /^\// {print $1, $3}' | while read -r soname dep; do
+    case $soname in
+      libc.so.* | libm.so.* | libstdc++.so.* | libgcc_s.so.* | ld-linux*) ;;  # on every machine
+      *) cp "$(readlink -f "$dep")" "$dest/lib/$soname" ;;
+    esac
+  done
+}
+pack_lib libtiff.so.6 libtiff.so
+# libzip (libzip-dev): the ROI archives; libuuid (uuid-dev): their names.
+cp /usr/include/zip.h "$dest/include/"
+cp "/usr/include/$multiarch/zipconf.h" "$dest/include/" 2>/dev/null || cp /usr/include/zipconf.h "$dest/include/"
+pack_lib libzip.so.4 libzip.so
+mkdir -p "$dest/include/uuid"
+cp /usr/include/uuid/uuid.h "$dest/include/uuid/"
+pack_lib libuuid.so.1 libuuid.so
 echo "packed $(du -sh "$dest" | cut -f1) into $dest"
 [ "${1:-}" = "--all" ] || exit 0
 
