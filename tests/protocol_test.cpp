@@ -49,10 +49,12 @@ TEST(Protocol, EveryProducerMessageRoundTrips) {
   r.dtype = "uint16";
   r.objects = 412;
   r.diameter = 30;
+  r.diameter_estimated = true;
   r.timings = Timings{0.1, 0.2, 0.3, 0.6};
   r.request_s = 0.7;
   const json j = to_json(r);
   EXPECT_EQ(j["timings_s"]["total"], 0.6);
+  EXPECT_EQ(j["diameter_estimated"], true);
   EXPECT_FALSE(j["timings_s"].contains("segment")) << "one spelling of the total";
   EXPECT_EQ(to_json(decode_producer_message(j)), j);
   for (const ProducerMessage& m :
@@ -117,7 +119,8 @@ TEST(Protocol, TheDecoderSurvivesBadJsonAndLosesFramingOnlyOnAnOversizeLength) {
 TEST(Protocol, FrameMetadataAlwaysFitsItsSlotAndKeepsThePathsEnd) {
   const std::size_t limit = ipc::format::kMetaBytes;
   const std::string short_meta = frame_meta_json("a", "/data/x.tif", limit);
-  EXPECT_EQ(json::parse(short_meta), (json{{"id", "a"}, {"source", "/data/x.tif"}}));
+  EXPECT_EQ(json::parse(short_meta), (json{{"id", "a"}, {"source", "/data/x.tif"}, {"diameter_estimated", false}}));
+  EXPECT_EQ(json::parse(frame_meta_json("a", "/data/x.tif", limit, true))["diameter_estimated"], true);
   const std::string path = "/" + std::string(300, 'd') + "/plate1.tif";
   for (const std::string& id :
        {std::string("a"), std::string(128, 'i'), std::string(128, '\x01'), std::string(60, '\0') + "\xc3\xa9"}) {
@@ -125,6 +128,7 @@ TEST(Protocol, FrameMetadataAlwaysFitsItsSlotAndKeepsThePathsEnd) {
     ASSERT_LE(m.size(), limit) << id.size();
     const json j = json::parse(m);
     EXPECT_EQ(j["elided"], true);
+    EXPECT_EQ(j["diameter_estimated"], false);
     EXPECT_TRUE(j["source"].get<std::string>().ends_with("plate1.tif")) << m;
   }
   // Multi-byte characters are never cut in half.

@@ -100,6 +100,30 @@ TEST_F(Segment, WritesCellposeOutputsThatAgreeWithCellpose) {
   EXPECT_EQ(n, j["objects"].get<std::size_t>());
 }
 
+TEST_F(Segment, DiameterZeroIsEstimatedAndSaysSoAFixedOneDoesNot) {
+  // Cellpose 3.1.1.2's Cellpose.eval(diameter=0) on this image: tests/data/size.
+  const std::string image = CPIPC_SOURCE_DIR "/tests/data/size/mid_cells/image.npy";
+  std::ifstream in(CPIPC_SOURCE_DIR "/tests/data/size/mid_cells/case.json");
+  const double cellpose = nlohmann::json::parse(in)["diameter"].get<double>();
+  const CommandResult est = segment({image, "--diameter", "0", "--json"});
+  ASSERT_EQ(est.status, 0) << est.err;
+  const auto lines = json_lines(est.out);
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0]["diameter_estimated"], true);
+  EXPECT_NEAR(lines[0]["diameter"].get<double>(), cellpose, 0.01 * cellpose);
+
+  const CommandResult text = segment({image, "--diameter", "0"});
+  ASSERT_EQ(text.status, 0) << text.err;
+  EXPECT_NE(text.out.find(" px (estimated);"), std::string::npos) << text.out;
+
+  const CommandResult fixed = segment({image, "--diameter", "30", "--json"});
+  ASSERT_EQ(fixed.status, 0) << fixed.err;
+  EXPECT_EQ(json_lines(fixed.out)[0]["diameter_estimated"], false);
+  EXPECT_EQ(json_lines(fixed.out)[0]["diameter"], 30.0);
+  const CommandResult fixed_text = segment({image, "--diameter", "30"});
+  EXPECT_NE(fixed_text.out.find("at diameter 30.00 px;"), std::string::npos) << fixed_text.out;
+}
+
 // An ImageJ hyperstack of 2 time points, each 3 z-planes of 2 channels:
 // one result per time point, each a [3, Y, X] mask stack.
 TEST_F(Segment, EachTimePointOfAHyperstackHasItsOwnOutputs) {

@@ -101,10 +101,12 @@ service::SubmitRequest request(const std::string& id, const std::string& image) 
   return r;
 }
 
-// The masks `cpipc segment` gives for the same image, read back.
+// The masks `cpipc segment` gives for the same image, read back. A request
+// without a diameter is estimated, as `segment --diameter 0`.
 std::vector<std::uint32_t> one_shot(const test::TempDir& dir, const std::string& image) {
   const std::string out = dir.file("oneshot-" + std::to_string(std::hash<std::string>{}(image)));
-  const test::CommandResult r = test::run_cpipc({"segment", image, "-o", out, "--device", "cpu", "--json"}, 120s);
+  const test::CommandResult r =
+      test::run_cpipc({"segment", image, "-o", out, "--device", "cpu", "--diameter", "0", "--json"}, 120s);
   EXPECT_EQ(r.status, 0) << r.err;
   return test::read_masks_png(json::parse(r.out)["masks"].get<std::string>());
 }
@@ -305,6 +307,27 @@ TEST(Service, BadImagesAndInputSegmentsAreTheirClientsErrorOnly) {
 // A z-stack (an ImageJ TIFF) is segmented plane by plane into one [Z, H, W]
 // result, each plane the masks `cpipc segment` gives for it alone; naming
 // the axes in the request overrides the file's.
+TEST(Service, ARequestWithoutADiameterIsEstimatedAndSaysSo) {
+  test::TempDir dir;
+  Producer producer(dir);
+  service::Client client = service::Client::connect(producer.socket());
+  const std::string image = CPIPC_SOURCE_DIR "/tests/data/size/small_cells/image.npy";
+  const service::SegmentResult est = client.segment(request("none", image), {}, 120s);
+  EXPECT_TRUE(est.result.diameter_estimated);
+  const ipc::SegmentReader reader = ipc::SegmentReader::attach(producer.stream());
+  std::vector<std::byte> bytes;
+  const auto info = reader.copy_frame(est.result.slot, est.result.seq, bytes);
+  ASSERT_TRUE(info);
+  EXPECT_EQ(json::parse(info->meta.json)["diameter_estimated"], true) << info->meta.json;
+  EXPECT_FLOAT_EQ(info->meta.diameter, static_cast<float>(est.result.diameter));
+  client.release("none");
+  service::SubmitRequest fixed = request("fixed", image);
+  fixed.diameter = 20.0;
+  const service::SegmentResult f = client.segment(fixed, {}, 120s);
+  EXPECT_FALSE(f.result.diameter_estimated);
+  EXPECT_EQ(f.result.diameter, 20.0);
+}
+
 TEST(Service, AZStackIsOneResultOfItsPlanes) {
   test::TempDir dir;
   const io::Array img = io::read_npy(kFixtures + "/tiny16/image.npy");
@@ -447,6 +470,7 @@ TEST(Service, ALongPathAndIdStillGiveTheirResult) {
   ASSERT_TRUE(info);
   const json meta = json::parse(info->meta.json);
   EXPECT_EQ(meta["elided"], true) << meta;
+  EXPECT_EQ(meta["diameter_estimated"], r.result.diameter_estimated) << meta;
   EXPECT_TRUE(meta["source"].get<std::string>().ends_with("dddd/image.npy")) << meta;
 }
 

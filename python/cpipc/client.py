@@ -52,6 +52,8 @@ class Result:
     objects: int
     diameter: float
     """The diameter used, px."""
+    diameter_estimated: bool
+    """True when the producer estimated it (a request without a diameter, or 0)."""
     timings: Dict[str, float]
     """Seconds: preprocess, network, dynamics, total (the segmentation), request (in the producer:
     reading the image and publishing the masks included), client (in this client: publishing the
@@ -162,7 +164,8 @@ class Client:
         floats), published into an input segment of this client, or the path
         of a file the producer can read (TIFF, PNG, JPEG, .npy). Options left
         None take the producer's defaults (``cpipc serve --diameter``,
-        ``--channels``), then Cellpose's. ``channels`` is Cellpose 3's
+        ``--channels``), then Cellpose's; no diameter (or 0) is estimated
+        per image by the model's size model (``Result.diameter_estimated``). ``channels`` is Cellpose 3's
         (seg, nuc), 1-based, (0, 0) grayscale; ``channel_axis``/``z_axis``
         name the array's axes as Cellpose's do. ``progress`` is called with
         each progress message (stage, tiles_done, tiles_total) from the
@@ -342,7 +345,9 @@ class Client:
             t = dict(message.get("timings_s", {}))
             t["client"] = future._client_s + time.perf_counter() - start
             self._end(future, result=Result(masks=masks, objects=int(message["objects"]),
-                                            diameter=float(message["diameter"]), timings=t,
+                                            diameter=float(message["diameter"]),
+                                            diameter_estimated=bool(message.get("diameter_estimated", False)),
+                                            timings=t,
                                             axes=message.get("axes", "YX"), id=future.id, message=message))
 
     def _release(self, request_id: str) -> None:

@@ -43,7 +43,7 @@ def cli_masks(image_path, out_dir, *args) -> np.ndarray:
 
 def test_an_array_segments_bit_for_bit_as_cpipc_segment_of_its_file(producer, tmp_path):
     image = sample()
-    expected = cli_masks(SAMPLE, tmp_path)
+    expected = cli_masks(SAMPLE, tmp_path, "--diameter", "0")  # a request without one estimates
     with cpipc.Client(socket=producer.socket) as c:
         r = c.segment(image)
         from_path = c.segment(SAMPLE)
@@ -74,7 +74,7 @@ def test_channels_of_an_rgb_array(producer, tmp_path):
     rgb = np.zeros(gray.shape + (3,), np.uint16)
     rgb[..., 1] = gray  # cells in green: channels (2, 0)
     np.save(tmp_path / "rgb.npy", rgb)
-    expected = cli_masks(tmp_path / "rgb.npy", tmp_path, "--channels", "2,0")
+    expected = cli_masks(tmp_path / "rgb.npy", tmp_path, "--channels", "2,0", "--diameter", "0")
     with cpipc.Client(socket=producer.socket) as c:
         r = c.segment(rgb, channels=(2, 0))
     np.testing.assert_array_equal(r.masks, expected)

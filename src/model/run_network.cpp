@@ -61,16 +61,20 @@ NetworkResult run_network(const Model& model, const at::Tensor& input, const Net
   }
   const std::int64_t height = input.size(1);
   const std::int64_t width = input.size(2);
-  if (!(options.rescale > 0.0f)) throw Error(Errc::invalid_argument, "rescale must be > 0");
+  if (!(options.rescale > 0.0)) throw Error(Errc::invalid_argument, "rescale must be > 0");
   if (options.batch_size < 1) throw Error(Errc::invalid_argument, "batch size must be >= 1");
 
   // Rescale so that cells have the network's diameter.
   at::Tensor x = input;
   std::int64_t ly = height;
   std::int64_t lx = width;
-  if (options.rescale != 1.0f) {
-    ly = rescaled_length(height, options.rescale);
-    lx = rescaled_length(width, options.rescale);
+  if (options.rescale != 1.0) {
+    const auto length = [&](std::int64_t l) {
+      return options.rescale_float64 ? rescaled_length(l, options.rescale)
+                                     : rescaled_length(l, static_cast<float>(options.rescale));
+    };
+    ly = length(height);
+    lx = length(width);
     if (ly < 1 || lx < 1) {
       throw Error(Errc::invalid_argument, "the image (" + std::to_string(height) + "x" + std::to_string(width) +
                                               ") vanishes when rescaled by " + std::to_string(options.rescale) +
@@ -126,7 +130,7 @@ NetworkResult run_network(const Model& model, const at::Tensor& input, const Net
     if (options.on_tiles) options.on_tiles(last, ntiles);
   }
   at::Tensor flows = (sum / weight).slice(1, py.before, py.before + ly).slice(2, px.before, px.before + lx);
-  if (ly != height || lx != width) flows = resize(flows, height, width);
+  if (options.resample && (ly != height || lx != width)) flows = resize(flows, height, width);
 
   NetworkResult result;
   result.flows = flows.contiguous();

@@ -11,6 +11,7 @@
 #include "cpipc/cuda/device.hpp"
 #include "cpipc/error.hpp"
 #include "cpipc/model/network.hpp"
+#include "cpipc/model/size_model.hpp"
 #include "cpipc/model/tensor_dynamics.hpp"
 #include "cpipc/model/tiling.hpp"
 #include "cpipc/util/memory.hpp"
@@ -112,18 +113,13 @@ Segmentation Segmenter::run(const io::Array& image, const SegmentOptions& option
   // Cellpose 3: rescale = diam_mean / diameter, or diam_mean / diam_labels
   // without one; float32 throughout, as numpy computes it from the net's
   // float32 parameters.
-  const bool have_diameter = options.diameter && *options.diameter > 0.0;
   if (options.diameter && !std::isfinite(*options.diameter)) {
     throw Error(Errc::invalid_argument, "--diameter must be a finite number of pixels");
   }
+  const bool have_diameter = options.diameter && *options.diameter > 0.0;
+  const bool estimate = options.diameter && !have_diameter && info.size_model;
   result.diameter = have_diameter ? *options.diameter : info.diam_labels;
   result.rescale = static_cast<float>(info.diam_mean) / static_cast<float>(result.diameter);
-  dynamics::Params dyn = options.dynamics;
-  if (dyn.niter <= 0) {
-    const float niter = 1.0f / result.rescale * 200.0f;
-    dyn.niter = niter >= 1.0f && niter < 1e6f ? static_cast<int>(niter) : 200;
-  }
-  result.niter = dyn.niter;
 
   const ChannelSpec channels =
       info.uses_cellpose3_channels() ? options.channels : ChannelSpec{ChannelSpec::Kind::first};
@@ -146,6 +142,29 @@ Segmentation Segmenter::run(const io::Array& image, const SegmentOptions& option
   net.rescale = result.rescale;
   net.tile_overlap = options.tile_overlap;
   net.batch_size = options.batch_size;
+  if (estimate) {
+    // Two passes of their own before the one that counts (network time):
+    // progress without tile counts, which would restart twice.
+    NetworkOptions base = net;
+    base.on_tiles = [&](int, int) { report(Progress::Stage::network); };
+    const DiameterEstimate est = estimate_diameter(model_, x, base);
+    result.diameter = est.diameter;
+    result.diameter_style = est.style_diameter;
+    result.diameter_estimated = true;
+    // Cellpose.eval hands the float64 estimate on: rescale and niter in float64.
+    net.rescale = static_cast<double>(static_cast<float>(info.diam_mean)) / est.diameter;
+    net.rescale_float64 = true;
+    result.rescale = static_cast<float>(net.rescale);
+    check_memory(input.height, input.width, rescaled_length(input.height, net.rescale),
+                 rescaled_length(input.width, net.rescale), input.channels, model_.device());
+  }
+  dynamics::Params dyn = options.dynamics;
+  if (dyn.niter <= 0) {
+    const double niter = net.rescale_float64 ? 1.0 / net.rescale * 200.0 : 1.0f / result.rescale * 200.0f;
+    dyn.niter = niter >= 1.0 && niter < 1e6 ? static_cast<int>(niter) : 200;
+  }
+  result.niter = dyn.niter;
+
   net.on_tiles = [&](int done, int total) { report(Progress::Stage::network, done, total); };
   NetworkResult out = run_network(model_, x, net);
   result.tiles = out.tiles;

@@ -9,6 +9,10 @@ std::int64_t rescaled_length(std::int64_t length, float rescale) noexcept {
   return static_cast<std::int64_t>(static_cast<float>(length) * rescale);
 }
 
+std::int64_t rescaled_length(std::int64_t length, double rescale) noexcept {
+  return static_cast<std::int64_t>(static_cast<double>(length) * rescale);
+}
+
 Padding network_padding(std::int64_t length) noexcept {
   const std::int64_t extra = (16 - length % 16) % 16;
   return {8 + extra / 2, 8 + extra - extra / 2};

@@ -116,7 +116,7 @@ SubmitRequest SubmitRequest::from_json(const json& j) {
     bad("submit needs exactly one of \"image\" (a path) or \"input\" (a segment)");
   if (r.image.size() > 4096) bad("\"image\" is longer than 4096 bytes");
   r.diameter = optional_number<double>(j, "diameter", id);
-  if (r.diameter && *r.diameter < 0) bad("\"diameter\" must be >= 0 (0 = the model's)");
+  if (r.diameter && *r.diameter < 0) bad("\"diameter\" must be >= 0 (0 = estimate)");
   if (j.contains("channels") && !j["channels"].is_null()) {
     const auto& c = j["channels"];
     if (!c.is_array() || c.size() != 2 || !channel_number(c[0]) || !channel_number(c[1])) {
@@ -205,13 +205,20 @@ json to_json(const ProducerMessage& m) {
                                [](const Result& r) {
                                  json t = to_json(r.timings);
                                  t["request"] = r.request_s;
-                                 return json{{"type", "result"},       {"id", r.id},
-                                             {"segment", r.segment},   {"device_view", r.device_view},
-                                             {"slot", r.slot},         {"seq", r.seq},
-                                             {"frame_id", r.frame_id}, {"shape", r.shape},
+                                 return json{{"type", "result"},
+                                             {"id", r.id},
+                                             {"segment", r.segment},
+                                             {"device_view", r.device_view},
+                                             {"slot", r.slot},
+                                             {"seq", r.seq},
+                                             {"frame_id", r.frame_id},
+                                             {"shape", r.shape},
                                              {"axes", r.axes},
-                                             {"dtype", r.dtype},       {"objects", r.objects},
-                                             {"diameter", r.diameter}, {"tiles", r.tiles},
+                                             {"dtype", r.dtype},
+                                             {"objects", r.objects},
+                                             {"diameter", r.diameter},
+                                             {"diameter_estimated", r.diameter_estimated},
+                                             {"tiles", r.tiles},
                                              {"timings_s", t}};
                                },
                                [](const ErrorReply& e) {
@@ -258,6 +265,7 @@ ProducerMessage decode_producer_message(const json& j) {
       r.dtype = j.at("dtype").get<std::string>();
       r.objects = j.at("objects").get<std::uint32_t>();
       r.diameter = j.at("diameter").get<double>();
+      r.diameter_estimated = j.value("diameter_estimated", false);
       r.tiles = j.value("tiles", 0);
       const json& t = j.at("timings_s");
       r.timings = Timings{t.at("preprocess").get<double>(), t.at("network").get<double>(),
@@ -276,9 +284,10 @@ ProducerMessage decode_producer_message(const json& j) {
   throw Error(Errc::invalid_argument, "the producer sent a message of unknown type " + quoted(type));
 }
 
-std::string frame_meta_json(const std::string& id, const std::string& source, std::size_t max_bytes) {
+std::string frame_meta_json(const std::string& id, const std::string& source, std::size_t max_bytes,
+                            bool diameter_estimated) {
   const auto dump = [](const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); };
-  std::string text = dump(json{{"id", id}, {"source", source}});
+  std::string text = dump(json{{"id", id}, {"source", source}, {"diameter_estimated", diameter_estimated}});
   if (text.size() <= max_bytes) return text;
   // Cut whole UTF-8 characters: never start on a continuation byte.
   const auto tail = [](const std::string& s, std::size_t n) {
@@ -296,6 +305,7 @@ std::string frame_meta_json(const std::string& id, const std::string& source, st
   for (;;) {
     text = dump(json{{"id", kept_id},
                      {"source", kept_source.size() < source.size() ? "..." + kept_source : kept_source},
+                     {"diameter_estimated", diameter_estimated},
                      {"elided", true}});
     if (text.size() <= max_bytes) return text;
     const std::size_t excess = text.size() - max_bytes;

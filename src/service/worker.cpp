@@ -51,7 +51,8 @@ io::Image checked(io::Image image, const std::string& what) {
       (d.dtype.code == ipc::DTypeCode::float_ && d.dtype.bits <= 64) ||
       ((d.dtype.code == ipc::DTypeCode::uint || d.dtype.code == ipc::DTypeCode::int_) && d.dtype.bits <= 32);
   if (!dims || !type) {
-    throw Error(Errc::invalid_argument, what + " is " + d.to_string() + " (" + image.axes + (stack ? ", a z-stack" : "") +
+    throw Error(Errc::invalid_argument, what + " is " + d.to_string() + " (" + image.axes +
+                                            (stack ? ", a z-stack" : "") +
                                             "); images are [Z,] H, W [, C <= 64] of integers up to 32 bits or floats");
   }
   return image;
@@ -167,7 +168,8 @@ const ipc::SegmentWriter* Worker::segment() { return device_stream_ ? device_str
 model::SegmentOptions Worker::options_for(Job& job, const Post& post) const {
   const SubmitRequest& r = job.request;
   model::SegmentOptions o = options_.defaults;
-  if (r.diameter) o.diameter = *r.diameter;
+  // No diameter, here or from `cpipc serve --diameter`: estimated (0), as Cellpose.eval(diameter=0).
+  o.diameter = r.diameter ? *r.diameter : o.diameter.value_or(0.0);
   if (r.channels) o.channels = {model::ChannelSpec::Kind::cellpose3, (*r.channels)[0], (*r.channels)[1]};
   if (r.flow_threshold) o.dynamics.flow_threshold = *r.flow_threshold;
   if (r.cellprob_threshold) o.dynamics.cellprob_threshold = *r.cellprob_threshold;
@@ -252,6 +254,7 @@ ProducerMessage Worker::run(Job& job, const Post& post, const WaitForRoom& wait_
     }
     planes->labels = {};
     s.diameter = planes->first.diameter;
+    s.diameter_estimated = planes->first.diameter_estimated;
     s.tiles = planes->first.tiles;
     s.timings = planes->first.timings;
   } else {
@@ -275,7 +278,7 @@ ProducerMessage Worker::run(Job& job, const Post& post, const WaitForRoom& wait_
   const std::string source = r.image.empty() ? "segment:" + r.input : r.image;
   const ipc::FrameMeta meta{static_cast<std::uint32_t>(std::min<std::uint64_t>(objects, UINT32_MAX)),
                             static_cast<float>(s.diameter),
-                            frame_meta_json(r.id, source, ipc::format::kMetaBytes)};
+                            frame_meta_json(r.id, source, ipc::format::kMetaBytes, s.diameter_estimated)};
   ipc::FrameInfo info;
   try {
     info = host ? stream_.publish(desc, host->data, meta, keep) : publish_from_device(s, desc, meta, keep);
@@ -295,6 +298,7 @@ ProducerMessage Worker::run(Job& job, const Post& post, const WaitForRoom& wait_
   result.dtype = ipc::to_string(desc.dtype);
   result.objects = static_cast<std::uint32_t>(std::min<std::uint64_t>(objects, UINT32_MAX));
   result.diameter = s.diameter;
+  result.diameter_estimated = s.diameter_estimated;
   result.tiles = s.tiles;
   result.timings = Timings{s.timings.preprocess_s, s.timings.network_s, s.timings.dynamics_s, s.timings.total_s};
   result.request_s = std::chrono::duration<double>(Clock::now() - t0).count();

@@ -36,8 +36,8 @@ namespace fs = std::filesystem;
 
 struct SegmentArgs {
   std::vector<std::string> images;
-  std::string model;  // empty: the embedded default
-  double diameter = 0.0;
+  std::string model;               // empty: the embedded default
+  std::optional<double> diameter;  // none: the model's diam_labels; 0: estimated
   std::string channels = "0,0";
   std::string device = "auto";
   std::string precision = "fp32";
@@ -134,7 +134,7 @@ std::string frame_stem(const std::string& path, std::size_t frame, std::size_t f
 
 void run_segment(SegmentArgs a) {
   a.options.channels = model::ChannelSpec::parse(a.channels);
-  if (a.diameter > 0.0) a.options.diameter = a.diameter;
+  a.options.diameter = a.diameter;
   a.files.outlines_txt = a.outlines;
   a.files.png = a.save_png || !a.files.tif;  // Cellpose: --save_tif alone writes the TIFF alone
   a.options.keep_flows = a.save_flows || a.files.seg_npy;
@@ -152,6 +152,14 @@ void run_segment(SegmentArgs a) {
     std::fprintf(stderr, "model %s on %s (%s), loaded in %.2f s\n", segmenter.model().source().c_str(),
                  segmenter.model().device().to_string().c_str(), model::to_string(segmenter.model().precision()),
                  load_s);
+  }
+
+  if (a.diameter && *a.diameter <= 0.0 && !segmenter.model().info().size_model) {
+    // As Cellpose's "could not estimate diameter" warning: the run goes on.
+    std::fprintf(stderr,
+                 "cpipc: warning: the model has no size model to estimate diameters; using its mean "
+                 "training diameter %.2f px\n",
+                 segmenter.model().info().diam_labels);
   }
 
   const int total = static_cast<int>(a.images.size());
@@ -174,6 +182,7 @@ void run_segment(SegmentArgs a) {
   // What every result line says of the run: the diameter and steps used, where, and how long.
   const auto run_json = [&](const model::Segmentation& s) {
     return nlohmann::json{{"diameter", s.diameter},
+                          {"diameter_estimated", s.diameter_estimated},
                           {"rescale", s.rescale},
                           {"niter", s.niter},
                           {"tiles", s.tiles},
@@ -206,9 +215,12 @@ void run_segment(SegmentArgs a) {
         std::printf("%s\n", j.dump().c_str());
       } else {
         const std::string page = frames > 1 ? " [" + std::to_string(k) + "]" : "";
-        std::printf("%s%s: %u objects in %d x %d; network %.3f s, dynamics %.3f s, total %.3f s -> %s\n", path.c_str(),
-                    page.c_str(), s.masks.count, s.masks.height, s.masks.width, s.timings.network_s,
-                    s.timings.dynamics_s, s.timings.total_s, w.masks().c_str());
+        std::printf(
+            "%s%s: %u objects in %d x %d at diameter %.2f px%s; network %.3f s, dynamics %.3f s, total %.3f s "
+            "-> %s\n",
+            path.c_str(), page.c_str(), s.masks.count, s.masks.height, s.masks.width, s.diameter,
+            s.diameter_estimated ? " (estimated)" : "", s.timings.network_s, s.timings.dynamics_s, s.timings.total_s,
+            w.masks().c_str());
       }
       std::fflush(stdout);
     } catch (const Error& e) {
@@ -239,11 +251,12 @@ void run_segment(SegmentArgs a) {
       } else {
         const std::string page = frames > 1 ? " [" + std::to_string(k) + "]" : "";
         std::printf(
-            "%s%s: z-stack of %lld planes (%s), each segmented in 2-D: %llu objects in %lld x %lld; "
-            "total %.3f s -> %s\n",
+            "%s%s: z-stack of %lld planes (%s), each segmented in 2-D: %llu objects in %lld x %lld at diameter "
+            "%.2f px%s; total %.3f s -> %s\n",
             path.c_str(), page.c_str(), static_cast<long long>(s.planes), axes.c_str(),
             static_cast<unsigned long long>(s.objects()), static_cast<long long>(s.height),
-            static_cast<long long>(s.width), f.timings.total_s, masks.c_str());
+            static_cast<long long>(s.width), f.diameter, f.diameter_estimated ? " (estimated, first plane)" : "",
+            f.timings.total_s, masks.c_str());
       }
       std::fflush(stdout);
     } catch (const Error& e) {
@@ -330,7 +343,9 @@ void register_segment(CLI::App& app) {
                   "JPEG, .npy")
       ->required();
   cmd->add_option("--model", a->model, "TorchScript model exported by tools/export (default: the embedded network)");
-  cmd->add_option("--diameter", a->diameter, "Cell diameter in pixels (default: the model's mean training diameter)")
+  cmd->add_option("--diameter", a->diameter,
+                  "Cell diameter in pixels (default: the model's mean training diameter); 0 estimates it with the "
+                  "model's size model, as Cellpose 3")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--channels", a->channels,
                   "SEG,NUC 1-based channels, 0,0 = grayscale (Cellpose 3 networks); 'first' = first channels");

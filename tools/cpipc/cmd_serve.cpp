@@ -75,7 +75,8 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--release-wait-ms", a->release_wait_ms,
                   "How long an unreleased result is kept for its client before its slot may be reused (5000)")
       ->check(CLI::Range(1, 3600 * 1000));
-  cmd->add_option("--diameter", a->diameter, "Default cell diameter, px (default: the model's)")
+  cmd->add_option("--diameter", a->diameter,
+                  "Default cell diameter, px (default: estimated per image by the model's size model)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--channels", a->channels, "Default SEG,NUC channels (0,0)");
   cmd->callback([a] { run_serve(*a); });

@@ -81,10 +81,13 @@ void run_submit(SubmitArgs a) {
         std::string size;
         for (std::int64_t e : result.shape) size += (size.empty() ? "" : " x ") + std::to_string(e);
         if (result.shape.size() == 3) size += " (a z-stack, each plane in 2-D)";
-        std::printf("%s: %u objects in %s; segment %.3f s, request %.3f s -> segment '%s' slot %u seq %llu%s\n",
-                    image.c_str(), result.objects, size.c_str(), result.timings.total_s, result.request_s,
-                    result.segment.c_str(), result.slot, static_cast<unsigned long long>(result.seq),
-                    line.contains("saved") ? (", saved " + line["saved"][0].get<std::string>()).c_str() : "");
+        std::printf(
+            "%s: %u objects in %s at diameter %.2f px%s; segment %.3f s, request %.3f s -> segment '%s' slot %u seq "
+            "%llu%s\n",
+            image.c_str(), result.objects, size.c_str(), result.diameter,
+            result.diameter_estimated ? " (estimated)" : "", result.timings.total_s, result.request_s,
+            result.segment.c_str(), result.slot, static_cast<unsigned long long>(result.seq),
+            line.contains("saved") ? (", saved " + line["saved"][0].get<std::string>()).c_str() : "");
       }
       std::fflush(stdout);
     } catch (const Error& e) {
@@ -109,7 +112,8 @@ void register_submit(CLI::App& app) {
   cmd->add_option("images", a->images, "Image files the producer can read (paths are made absolute)")->required();
   cmd->add_option("--socket", a->socket, "The producer's socket (default: that of --name)");
   cmd->add_option("--name", a->name, "The producer's stream name (default cpipc)");
-  cmd->add_option("--diameter", a->params.diameter, "Cell diameter, px (default: the producer's)")
+  cmd->add_option("--diameter", a->params.diameter,
+                  "Cell diameter, px (default: the producer's; 0, or none given to either: estimated)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--channels", a->channels, "SEG,NUC 1-based channels, 0,0 = grayscale");
   add_axis_options(*cmd, a->params.channel_axis, a->params.z_axis);

@@ -104,8 +104,11 @@ void run_service_demo(const std::string& out_dir, const std::string& samples_dir
                     static_cast<long long>(m.true_positives + m.false_negatives), m.ap());
       score = buf;
     }
-    std::printf("  %-12s %u objects%s; request %.2f s; consumers (save, stats, outlines) %.2f s\n",
-                image.filename().c_str(), count, score.c_str(), request_s, consumers_s);
+    std::printf(
+        "  %-12s %u objects%s; found diameter of %.2f pixels%s; request %.2f s; consumers (save, stats, "
+        "outlines) %.2f s\n",
+        image.filename().c_str(), count, score.c_str(), res.result.diameter,
+        res.result.diameter_estimated ? " (estimated)" : "", request_s, consumers_s);
   }
 
   // Stop the producer the polite way; it must take its socket and segment along.

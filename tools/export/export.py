@@ -2,7 +2,7 @@
 """Export a Cellpose checkpoint to a TorchScript file that follows cpipc's model contract.
 
     export.py --checkpoint CKPT --out MODEL.pt [--training-data TEXT] [--diam-mean D]
-              [--tile N] [--dtype float32|bfloat16] [--sidecar]
+              [--tile N] [--dtype float32|bfloat16] [--size-model CKPT_size.npy] [--sidecar]
 
 The checkpoint is a state dict as Cellpose writes it (`net.save_model`, `train_seg`
 output, the built-in model files). The architecture is read from the keys:
@@ -15,7 +15,11 @@ output, the built-in model files). The architecture is read from the keys:
 
 The saved module's forward(x float32 [B, C, H, W]) returns (y [B, 3, H, W], style [B, 256]);
 the metadata travels inside the file as the extra file `cpipc.json` (same schema as
-models/cpipc_default_cpnet.json). Every failure is one line on stderr and exit status 1.
+models/cpipc_default_cpnet.json). `--size-model` adds a Cellpose 3 size model (the
+`<model>_size.npy` that `train_size` writes and that ships beside cyto/cyto2/cyto3) as
+cpipc.json's "size_model": {A, smean, ymean, diam_mean}, which `cpipc segment
+--diameter 0` uses to estimate diameters. Every failure is one line on stderr and exit
+status 1.
 """
 import argparse
 import hashlib
@@ -222,10 +226,44 @@ def trace_and_check(module, channels, tile, fixed_tile):
     return traced, diffs
 
 
+def size_model_meta(params, source):
+    """cpipc.json's "size_model" from a Cellpose 3 size model dict (SizeModel.params:
+    A, smean, ymean, diam_mean). Numbers are written exactly (JSON doubles)."""
+    import numpy as np
+    try:
+        A = np.asarray(params["A"], np.float64).ravel()
+        smean = np.asarray(params["smean"], np.float64).ravel()
+        ymean = float(np.asarray(params["ymean"]).reshape(()))
+        diam_mean = float(np.asarray(params["diam_mean"]).reshape(()))
+    except (KeyError, TypeError, ValueError) as e:
+        raise ExportError(f"size model: expected A, smean, ymean and diam_mean ({e})")
+    if A.size == 0 or A.size != smean.size:
+        raise ExportError(f"size model: A ({A.size}) and smean ({smean.size}) must have the style's length")
+    if not (np.isfinite(A).all() and np.isfinite(smean).all() and np.isfinite(ymean)
+            and np.isfinite(diam_mean) and diam_mean > 0):
+        raise ExportError("size model: non-finite values or diam_mean <= 0")
+    return {"A": A.tolist(), "smean": smean.tolist(), "ymean": ymean, "diam_mean": diam_mean,
+            "source": source}
+
+
+def load_size_model(path):
+    """A `_size.npy` as Cellpose loads it: np.load(allow_pickle=True).item() (a pickled
+    dict: only load files you trust, as with any Cellpose model file)."""
+    import numpy as np
+    try:
+        params = np.load(path, allow_pickle=True).item()
+    except (OSError, ValueError, AttributeError) as e:
+        raise ExportError(f"{path}: not a Cellpose size model (_size.npy): {e}")
+    if not isinstance(params, dict):
+        raise ExportError(f"{path}: not a Cellpose size model (expected a dict)")
+    return size_model_meta(params, f"{os.path.basename(path)} sha256 {sha256(path)}")
+
+
 def export(a):
     torch = _import_torch()
     torch.manual_seed(0)
     sd = load_state_dict(a.checkpoint)
+    size_meta = load_size_model(a.size_model) if a.size_model else None  # fail before tracing
     arch = detect(sd)
     dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[a.dtype]
     if arch == "CPDINO":
@@ -276,6 +314,8 @@ def export(a):
     }
     if "patch_size" in info:
         meta["patch_size"] = info["patch_size"]
+    if size_meta:
+        meta["size_model"] = size_meta
     out_dir = os.path.dirname(os.path.abspath(a.out))
     os.makedirs(out_dir, exist_ok=True)
     torch.jit.save(traced, a.out, _extra_files={"cpipc.json": json.dumps(meta)})
@@ -309,6 +349,8 @@ def main(argv=None):
                    help="tile size to trace at and record (CPnet: 224; CP-SAM: 256 only)")
     p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
                    help="weights precision (bfloat16 = Cellpose 4's default, CP-SAM only)")
+    p.add_argument("--size-model", default=None, metavar="SIZE_NPY",
+                   help="Cellpose 3 size model (<model>_size.npy) for diameter estimation")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--sidecar", action="store_true",
                    help="also write the metadata next to the .pt as <out>.json")

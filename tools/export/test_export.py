@@ -103,7 +103,7 @@ class ExportCPnet(unittest.TestCase):
         # the schema of the embedded default model, plus what export.py adds
         with open(os.path.join(HERE, "..", "..", "models", "cpipc_default_cpnet.json")) as f:
             default = json.load(f)
-        shared = set(default) - {"training", "eval"}
+        shared = set(default) - {"training", "eval", "size_model"}  # size_model: with --size-model
         self.assertLessEqual(shared, set(meta))
 
     def test_overrides(self):
@@ -116,6 +116,29 @@ class ExportCPnet(unittest.TestCase):
         meta = json.loads(extra["cpipc.json"])
         self.assertEqual((meta["diam_mean"], meta["tile"]), (30.0, 256))
         self.assertIn("1x2x256x256", meta["trace_check_max_abs_diff"])
+
+    def test_size_model(self):
+        import numpy as np
+        size_npy = os.path.join(self.tmp.name, "cpnet_random_size.npy")
+        gen = np.random.default_rng(3)
+        params = {"A": gen.normal(size=256), "smean": gen.normal(size=256).astype(np.float32),
+                  "ymean": np.float32(0.125), "diam_mean": 17.0}
+        np.save(size_npy, params)  # as train.train_size saves it
+        out = os.path.join(self.tmp.name, "sized.pt")
+        r = run_export("--checkpoint", self.ckpt, "--out", out, "--size-model", size_npy)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        extra = {"cpipc.json": ""}
+        torch.jit.load(out, _extra_files=extra)
+        sm = json.loads(extra["cpipc.json"])["size_model"]
+        self.assertEqual(sm["A"], params["A"].tolist())  # exact through JSON
+        self.assertEqual(sm["smean"], params["smean"].astype(np.float64).tolist())
+        self.assertEqual((sm["ymean"], sm["diam_mean"]), (0.125, 17.0))
+        self.assertTrue(sm["source"].startswith("cpnet_random_size.npy sha256 "))
+        bad = os.path.join(self.tmp.name, "bad_size.npy")
+        np.save(bad, {"A": np.zeros(256), "smean": np.zeros(128), "ymean": 0.0, "diam_mean": 30.0})
+        self.assertOneLineError(run_export("--checkpoint", self.ckpt, "--size-model", bad, "--out",
+                                           os.path.join(self.tmp.name, "x.pt")),
+                                "must have the style's length")
 
     def assertOneLineError(self, r, needle):
         self.assertNotEqual(r.returncode, 0)

@@ -18,6 +18,20 @@ if(EXISTS "${CPIPC_CELLPOSE3_PYTHON}")
                          FIXTURES_REQUIRED model_live_fixtures LABELS model TIMEOUT 600
                          ENVIRONMENT "CPIPC_MODEL_FIXTURES=${_cpipc_model_live}")
   endif()
+  # The same for diameter estimation: Cellpose.eval(diameter=0) made afresh.
+  set(_cpipc_size_live ${CMAKE_BINARY_DIR}/size-live-fixtures)
+  add_test(NAME size_live_fixtures
+           COMMAND ${CPIPC_CELLPOSE3_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/make_size_fixtures.py
+                   --out ${_cpipc_size_live})
+  set_tests_properties(size_live_fixtures PROPERTIES FIXTURES_SETUP size_live_fixtures
+                       LABELS model TIMEOUT 600 ENVIRONMENT "PYTHONWARNINGS=ignore")
+  if(TARGET cpipc_model_tests)
+    add_test(NAME size_against_live_cellpose
+             COMMAND cpipc_model_tests --gtest_filter=Fixtures/CellposeSizeParity.*)
+    set_tests_properties(size_against_live_cellpose PROPERTIES
+                         FIXTURES_REQUIRED size_live_fixtures LABELS model TIMEOUT 600
+                         ENVIRONMENT "CPIPC_SIZE_FIXTURES=${_cpipc_size_live}")
+  endif()
 else()
   message(STATUS "cpipc: ${CPIPC_CELLPOSE3_PYTHON} not found; live model parity fixtures are off")
 endif()

@@ -5,7 +5,10 @@ Runs in the cellpose 3.1.1.2 venv (see train.sh). Steps:
   1. generate train and held-out images with tools/synth/synth.py (fixed seeds),
   2. build a small CPnet and train it with cellpose.train.train_seg,
   3. evaluate with Cellpose's own CellposeModel.eval + metrics.average_precision,
-  4. trace forward -> (y, style) with torch.jit.trace at 224x224, check the traced
+  4. train its size model with Cellpose's own train.train_size (the settings its CLI
+     uses) on the same training data (train_size_model; tools/train/train_size.py does
+     this alone for an existing model file, leaving its weights as they are),
+  5. trace forward -> (y, style) with torch.jit.trace at 224x224, check the traced
      module against eager at two sizes, save it with a cpipc.json extra file.
 No weights are downloaded: the net starts from random init.
 """
@@ -21,6 +24,8 @@ import time
 
 import numpy as np
 import torch
+
+import importlib.util
 
 import cellpose
 from cellpose import metrics, models, train
@@ -66,6 +71,37 @@ def evaluate(net, images, labels):
     ap, tp, fp, fn = metrics.average_precision(labels, masks, threshold=[0.5, 0.75, 0.9])
     return {"ap50": float(ap[:, 0].mean()), "ap75": float(ap[:, 1].mean()),
             "ap90": float(ap[:, 2].mean()), "n_images": len(images), "diameter": diameter}
+
+
+def load_export_tool():
+    """tools/export/export.py as a module: size_model_meta writes cpipc.json's size model."""
+    spec = importlib.util.spec_from_file_location(
+        "export", os.path.join(REPO, "tools", "export", "export.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def train_size_model(net, train_x, train_y, test_x, test_y, work_dir):
+    """Cellpose 3.1.1.2's train.train_size on the network's training data, with what its
+    CLI passes (defaults: bsize 512, scale_range 1, 10 epochs, l2 1; batch 8). Returns
+    (params, wall seconds); params is SizeModel.params {A, smean, ymean, diam_mean}."""
+    t0 = time.time()
+    params = train.train_size(net, os.path.join(work_dir, "cpnet"), train_data=train_x,
+                              train_labels=train_y, test_data=test_x, test_labels=test_y,
+                              channels=[0, 0], normalize=True, min_train_masks=1,
+                              batch_size=8)
+    return params, time.time() - t0
+
+
+def size_model_record(params, training_data, wall_s, threads):
+    meta = load_export_tool().size_model_meta(
+        params, "trained here by tools/train with cellpose.train.train_size "
+                f"{cellpose.version}")
+    meta["training_data"] = training_data
+    meta["training"] = {"n_epochs": 10, "bsize": 512, "scale_range": 1.0, "batch_size": 8,
+                        "l2_regularization": 1.0, "wall_s": round(wall_s, 1), "threads": threads}
+    return meta
 
 
 def trace_and_check(net):
@@ -115,7 +151,9 @@ def main():
                         n_epochs=a.epochs, bsize=a.bsize, save_path=tmp,
                         model_name="cpnet", min_train_masks=1)
         train_s = time.time() - t0
-    print(f"training: {train_s:.1f} s")
+        print(f"training: {train_s:.1f} s")
+        size_params, size_s = train_size_model(net, train_x, train_y, test_x, test_y, tmp)
+        print(f"size model training: {size_s:.1f} s")
 
     scores = evaluate(net, test_x, test_y)
     print("held-out:", json.dumps(scores))
@@ -145,6 +183,9 @@ def main():
         "eval": {**scores, "flow_threshold": 0.4, "cellprob_threshold": 0.0,
                  "data": f"tools/synth/synth.py seed {a.test_seed} n {a.n_test} {synth_args}"},
         "trace_check_max_abs_diff": checks,
+        "size_model": size_model_record(
+            size_params, f"tools/synth/synth.py seed {a.train_seed} n {a.n_train} {synth_args}",
+            size_s, a.threads),
     }
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
     torch.jit.save(traced, a.out, _extra_files={"cpipc.json": json.dumps(meta)})

@@ -73,6 +73,13 @@ struct Positions {
 [[nodiscard]] Positions follow_flows(const Flows& flows, std::span<const std::int64_t> pixels, float cellprob_threshold,
                                      int niter);
 
+// Cellpose 3's flow following without interpolation (follow_flows with
+// interp=False, its steps2D), which its size model uses: each step adds the
+// field (dP * foreground / 5) at the truncated current position, in float32,
+// clamped to the image; final positions truncated.
+[[nodiscard]] Positions follow_flows_nearest(const Flows& flows, std::span<const std::int64_t> pixels,
+                                             float cellprob_threshold, int niter);
+
 // Labels from the final positions: histogram, seeds, seed growth, each pixel
 // takes the label at its final position, large masks removed, renumbered.
 [[nodiscard]] Labels masks_from_positions(const Positions& positions, std::span<const std::int64_t> pixels, int height,

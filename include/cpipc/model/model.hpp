@@ -10,8 +10,10 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 namespace cpipc::model {
 
@@ -33,6 +35,16 @@ enum class Precision { fp32, tf32, bf16, fp16 };
 [[nodiscard]] Precision parse_precision(const std::string& text);  // "fp32", "tf32", "bf16", "fp16"
 [[nodiscard]] const char* to_string(Precision p) noexcept;
 
+// Cellpose 3's size model (models.SizeModel, a `_size.npy`): a linear
+// regression from the style vector to log(diameter),
+// diameter = exp(A . (style - smean) + log(diam_mean) + ymean).
+struct SizeModel {
+  std::vector<double> A;      // one weight per style value
+  std::vector<double> smean;  // the training styles' mean (float32 values in Cellpose)
+  double ymean = 0.0;         // mean training log-diameter offset
+  double diam_mean = 30.0;    // the size model's own diam_mean (px)
+};
+
 // cpipc.json, as far as the runtime needs it.
 struct ModelInfo {
   std::string architecture;        // "CPnet", "vit_sam.Transformer", ...
@@ -42,7 +54,8 @@ struct ModelInfo {
   double diam_labels = 30.0;       // mean diameter of the training masks (px)
   int tile = 224;                  // tile side the network was trained on
   std::string cellpose_version;
-  std::string json;  // the whole cpipc.json text
+  std::optional<SizeModel> size_model;  // "size_model": what diameter estimation needs
+  std::string json;                     // the whole cpipc.json text
 
   // Parses cpipc.json text; `source` names the file in errors. Throws
   // Error(invalid_argument) for malformed JSON or missing/invalid fields.

@@ -12,7 +12,12 @@
 namespace cpipc::model {
 
 struct NetworkOptions {
-  float rescale = 1.0f;       // diam_mean / diameter; the image is resized by it
+  // diam_mean / diameter; the image is resized by it to int(L * rescale),
+  // computed in float32 (a given diameter) or, with rescale_float64, in
+  // float64 (an estimated diameter), as numpy does in each case.
+  double rescale = 1.0;
+  bool rescale_float64 = false;
+  bool resample = true;       // flows back at the input's size (Cellpose's resample)
   double tile_overlap = 0.1;  // fraction, clipped to [0.05, 0.5]
   int batch_size = 8;         // tiles per forward
   // Called after each batch with (tiles done, tiles in all).
@@ -20,7 +25,7 @@ struct NetworkOptions {
 };
 
 struct NetworkResult {
-  at::Tensor flows;  // float32 [3, H, W] at the input's size: dY, dX, cellprob logit
+  at::Tensor flows;  // float32 [3, H, W] at the input's size (rescaled without resample): dY, dX, cellprob logit
   at::Tensor style;  // float32 [S], L2-normalised sum over tiles; zeros if the net has none
   int tiles = 0;
 };

@@ -25,8 +25,11 @@ struct Progress {
 [[nodiscard]] const char* to_string(Progress::Stage stage) noexcept;
 
 struct SegmentOptions {
-  ChannelSpec channels;                   // Cellpose 3 [seg, nuc]; ignored by cellpose4 networks
-  std::optional<double> diameter;         // px; unset or <= 0: the model's diam_labels
+  ChannelSpec channels;  // Cellpose 3 [seg, nuc]; ignored by cellpose4 networks
+  // px. Unset: the model's diam_labels (CellposeModel.eval without one).
+  // <= 0: estimated as Cellpose 3 does (Cellpose(...).eval(diameter=0)) when
+  // the model has a size model, else diam_labels (ModelInfo::size_model).
+  std::optional<double> diameter;
   Normalization normalization;            // percentiles 1 and 99
   double tile_overlap = 0.1;              // fraction of a tile
   int batch_size = 8;                     // tiles per forward
@@ -39,13 +42,15 @@ struct SegmentOptions {
 };
 
 struct Segmentation {
-  dynamics::Labels masks;    // at the image's size (data empty when device_labels is set)
-  at::Tensor device_labels;  // int32 [H, W] on the CUDA device, with labels_on_device; ready (synchronised)
-  std::vector<float> flows;  // [3, H, W] dY, dX, cellprob when keep_flows
-  std::vector<float> style;  // the image's style vector
-  double diameter = 0.0;     // the diameter used (px)
-  float rescale = 1.0f;      // diam_mean / diameter
-  int niter = 0;             // flow-following steps used
+  dynamics::Labels masks;           // at the image's size (data empty when device_labels is set)
+  at::Tensor device_labels;         // int32 [H, W] on the CUDA device, with labels_on_device; ready (synchronised)
+  std::vector<float> flows;         // [3, H, W] dY, dX, cellprob when keep_flows
+  std::vector<float> style;         // the image's style vector
+  double diameter = 0.0;            // the diameter used (px)
+  bool diameter_estimated = false;  // by the model's size model (SegmentOptions::diameter <= 0)
+  double diameter_style = 0.0;      // px, when estimated: the style regression's first guess
+  float rescale = 1.0f;             // diam_mean / diameter
+  int niter = 0;                    // flow-following steps used
   int tiles = 0;
   struct Timings {
     double preprocess_s = 0.0;

@@ -11,6 +11,8 @@ namespace cpipc::model {
 // Cellpose's rescaled length int(L * rescale), computed in float32 as numpy
 // does with a float32 diameter.
 [[nodiscard]] std::int64_t rescaled_length(std::int64_t length, float rescale) noexcept;
+// The same in float64, as numpy computes it with an estimated (float64) diameter.
+[[nodiscard]] std::int64_t rescaled_length(std::int64_t length, double rescale) noexcept;
 
 // Zero padding to the next multiple of 16, plus 8 px each side; the odd
 // pixel goes after.

@@ -131,7 +131,8 @@ struct Result {
   std::string axes;                 // "YX" or "ZYX"
   std::string dtype;                // uint16, or uint32 from 65 536 masks
   std::uint32_t objects = 0;
-  double diameter = 0.0;
+  double diameter = 0.0;            // px, used
+  bool diameter_estimated = false;  // by the model's size model (a request without a diameter, or 0)
   int tiles = 0;
   Timings timings;
   double request_s = 0.0;  // from the worker taking the request to its result
@@ -155,10 +156,11 @@ using ProducerMessage = std::variant<Hello, Accepted, ProgressEvent, Result, Err
 [[nodiscard]] ProducerMessage decode_producer_message(const nlohmann::json& j);
 
 // The JSON a result's frame carries in its slot (`cpipc watch` shows it):
-// {"id", "source"}, at most `max_bytes` bytes. When they do not fit, the
-// source keeps its end and the id its start, and "elided": true says so: a
-// long path never costs a finished segmentation.
-[[nodiscard]] std::string frame_meta_json(const std::string& id, const std::string& source, std::size_t max_bytes);
+// {"id", "source", "diameter_estimated"}, at most `max_bytes` bytes. When
+// they do not fit, the source keeps its end and the id its start, and
+// "elided": true says so: a long path never costs a finished segmentation.
+[[nodiscard]] std::string frame_meta_json(const std::string& id, const std::string& source, std::size_t max_bytes,
+                                          bool diameter_estimated = false);
 
 // --- framing -----------------------------------------------------------------
 
