@@ -120,7 +120,8 @@ Segmentation Segmenter::run(const io::Array& image, const SegmentOptions& option
   result.rescale = static_cast<float>(info.diam_mean) / static_cast<float>(result.diameter);
   dynamics::Params dyn = options.dynamics;
   if (dyn.niter <= 0) {
-    const float niter = 1.0f / result.rescale * 200.0f;
+    // Without resampling the dynamics run at the rescaled size: 200 steps.
+    const float niter = options.resample ? 1.0f / result.rescale * 200.0f : 200.0f;
     dyn.niter = niter >= 1.0f && niter < 1e6f ? static_cast<int>(niter) : 200;
   }
   result.niter = dyn.niter;
@@ -146,6 +147,8 @@ Segmentation Segmenter::run(const io::Array& image, const SegmentOptions& option
   net.rescale = result.rescale;
   net.tile_overlap = options.tile_overlap;
   net.batch_size = options.batch_size;
+  net.resize_back = options.resample;
+  net.augment = options.augment;
   net.on_tiles = [&](int done, int total) { report(Progress::Stage::network, done, total); };
   NetworkResult out = run_network(model_, x, net);
   result.tiles = out.tiles;
@@ -155,7 +158,10 @@ Segmentation Segmenter::run(const io::Array& image, const SegmentOptions& option
   result.timings.network_s = std::chrono::duration<double>(t2 - t1).count();
 
   report(Progress::Stage::dynamics);
-  TensorLabels labels = masks_from_flows(out.flows, dyn);
+  const bool resized = out.flows.size(1) != input.height || out.flows.size(2) != input.width;
+  TensorLabels labels =
+      resized ? resized_masks_from_flows(out.flows, dyn, input.height, input.width) : masks_from_flows(out.flows, dyn);
+  if (options.exclude_on_edges) remove_edge_masks(labels);
   if (options.labels_on_device && labels.labels.is_cuda()) {
     result.device_labels = labels.labels.contiguous();
     result.masks.height = static_cast<int>(labels.labels.size(0));
@@ -167,7 +173,9 @@ Segmentation Segmenter::run(const io::Array& image, const SegmentOptions& option
     result.masks = to_host(labels);
   }
   if (options.keep_flows) {
-    const at::Tensor f = out.flows.to(torch::kCPU).contiguous();
+    // At the image's size, whatever size the dynamics ran at.
+    const at::Tensor f =
+        (resized ? resize_planes(out.flows, input.height, input.width) : out.flows).to(torch::kCPU).contiguous();
     result.flows.assign(f.data_ptr<float>(), f.data_ptr<float>() + f.numel());
   }
   result.timings.dynamics_s = seconds_since(t2);

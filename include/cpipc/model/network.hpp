@@ -15,12 +15,16 @@ struct NetworkOptions {
   float rescale = 1.0f;       // diam_mean / diameter; the image is resized by it
   double tile_overlap = 0.1;  // fraction, clipped to [0.05, 0.5]
   int batch_size = 8;         // tiles per forward
+  bool resize_back = true;    // false: flows stay at the rescaled size (Cellpose's resample=False)
+  // Cellpose's augment: half-overlapping tiles, flipped by their parity
+  // (the flows unflipped, their flipped component negated), averaged.
+  bool augment = false;
   // Called after each batch with (tiles done, tiles in all).
   std::function<void(int, int)> on_tiles;
 };
 
 struct NetworkResult {
-  at::Tensor flows;  // float32 [3, H, W] at the input's size: dY, dX, cellprob logit
+  at::Tensor flows;  // float32 [3, H, W] at the input's size (rescaled without resize_back): dY, dX, cellprob logit
   at::Tensor style;  // float32 [S], L2-normalised sum over tiles; zeros if the net has none
   int tiles = 0;
 };
@@ -29,5 +33,9 @@ struct NetworkResult {
 // device. Throws Error(invalid_argument) if the rescaled image is empty or
 // the network breaks its contract.
 [[nodiscard]] NetworkResult run_network(const Model& model, const at::Tensor& input, const NetworkOptions& options);
+
+// Bilinear resize of float32 [C, H, W] planes to height x width, as
+// Cellpose's resize_image (cv2.INTER_LINEAR) resizes images and flows.
+[[nodiscard]] at::Tensor resize_planes(const at::Tensor& planes, std::int64_t height, std::int64_t width);
 
 }  // namespace cpipc::model
