@@ -120,7 +120,7 @@ struct Cmd {
     sub->add_option("-o,--output-dir,--savedir", threshold, "where");
     sub->add_flag("!--no-outlines", outlines, "no outlines");
     sub->add_option("--diameter", diameter, "px")->check(diameter_pixels());
-    sub->add_flag("--use_gpu", use_gpu, "Cellpose's")->group(kCellposeGroup);
+    sub->add_flag("--use_gpu", use_gpu, "Cellpose's")->group(kCellposeGroup)->excludes(sub->get_option("--diameter"));
   }
   std::string parse_error(std::vector<std::string> args) {
     std::reverse(args.begin(), args.end());
@@ -139,7 +139,8 @@ TEST(CliHelp, ListsEachOptionUnderItsCpipcSpellingOnly) {
   EXPECT_NE(help.find("--flow-threshold"), std::string::npos) << help;
   EXPECT_NE(help.find("-o,--output-dir"), std::string::npos) << help;
   EXPECT_NE(help.find("--no-outlines"), std::string::npos) << help;
-  for (const char* hidden : {"--flow_threshold", "--savedir", "{false}", "--use_gpu", "Cellpose spellings"}) {
+  for (const char* hidden :
+       {"--flow_threshold", "--savedir", "{false}", "--use_gpu", "Cellpose spellings", "Excludes"}) {
     EXPECT_EQ(help.find(hidden), std::string::npos) << hidden << " in\n" << help;
   }
 }

@@ -204,7 +204,7 @@ TEST_F(SegmentFlags, HelpShowsTheCpipcSpellings) {
                            "--no-outlines", "-o,--output-dir"}) {
     EXPECT_NE(r.out.find(name), std::string::npos) << name << " in\n" << r.out;
   }
-  for (const char* hidden : {"{false}", ",--flow_threshold", ",--savedir", ",--pretrained_model"}) {
+  for (const char* hidden : {"{false}", ",--flow_threshold", ",--savedir", ",--pretrained_model", "Excludes"}) {
     EXPECT_EQ(r.out.find(hidden), std::string::npos) << hidden << " in\n" << r.out;
   }
 }

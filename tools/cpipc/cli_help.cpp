@@ -14,6 +14,22 @@ std::string HelpFormatter::make_option_name(const CLI::Option* opt, bool is_posi
   return name;
 }
 
+std::string HelpFormatter::make_option_opts(const CLI::Option* opt) const {
+  if (!opt->get_option_text().empty()) return " " + opt->get_option_text();
+  std::string out;
+  if (opt->get_type_size() != 0) {
+    if (!opt->get_type_name().empty()) out += " " + get_label(opt->get_type_name());
+    if (!opt->get_default_str().empty()) out += "=" + opt->get_default_str();
+    if (opt->get_expected_max() == CLI::detail::expected_max_vector_size) {
+      out += " ...";
+    } else if (opt->get_expected_min() > 1) {
+      out += " x " + std::to_string(opt->get_expected());
+    }
+    if (opt->get_required()) out += " " + get_label("REQUIRED");
+  }
+  return out;
+}
+
 std::string HelpFormatter::make_group(std::string group, bool is_positional,
                                       std::vector<const CLI::Option*> opts) const {
   if (group == kCellposeGroup) return {};

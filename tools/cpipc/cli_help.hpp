@@ -17,10 +17,12 @@ inline constexpr const char* kCellposeGroup = "Cellpose spellings";
 
 // The formatter for every cpipc subcommand: an option's short names and its
 // first long name ("-o,--output-dir", not "--output-dir,--savedir"), negated
-// flags without CLI11's "{false}", kCellposeGroup not listed.
+// flags without CLI11's "{false}", kCellposeGroup not listed, and no
+// "Excludes:" (it would name those unlisted flags; the descriptions say it).
 class HelpFormatter : public CLI::Formatter {
  public:
   std::string make_option_name(const CLI::Option* opt, bool is_positional) const override;
+  std::string make_option_opts(const CLI::Option* opt) const override;
   std::string make_group(std::string group, bool is_positional, std::vector<const CLI::Option*> opts) const override;
 };
 
