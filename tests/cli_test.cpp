@@ -365,6 +365,34 @@ TEST_F(Cli, TheServiceDemoNeedsNoOpenCV) {
 }
 #endif
 
+// A Cellpose masks file (<stem>_cp_masks) is published with its object
+// count, and `watch` shows it.
+TEST_F(Cli, WatchShowsTheObjectCountOfPublishedMasks) {
+  name_ = unique_name();
+  const Publisher publisher(input("cells_cp_masks.npy"), name_);
+  const CommandResult r = run_cpipc({"watch", name_, "--count", "1"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["objects"], 35) << r.out;
+  const std::string other = unique_name();
+  const Publisher image(input("cells.npy"), other);  // an image, not masks: no count
+  EXPECT_EQ(nlohmann::json::parse(run_cpipc({"watch", other, "--count", "1"}).out)["objects"], 0);
+}
+
+// Mistakes on the command line are told what was meant, in one line.
+TEST_F(Cli, AMistypedOptionIsToldTheNearestAndABadNumberWhatIsWanted) {
+  CommandResult r = run_cpipc({"submit", "x.tif", "--flow-treshold", "0.5"});
+  expect_failure(r, 2);
+  EXPECT_NE(r.err.find("did you mean --flow-threshold?"), std::string::npos) << r.err;
+  r = run_cpipc({"submit", "x.tif", "--diameter", "-5"});
+  expect_failure(r, 2);
+  EXPECT_NE(r.err.find("a positive number of pixels"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("1.79769"), std::string::npos) << r.err;
+  r = run_cpipc({"submit", "--help"});
+  EXPECT_EQ(r.status, 0);
+  EXPECT_NE(r.out.find("--flow-threshold"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("--flow_threshold"), std::string::npos) << r.out;
+}
+
 TEST_F(Cli, UsageErrorsExit2) {
   expect_failure(run_cpipc({}), 2);
   expect_failure(run_cpipc({"publish"}), 2);

@@ -89,6 +89,42 @@ TEST(Protocol, BadMessagesSayWhatIsWrongAndEchoOnlyAShortId) {
   EXPECT_NE(bad_message(json::array({1, 2})).find("object"), std::string::npos);
 }
 
+// Cellpose's per-image options (cpipc segment --no-norm, --norm-percentile,
+// --invert, --exclude-on-edges) travel as typed fields and are checked.
+TEST(Protocol, CellposeNormalisationAndEdgeOptionsRoundTripAndAreChecked) {
+  SubmitRequest r;
+  r.id = "a";
+  r.image = "/data/x.tif";
+  r.norm_percentile = std::array<float, 2>{5.0f, 95.0f};
+  r.invert = true;
+  r.exclude_on_edges = true;
+  const json j = r.to_json();
+  EXPECT_EQ(j["norm_percentile"], json({5.0, 95.0}));
+  EXPECT_EQ(j["exclude_on_edges"], true);
+  EXPECT_FALSE(j.contains("normalize")) << "unset fields are left out";
+  const auto back = std::get<SubmitRequest>(decode_client_message(j));
+  EXPECT_EQ(back.to_json(), j);
+  EXPECT_TRUE(back.norm_percentile == r.norm_percentile);
+  EXPECT_TRUE(back.invert == true);
+
+  const json base{{"type", "submit"}, {"id", "a"}, {"image", "/x"}};
+  const auto with = [&](const char* key, const json& v) {
+    json m = base;
+    m[key] = v;
+    return bad_message(m);
+  };
+  EXPECT_EQ(with("normalize", false), "");
+  EXPECT_NE(with("normalize", 1).find("true or false"), std::string::npos);
+  EXPECT_NE(with("exclude_on_edges", "yes").find("true or false"), std::string::npos);
+  EXPECT_NE(with("norm_percentile", {95, 5}).find("0 <= low < high <= 100"), std::string::npos);
+  EXPECT_NE(with("norm_percentile", {1, 101}).find("norm_percentile"), std::string::npos);
+  EXPECT_NE(with("norm_percentile", {1}).find("norm_percentile"), std::string::npos);
+  json both = base;
+  both["normalize"] = false;
+  both["norm_percentile"] = {1, 99};
+  EXPECT_NE(bad_message(both).find("contradict"), std::string::npos);
+}
+
 TEST(Protocol, AnErrorReplyAlwaysFitsAFrame) {
   const ErrorReply e = error_reply(std::string(600000, 'x'), codes::bad_request, std::string(2000000, 'm'));
   EXPECT_EQ(e.id, "");

@@ -1,5 +1,6 @@
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -53,6 +54,10 @@ at::Tensor resize(const at::Tensor& planes, std::int64_t height, std::int64_t wi
 
 }  // namespace
 
+at::Tensor resize_planes(const at::Tensor& planes, std::int64_t height, std::int64_t width) {
+  return resize(planes, height, width);
+}
+
 NetworkResult run_network(const Model& model, const at::Tensor& input, const NetworkOptions& options) {
   c10::InferenceMode guard;
   if (input.dim() != 3 || input.size(0) != model.info().input_channels) {
@@ -86,12 +91,15 @@ NetworkResult run_network(const Model& model, const at::Tensor& input, const Net
   // Pad to a multiple of 16 plus 8 px each side, then cut overlapping tiles.
   const Padding py = network_padding(ly);
   const Padding px = network_padding(lx);
-  x = at::constant_pad_nd(x, {px.before, px.after, py.before, py.after}, 0.0);
+  const int tile = model.info().tile;
+  // augment pads, at the end, to at least one tile (Cellpose's make_tiles).
+  const std::int64_t end_y = options.augment ? std::max<std::int64_t>(0, tile - (ly + py.before + py.after)) : 0;
+  const std::int64_t end_x = options.augment ? std::max<std::int64_t>(0, tile - (lx + px.before + px.after)) : 0;
+  x = at::constant_pad_nd(x, {px.before, px.after + end_x, py.before, py.after + end_y}, 0.0);
   const std::int64_t pad_h = x.size(1);
   const std::int64_t pad_w = x.size(2);
-  const int tile = model.info().tile;
-  const TileAxis ty = tile_axis(pad_h, tile, options.tile_overlap);
-  const TileAxis tx = tile_axis(pad_w, tile, options.tile_overlap);
+  const TileAxis ty = options.augment ? augmented_tile_axis(pad_h, tile) : tile_axis(pad_h, tile, options.tile_overlap);
+  const TileAxis tx = options.augment ? augmented_tile_axis(pad_w, tile) : tile_axis(pad_w, tile, options.tile_overlap);
   const std::vector<double> mask_host = taper_mask(ty.size, tx.size);
   const auto opts = x.options();
   const at::Tensor mask = torch::from_blob(const_cast<double*>(mask_host.data()), {ty.size, tx.size},
@@ -100,11 +108,28 @@ NetworkResult run_network(const Model& model, const at::Tensor& input, const Net
 
   struct Tile {
     std::int64_t y, x;
+    bool flip_y = false, flip_x = false;  // augment: by the tile's row j and column i parity
   };
   std::vector<Tile> tiles;
-  for (std::int64_t y0 : ty.starts) {
-    for (std::int64_t x0 : tx.starts) tiles.push_back({y0, x0});
+  for (std::size_t j = 0; j < ty.starts.size(); ++j) {
+    for (std::size_t i = 0; i < tx.starts.size(); ++i) {
+      tiles.push_back({ty.starts[j], tx.starts[i], options.augment && i % 2 == 1, options.augment && j % 2 == 1});
+    }
   }
+  // Flips a [C, H, W] tile as its position asks; flows back with the flipped
+  // component negated (dY for a flip in Y, dX in X).
+  const auto flip = [](at::Tensor t, const Tile& tile_at) {
+    if (tile_at.flip_y) t = t.flip({1});
+    if (tile_at.flip_x) t = t.flip({2});
+    return t;
+  };
+  const auto unflip = [&flip](at::Tensor y, const Tile& tile_at) {
+    if (!tile_at.flip_y && !tile_at.flip_x) return y;
+    y = flip(y, tile_at).clone();
+    if (tile_at.flip_y) y[0].neg_();
+    if (tile_at.flip_x) y[1].neg_();
+    return y;
+  };
   const int ntiles = static_cast<int>(tiles.size());
 
   at::Tensor sum = torch::zeros({3, pad_h, pad_w}, opts);
@@ -115,12 +140,13 @@ NetworkResult run_network(const Model& model, const at::Tensor& input, const Net
     std::vector<at::Tensor> batch;
     batch.reserve(static_cast<std::size_t>(last - first));
     for (int j = first; j < last; ++j) {
-      batch.push_back(x.slice(1, tiles[j].y, tiles[j].y + ty.size).slice(2, tiles[j].x, tiles[j].x + tx.size));
+      batch.push_back(
+          flip(x.slice(1, tiles[j].y, tiles[j].y + ty.size).slice(2, tiles[j].x, tiles[j].x + tx.size), tiles[j]));
     }
     const NetOutput out = model.forward(torch::stack(batch));
     for (int j = first; j < last; ++j) {
       const Tile& t = tiles[j];
-      sum.slice(1, t.y, t.y + ty.size).slice(2, t.x, t.x + tx.size).add_(out.y[j - first] * mask);
+      sum.slice(1, t.y, t.y + ty.size).slice(2, t.x, t.x + tx.size).add_(unflip(out.y[j - first], t) * mask);
       weight.slice(0, t.y, t.y + ty.size).slice(1, t.x, t.x + tx.size).add_(mask);
     }
     if (out.style.defined()) {

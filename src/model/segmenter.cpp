@@ -142,6 +142,7 @@ Segmentation Segmenter::run(const io::Array& image, const SegmentOptions& option
   net.rescale = result.rescale;
   net.tile_overlap = options.tile_overlap;
   net.batch_size = options.batch_size;
+  net.augment = options.augment;
   if (estimate) {
     // Two passes of their own before the one that counts (network time):
     // progress without tile counts, which would restart twice.
@@ -158,9 +159,13 @@ Segmentation Segmenter::run(const io::Array& image, const SegmentOptions& option
     check_memory(input.height, input.width, rescaled_length(input.height, net.rescale),
                  rescaled_length(input.width, net.rescale), input.channels, model_.device());
   }
+  net.resample = options.resample;
   dynamics::Params dyn = options.dynamics;
   if (dyn.niter <= 0) {
-    const double niter = net.rescale_float64 ? 1.0 / net.rescale * 200.0 : 1.0f / result.rescale * 200.0f;
+    // Without resampling the dynamics run at the rescaled size: 200 steps.
+    const double niter = !options.resample      ? 200.0
+                         : net.rescale_float64 ? 1.0 / net.rescale * 200.0
+                                               : 1.0f / result.rescale * 200.0f;
     dyn.niter = niter >= 1.0 && niter < 1e6 ? static_cast<int>(niter) : 200;
   }
   result.niter = dyn.niter;
@@ -174,7 +179,10 @@ Segmentation Segmenter::run(const io::Array& image, const SegmentOptions& option
   result.timings.network_s = std::chrono::duration<double>(t2 - t1).count();
 
   report(Progress::Stage::dynamics);
-  TensorLabels labels = masks_from_flows(out.flows, dyn);
+  const bool resized = out.flows.size(1) != input.height || out.flows.size(2) != input.width;
+  TensorLabels labels =
+      resized ? resized_masks_from_flows(out.flows, dyn, input.height, input.width) : masks_from_flows(out.flows, dyn);
+  if (options.exclude_on_edges) remove_edge_masks(labels);
   if (options.labels_on_device && labels.labels.is_cuda()) {
     result.device_labels = labels.labels.contiguous();
     result.masks.height = static_cast<int>(labels.labels.size(0));
@@ -186,7 +194,9 @@ Segmentation Segmenter::run(const io::Array& image, const SegmentOptions& option
     result.masks = to_host(labels);
   }
   if (options.keep_flows) {
-    const at::Tensor f = out.flows.to(torch::kCPU).contiguous();
+    // At the image's size, whatever size the dynamics ran at.
+    const at::Tensor f =
+        (resized ? resize_planes(out.flows, input.height, input.width) : out.flows).to(torch::kCPU).contiguous();
     result.flows.assign(f.data_ptr<float>(), f.data_ptr<float>() + f.numel());
   }
   result.timings.dynamics_s = seconds_since(t2);

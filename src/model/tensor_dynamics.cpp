@@ -2,7 +2,10 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "cpipc/error.hpp"
 
@@ -45,6 +48,60 @@ TensorLabels masks_from_flows(const at::Tensor& flows_in, const dynamics::Params
   std::memcpy(out.labels.data_ptr<std::int32_t>(), labels.data.data(), plane * sizeof(std::int32_t));
   out.count = labels.count;
   return out;
+}
+
+namespace {
+
+// cv2.resize's INTER_NEAREST source index for each of `out` destination
+// pixels: floor(d * in / out) in double, clamped.
+at::Tensor nearest_indices(std::int64_t in, std::int64_t out) {
+  const double scale = 1.0 / (static_cast<double>(out) / static_cast<double>(in));
+  std::vector<std::int64_t> idx(static_cast<std::size_t>(out));
+  for (std::int64_t d = 0; d < out; ++d) {
+    idx[static_cast<std::size_t>(d)] = std::min(static_cast<std::int64_t>(std::floor(d * scale)), in - 1);
+  }
+  return torch::tensor(idx, torch::TensorOptions().dtype(torch::kLong));
+}
+
+}  // namespace
+
+TensorLabels resized_masks_from_flows(const at::Tensor& flows, const dynamics::Params& params, std::int64_t height,
+                                      std::int64_t width) {
+  dynamics::Params at_network = params;
+  at_network.min_size = 0;  // Cellpose removes small masks only after the resize
+  const TensorLabels small = masks_from_flows(flows, at_network);
+  const at::Tensor l = small.labels.to(torch::kCPU);
+  const at::Tensor resized =
+      l.index_select(0, nearest_indices(l.size(0), height)).index_select(1, nearest_indices(l.size(1), width));
+  dynamics::Labels host;
+  host.height = static_cast<int>(height);
+  host.width = static_cast<int>(width);
+  host.count = small.count;
+  host.data.resize(static_cast<std::size_t>(height * width));
+  std::memcpy(host.data.data(), resized.contiguous().data_ptr<std::int32_t>(), host.data.size() * sizeof(std::int32_t));
+  dynamics::fill_holes_and_remove_small_masks(host, params.min_size);
+  TensorLabels out;
+  out.labels = torch::empty({height, width}, torch::TensorOptions().dtype(torch::kInt32));
+  std::memcpy(out.labels.data_ptr<std::int32_t>(), host.data.data(), host.data.size() * sizeof(std::int32_t));
+  out.labels = out.labels.to(flows.device());
+  out.count = host.count;
+  return out;
+}
+
+void remove_edge_masks(TensorLabels& t) {
+  if (t.count == 0 || t.labels.numel() == 0) return;
+  const at::Tensor l = t.labels.to(torch::kLong);
+  const std::int64_t h = l.size(0);
+  const std::int64_t w = l.size(1);
+  const at::Tensor border = torch::cat({l.select(0, 0), l.select(0, h - 1), l.select(1, 0), l.select(1, w - 1)});
+  // Labels that are there (np.unique sees no others) and not on the border.
+  at::Tensor keep = torch::bincount(l.flatten(), {}, static_cast<std::int64_t>(t.count) + 1) > 0;
+  keep.index_fill_(0, border, false);
+  keep.narrow(0, 0, 1).fill_(false);
+  // np.unique's renumbering: each kept label becomes its rank among the kept.
+  const at::Tensor ids = keep.to(torch::kInt32).cumsum(0, torch::kInt32) * keep;
+  t.labels = ids.index_select(0, l.flatten()).view({h, w}).contiguous();
+  t.count = static_cast<std::uint32_t>(keep.sum().item<std::int64_t>());
 }
 
 }  // namespace cpipc::model

@@ -18,12 +18,12 @@ Padding network_padding(std::int64_t length) noexcept {
   return {8 + extra / 2, 8 + extra - extra / 2};
 }
 
-TileAxis tile_axis(std::int64_t length, int tile, double overlap) {
-  overlap = std::clamp(overlap, 0.05, 0.5);
+namespace {
+
+// n tiles of `size`: starts numpy.linspace(0, length - size, n).astype(int).
+TileAxis spaced_tiles(std::int64_t length, std::int64_t size, std::int64_t n) {
   TileAxis axis;
-  axis.size = std::min<std::int64_t>(tile, length);
-  const std::int64_t n =
-      length <= tile ? 1 : static_cast<std::int64_t>(std::ceil((1.0 + 2.0 * overlap) * length / tile));
+  axis.size = size;
   const double stop = static_cast<double>(length - axis.size);
   axis.starts.resize(static_cast<std::size_t>(n));
   // numpy.linspace: i * step for all but the last, which is exactly `stop`.
@@ -31,6 +31,20 @@ TileAxis tile_axis(std::int64_t length, int tile, double overlap) {
   for (std::int64_t i = 0; i < n; ++i) axis.starts[i] = static_cast<std::int64_t>(i * step);
   if (n > 1) axis.starts.back() = static_cast<std::int64_t>(stop);
   return axis;
+}
+
+}  // namespace
+
+TileAxis tile_axis(std::int64_t length, int tile, double overlap) {
+  overlap = std::clamp(overlap, 0.05, 0.5);
+  const std::int64_t n =
+      length <= tile ? 1 : static_cast<std::int64_t>(std::ceil((1.0 + 2.0 * overlap) * length / tile));
+  return spaced_tiles(length, std::min<std::int64_t>(tile, length), n);
+}
+
+TileAxis augmented_tile_axis(std::int64_t length, int tile) {
+  const std::int64_t n = std::max<std::int64_t>(2, static_cast<std::int64_t>(std::ceil(2.0 * length / tile)));
+  return spaced_tiles(length, tile, n);
 }
 
 std::vector<double> taper_mask(std::int64_t ly, std::int64_t lx) {

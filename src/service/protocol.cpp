@@ -41,6 +41,13 @@ std::optional<T> optional_number(const json& j, const char* key, const std::stri
   return static_cast<T>(v);
 }
 
+std::optional<bool> optional_bool(const json& j, const char* key, const std::string& id) {
+  const auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return std::nullopt;
+  if (!it->is_boolean()) throw BadMessage(std::string("\"") + key + "\" must be true or false", id);
+  return it->get<bool>();
+}
+
 // A channel number 0..64; JSON integers of any size are checked before any
 // narrowing (2**40 must not become 0).
 bool channel_number(const json& c) {
@@ -81,6 +88,12 @@ json SubmitRequest::to_json() const {
   if (min_size) j["min_size"] = *min_size;
   if (max_size_fraction) j["max_size_fraction"] = *max_size_fraction;
   if (niter) j["niter"] = *niter;
+  if (normalize) j["normalize"] = *normalize;
+  if (norm_percentile) j["norm_percentile"] = *norm_percentile;
+  if (invert) j["invert"] = *invert;
+  if (exclude_on_edges) j["exclude_on_edges"] = *exclude_on_edges;
+  if (resample) j["resample"] = *resample;
+  if (augment) j["augment"] = *augment;
   if (timeout_s) j["timeout_s"] = *timeout_s;
   return j;
 }
@@ -92,7 +105,10 @@ SubmitRequest SubmitRequest::from_json(const json& j) {
                                           "flow_threshold", "cellprob_threshold",
                                           "min_size",       "max_size_fraction",
                                           "niter",          "timeout_s",
-                                          "channel_axis",   "z_axis"};
+                                          "channel_axis",   "z_axis",
+                                          "normalize",      "norm_percentile",
+                                          "invert",         "exclude_on_edges",
+                                          "resample",       "augment"};
   const std::string id = usable_id(j);
   const auto bad = [&](const std::string& why) { throw BadMessage(why, id); };
   for (const auto& item : j.items()) {
@@ -137,6 +153,21 @@ SubmitRequest SubmitRequest::from_json(const json& j) {
   if (r.max_size_fraction && !(*r.max_size_fraction > 0)) bad("\"max_size_fraction\" must be > 0");
   r.niter = optional_number<int>(j, "niter", id);
   if (r.niter && (*r.niter < 0 || *r.niter > 100000)) bad("\"niter\" must be in 0..100000 (0 = automatic)");
+  r.normalize = optional_bool(j, "normalize", id);
+  r.invert = optional_bool(j, "invert", id);
+  r.exclude_on_edges = optional_bool(j, "exclude_on_edges", id);
+  r.resample = optional_bool(j, "resample", id);
+  r.augment = optional_bool(j, "augment", id);
+  if (j.contains("norm_percentile") && !j["norm_percentile"].is_null()) {
+    const auto& p = j["norm_percentile"];
+    const auto percent = [](const json& v) { return v.is_number() && v.get<double>() >= 0 && v.get<double>() <= 100; };
+    if (!p.is_array() || p.size() != 2 || !percent(p[0]) || !percent(p[1]) ||
+        !(p[0].get<double>() < p[1].get<double>())) {
+      bad("\"norm_percentile\" must be [low, high]: percentiles with 0 <= low < high <= 100");
+    }
+    r.norm_percentile = std::array<float, 2>{p[0].get<float>(), p[1].get<float>()};
+    if (r.normalize == false) bad("\"norm_percentile\" and \"normalize\": false contradict each other");
+  }
   r.timeout_s = optional_number<double>(j, "timeout_s", id);
   if (r.timeout_s && !(*r.timeout_s > 0)) bad("\"timeout_s\" must be > 0");
   return r;

@@ -176,6 +176,15 @@ model::SegmentOptions Worker::options_for(Job& job, const Post& post) const {
   if (r.min_size) o.dynamics.min_size = *r.min_size;
   if (r.max_size_fraction) o.dynamics.max_size_fraction = *r.max_size_fraction;
   if (r.niter) o.dynamics.niter = *r.niter;
+  if (r.normalize) o.normalization.enabled = *r.normalize;
+  if (r.norm_percentile) {
+    o.normalization.lower = (*r.norm_percentile)[0];
+    o.normalization.upper = (*r.norm_percentile)[1];
+  }
+  if (r.invert) o.normalization.invert = *r.invert;
+  if (r.exclude_on_edges) o.exclude_on_edges = *r.exclude_on_edges;
+  if (r.resample) o.resample = *r.resample;
+  if (r.augment) o.augment = *r.augment;
   o.labels_on_device = device_stream_.has_value();
   o.progress = [&job, &post](const model::Progress& p) {
     check_cancelled(job);

@@ -5,14 +5,15 @@
 #include <memory>
 
 #include "cli_common.hpp"
-#include "cpipc/dynamics/dynamics.hpp"
 #include "cpipc/cuda/device.hpp"
 #include "cpipc/dynamics/cuda.hpp"
+#include "cpipc/dynamics/dynamics.hpp"
 #include "cpipc/error.hpp"
 #include "cpipc/io/array_file.hpp"
 #include "cpipc/io/convert.hpp"
 #include "cpipc/io/labels.hpp"
 #include "cpipc/io/npy.hpp"
+#include "number_checks.hpp"
 
 namespace cpipc::cli {
 
@@ -104,12 +105,12 @@ void register_masks(CLI::App& app) {
   cmd->add_option("-o,--output", o->output, "Masks file: .npy, .png (below 65 536 masks), .tif")->required();
   cmd->add_option("--cellprob-threshold", o->params.cellprob_threshold, "Foreground: cellprob above this (0.0)");
   cmd->add_option("--flow-threshold", o->params.flow_threshold, "Flow-error QC threshold, 0 = off (0.4)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative());
   cmd->add_option("--min-size", o->params.min_size, "Remove masks smaller than this, pixels (15; <= 0 keeps all)");
   cmd->add_option("--max-size-fraction", o->params.max_size_fraction,
                   "Remove masks over this fraction of the image (0.4)")
-      ->check(CLI::PositiveNumber);
-  cmd->add_option("--niter", o->params.niter, "Flow-following steps (200)")->check(CLI::NonNegativeNumber);
+      ->check(positive());
+  cmd->add_option("--niter", o->params.niter, "Flow-following steps (200)")->check(non_negative());
   cmd->add_option("--device", o->device, "cpu (all cores) or cuda (the masks are computed on the GPU)")
       ->check(CLI::IsMember({"cpu", "cuda"}));
   cmd->add_option("--repeat", o->repeat, "Run N times after a warm-up and report the median time (benchmarks)")

@@ -9,6 +9,7 @@
 #include "cpipc/io/array_file.hpp"
 #include "cpipc/post/outlines.hpp"
 #include "device_input.hpp"
+#include "number_checks.hpp"
 #include "post_input.hpp"
 
 namespace cpipc::cli {
@@ -97,7 +98,7 @@ void register_outlines(CLI::App& app) {
                   "Source image (.tif, .png, .jpg, .npy; first frame), same height and width as the masks; "
                   "without it the outlines are drawn on black");
   cmd->add_option("--channel", o->channel, "Show only this channel of --image, as gray (0-based)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative());
   cmd->add_option("--colour,--color", o->colour, "Outline colour R,G,B (default 255,0,0, Cellpose's red)")
       ->delimiter(',')
       ->expected(3)

@@ -1,5 +1,7 @@
 // cpipc publish FILE NAME: a file's array as a live segment until a signal.
+#include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <thread>
 
@@ -7,9 +9,11 @@
 #include "cli_common.hpp"
 #include "cpipc/error.hpp"
 #include "cpipc/io/array_file.hpp"
+#include "cpipc/io/convert.hpp"
 #include "cpipc/io/image.hpp"
 #include "cpipc/ipc/name.hpp"
 #include "cpipc/ipc/writer.hpp"
+#include "number_checks.hpp"
 
 namespace cpipc::cli {
 
@@ -46,6 +50,26 @@ io::ImageFile read_for_publish(const PublishOptions& o) {
   return f;
 }
 
+// A Cellpose masks file (<stem>_masks, <stem>_cp_masks, Cellpose's own rule
+// for telling masks from images) is published with its object count, which
+// `watch` and `info` show: the distinct non-zero labels of each frame.
+std::vector<std::uint32_t> mask_counts(const PublishOptions& o, const io::ImageFile& file) {
+  std::vector<std::uint32_t> counts(file.frames.size(), 0);
+  if (!std::filesystem::path(o.file).stem().string().ends_with("_masks")) return counts;
+  for (std::size_t t = 0; t < file.frames.size(); ++t) {
+    std::vector<std::uint32_t> labels;
+    try {
+      labels = io::to_labels(file.frames[t].array, o.file);
+    } catch (const Error&) {
+      return counts;  // not labels after all (float data): no count
+    }
+    std::sort(labels.begin(), labels.end());
+    counts[t] = static_cast<std::uint32_t>(std::unique(labels.begin(), labels.end()) - labels.begin());
+    if (!labels.empty() && labels.front() == 0) --counts[t];
+  }
+  return counts;
+}
+
 void run_publish(const PublishOptions& o) {
   ipc::validate_name(o.name);  // before reading a large file
   block_stop_signals();        // from here a signal ends the loop, not the process
@@ -53,6 +77,7 @@ void run_publish(const PublishOptions& o) {
   const ipc::TensorDesc& desc = file.frames.front().array.desc;
   const std::string& axes = file.frames.front().axes;
   const std::uint64_t frames = o.frames ? o.frames : file.frames.size();
+  const std::vector<std::uint32_t> objects = mask_counts(o, file);
   ipc::SegmentOptions seg;
   seg.slots = o.slots;
   ipc::SegmentWriter writer = ipc::SegmentWriter::create(o.name, desc, seg);
@@ -61,6 +86,7 @@ void run_publish(const PublishOptions& o) {
   for (std::uint64_t i = 1; i <= frames && sig == 0; ++i) {
     const std::size_t t = static_cast<std::size_t>((i - 1) % file.frames.size());
     ipc::FrameMeta meta;
+    meta.object_count = objects[t];
     nlohmann::json m{{"source", o.file.size() > 180 ? o.file.substr(o.file.size() - 180) : o.file}, {"frame", i}};
     if (!axes.empty()) m["axes"] = axes;
     if (file.frames.size() > 1) m["time"] = t;
@@ -124,7 +150,7 @@ void register_publish(CLI::App& app) {
                   "Publish this many frames into the ring, cycling through the file's time points (default: one each)")
       ->check(CLI::Range(1ull, 1ull << 40));
   cmd->add_option("--slots", o->slots, "Ring slots (1-8)")->check(CLI::Range(1u, 8u));
-  cmd->add_option("--interval-ms", o->interval_ms, "Pause between frames")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--interval-ms", o->interval_ms, "Pause between frames")->check(non_negative());
   cmd->add_option("--linger-ms", o->linger_ms,
                   "Exit (and unlink) this long after the last frame instead of waiting for a signal");
   cmd->add_flag("--json", o->json, "Print what was published (shape, dtype, axes and how they were decided) as JSON");

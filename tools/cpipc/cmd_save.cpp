@@ -8,6 +8,7 @@
 #include "cpipc/io/array_file.hpp"
 #include "cpipc/io/tiff.hpp"
 #include "cpipc/ipc/reader.hpp"
+#include "number_checks.hpp"
 
 namespace cpipc::cli {
 
@@ -74,7 +75,7 @@ void register_save(CLI::App& app) {
   cmd->add_option("NAME", o->name, "Segment name")->required();
   cmd->add_option("FILE", o->file, "Output file; the extension picks the format")->required();
   cmd->add_option("--wait-ms", o->wait_ms, "Wait this long for a first frame if there is none yet")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative());
   cmd->callback([o] { run_save(*o); });
 }
 

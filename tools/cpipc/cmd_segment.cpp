@@ -12,8 +12,10 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 
 #include "axis_options.hpp"
+#include "cellpose_aliases.hpp"
 #include "cellpose_file_options.hpp"
 #include "cpipc/error.hpp"
 #include "cpipc/io/array_file.hpp"
@@ -25,6 +27,8 @@
 #include "cpipc/model/planes.hpp"
 #include "cpipc/model/segmenter.hpp"
 #include "cpipc/service/protocol.hpp"
+#include "folder_inputs.hpp"
+#include "number_checks.hpp"
 #include "progress.hpp"
 #include "torch_commands.hpp"
 
@@ -53,7 +57,73 @@ struct SegmentArgs {
     return f;
   }();
   bool json = false;
+  // Cellpose's CLI: a folder's images, its flags, its normalisation options.
+  FolderQuery folder;
+  CellposeFlags cellpose;
+  std::vector<float> norm_percentile;  // LOW HIGH
+  bool no_norm = false;
+  bool no_resample = false;
+  bool dry_run = false;
 };
+
+// What the Cellpose-style flags decide: their cpipc settings applied, the
+// normalisation, --dir's images after those given one by one. Returns the
+// folder's files cpipc cannot read. Throws Error.
+std::vector<std::string> resolve_inputs(SegmentArgs& a) {
+  apply_cellpose_flags(a.cellpose, a.channels, a.device);
+  a.options.normalization.enabled = !a.no_norm;
+  a.options.resample = !a.no_resample;
+  if (!a.norm_percentile.empty()) {
+    if (!(a.norm_percentile[0] < a.norm_percentile[1])) {
+      throw Error(Errc::invalid_argument, "--norm-percentile LOW HIGH needs LOW < HIGH (Cellpose's default: 1 99)");
+    }
+    a.options.normalization.lower = a.norm_percentile[0];
+    a.options.normalization.upper = a.norm_percentile[1];
+  }
+  std::vector<std::string> unsupported;
+  if (!a.folder.dir.empty()) {
+    FolderImages f = folder_images(a.folder);
+    a.images.insert(a.images.end(), f.images.begin(), f.images.end());
+    unsupported = std::move(f.unsupported);
+  }
+  if (a.images.empty()) throw Error(Errc::invalid_argument, "nothing to segment: give IMAGE... or --dir FOLDER");
+  return unsupported;
+}
+
+// --dry-run: the images and every setting, as segmenting would use them.
+nlohmann::json settings_json(const SegmentArgs& a) {
+  const model::SegmentOptions& o = a.options;
+  const auto& n = o.normalization;
+  nlohmann::json j{{"images", a.images},
+                   {"model", a.model},
+                   {"device", a.device},
+                   {"precision", a.precision},
+                   {"output_dir", a.output_dir},
+                   {"diameter", a.diameter},
+                   {"channels", o.channels.to_string()},
+                   {"flow_threshold", o.dynamics.flow_threshold},
+                   {"cellprob_threshold", o.dynamics.cellprob_threshold},
+                   {"min_size", o.dynamics.min_size},
+                   {"max_size_fraction", o.dynamics.max_size_fraction},
+                   {"niter", o.dynamics.niter},
+                   {"tile_overlap", o.tile_overlap},
+                   {"batch_size", o.batch_size},
+                   {"normalize", n.enabled},
+                   {"norm_percentile", {n.lower, n.upper}},
+                   {"invert", n.invert},
+                   {"exclude_on_edges", o.exclude_on_edges},
+                   {"resample", o.resample},
+                   {"augment", o.augment},
+                   {"outlines", a.outlines},
+                   {"save_flows", a.save_flows},
+                   {"dir", a.folder.dir},
+                   {"img_filter", a.folder.img_filter},
+                   {"mask_filter", a.folder.mask_filter},
+                   {"look_one_level_down", a.folder.look_one_level_down}};
+  j["channel_axis"] = a.axes.channel_axis ? nlohmann::json(*a.axes.channel_axis) : nlohmann::json();
+  j["z_axis"] = a.axes.z_axis ? nlohmann::json(*a.axes.z_axis) : nlohmann::json();
+  return j;
+}
 
 io::Array labels_array(const dynamics::Labels& labels) {
   io::Array out;
@@ -132,12 +202,39 @@ std::string frame_stem(const std::string& path, std::size_t frame, std::size_t f
   return stem;
 }
 
+// --dir's last line: how the folder went.
+void print_folder_summary(const SegmentArgs& a, int images, int failed, std::uint64_t objects, double seconds,
+                          const std::vector<std::string>& unsupported) {
+  if (a.json) {
+    nlohmann::json j{{"dir", a.folder.dir}, {"images", images},   {"segmented", images - failed}, {"failed", failed},
+                     {"objects", objects},  {"seconds", seconds}, {"unsupported", unsupported}};
+    std::printf("%s\n",
+                nlohmann::json{{"summary", j}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+  } else {
+    std::printf("%s: %d image(s), %d segmented (%llu objects), %d failed, in %.1f s\n", a.folder.dir.c_str(), images,
+                images - failed, static_cast<unsigned long long>(objects), failed, seconds);
+  }
+  std::fflush(stdout);
+}
+
 void run_segment(SegmentArgs a) {
+  const auto t_start = std::chrono::steady_clock::now();
+  const std::vector<std::string> unsupported = resolve_inputs(a);
   a.options.channels = model::ChannelSpec::parse(a.channels);
   a.options.diameter = a.diameter;
   a.files.outlines_txt = a.outlines;
   a.files.png = a.save_png || !a.files.tif;  // Cellpose: --save_tif alone writes the TIFF alone
   a.options.keep_flows = a.save_flows || a.files.seg_npy;
+  if (a.dry_run) {
+    std::printf("%s\n", nlohmann::json{{"dry_run", settings_json(a)}}.dump().c_str());
+    return;
+  }
+  if (!unsupported.empty() && !a.json) {
+    std::fprintf(stderr,
+                 "cpipc: note: skipping %zu file(s) in formats cpipc does not read (.flex, .dax, .nd2, .nrrd), "
+                 "e.g. %s\n",
+                 unsupported.size(), unsupported.front().c_str());
+  }
   if (!a.output_dir.empty()) {
     std::error_code ec;
     fs::create_directories(a.output_dir, ec);
@@ -163,21 +260,32 @@ void run_segment(SegmentArgs a) {
   }
 
   const int total = static_cast<int>(a.images.size());
-  ProgressBar bar(total, total > 1 && !a.json);
+  ProgressBar bar(total, !a.json);
   // Image i + 1 is read, and image i's outputs written and reported, while
   // image i is segmented: on a GPU, reading a PNG/TIFF and writing the masks
   // and outlines take about half as long as segmenting them. One read ahead
   // and one write behind at most; reports keep the images' order.
-  std::mutex console;  // the bar, stdout and first_failure, from two threads
+  std::mutex console;  // the bar, stdout, first_failure and the tallies, from two threads
   int first_failure = 0;
+  std::set<std::string> failed;  // images with an error, for --dir's summary
+  std::uint64_t objects = 0;
+  int current = 0;  // the image being segmented, for the bar
+  std::string current_name;
+  a.options.progress = [&](const model::Progress& p) {  // the tiles of the current image
+    if (p.stage != model::Progress::Stage::network || p.tiles_total == 0) return;
+    const std::lock_guard lock(console);
+    bar.update(current, current_name + "  tiles " + std::to_string(p.tiles_done) + "/" + std::to_string(p.tiles_total));
+  };
   const auto report_failure = [&](const std::string& path, const Error& e) {  // with `console` held
     bar.clear();
+    failed.insert(path);
     if (first_failure == 0) first_failure = exit_status(e.code());
     if (a.json) {
       std::printf("%s\n", nlohmann::json{{"image", path}, {"error", e.what()}}.dump().c_str());
       std::fflush(stdout);
     }
     std::fprintf(stderr, "cpipc: error: %s\n", e.what());
+    bar.redraw();
   };
   // What every result line says of the run: the diameter and steps used, where, and how long.
   const auto run_json = [&](const model::Segmentation& s) {
@@ -198,6 +306,7 @@ void run_segment(SegmentArgs a) {
       const Written w = save_outputs(a, dir.empty() ? fs::path(".") : dir, frame_stem(path, k, frames), s, path, image);
       const std::lock_guard lock(console);
       bar.clear();
+      objects += s.masks.count;
       if (a.json) {
         nlohmann::json j{{"image", path},
                          {"frame", k},
@@ -223,6 +332,7 @@ void run_segment(SegmentArgs a) {
             w.masks().c_str());
       }
       std::fflush(stdout);
+      bar.redraw();
     } catch (const Error& e) {
       const std::lock_guard lock(console);
       report_failure(path, e);
@@ -236,6 +346,7 @@ void run_segment(SegmentArgs a) {
       const model::Segmentation& f = s.first;
       const std::lock_guard lock(console);
       bar.clear();
+      objects += s.objects();
       if (a.json) {
         nlohmann::json j{{"image", path},
                          {"frame", k},
@@ -259,6 +370,7 @@ void run_segment(SegmentArgs a) {
             f.timings.total_s, masks.c_str());
       }
       std::fflush(stdout);
+      bar.redraw();
     } catch (const Error& e) {
       const std::lock_guard lock(console);
       report_failure(path, e);
@@ -279,7 +391,9 @@ void run_segment(SegmentArgs a) {
     const std::string& path = a.images[static_cast<std::size_t>(i)];
     {
       const std::lock_guard lock(console);
-      bar.update(i, fs::path(path).filename().string());
+      current = i;
+      current_name = fs::path(path).filename().string();
+      bar.update(i, current_name);
     }
     try {
       const io::ImageFile file = next.get();
@@ -315,6 +429,10 @@ void run_segment(SegmentArgs a) {
   finish_writing();
   bar.update(total, "done");
   bar.clear();
+  if (!a.folder.dir.empty()) {
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+    print_folder_summary(a, total, static_cast<int>(failed.size()), objects, seconds, unsupported);
+  }
   if (first_failure != 0) throw ExitStatus{first_failure};
 }
 
@@ -340,36 +458,71 @@ void register_segment(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("segment", "Segment images with a Cellpose network: masks, outlines, timings");
   cmd->add_option("images", a->images,
                   "Images: TIFF (OME and ImageJ axes; time points: one result each; a z-stack: one mask stack), PNG, "
-                  "JPEG, .npy")
-      ->required();
-  cmd->add_option("--model", a->model, "TorchScript model exported by tools/export (default: the embedded network)");
+                  "JPEG, .npy (or --dir)");
+  cmd->add_option("--dir", a->folder.dir,
+                  "Also every image in this folder, as Cellpose's --dir: .png .jpg .jpeg .tif .tiff, not the outputs "
+                  "(names ending _masks, _flows, _outlines, _seg, ...), in natural order; a summary at the end");
+  cmd->add_option("--img-filter,--img_filter", a->folder.img_filter,
+                  "With --dir: only images whose name ends with this");
+  cmd->add_option("--mask-filter,--mask_filter", a->folder.mask_filter,
+                  "With --dir: also skip images whose name ends with this (_masks)");
+  cmd->add_flag("--look-one-level-down,--look_one_level_down", a->folder.look_one_level_down,
+                "With --dir: also the images in its subfolders (one level)");
+  cmd->add_option("--model,--pretrained_model", a->model,
+                  "TorchScript model exported by tools/export (default: the embedded network)");
   cmd->add_option("--diameter", a->diameter,
                   "Cell diameter in pixels (default: the model's mean training diameter); 0 estimates it with the "
                   "model's size model, as Cellpose 3")
-      ->check(CLI::NonNegativeNumber);
+      ->check(diameter_pixels());
   cmd->add_option("--channels", a->channels,
                   "SEG,NUC 1-based channels, 0,0 = grayscale (Cellpose 3 networks); 'first' = first channels");
   add_axis_options(*cmd, a->axes.channel_axis, a->axes.z_axis);
   cmd->add_option("--device", a->device, "auto (CUDA when there is one), cpu, cuda or cuda:N");
   cmd->add_option("--precision", a->precision, "fp32 (IEEE), or on CUDA tf32 (Cellpose's GPU default), bf16, fp16")
       ->check(CLI::IsMember({"fp32", "tf32", "bf16", "fp16"}));
-  cmd->add_option("-o,--output-dir", a->output_dir, "Where outputs go (default: beside each image)");
+  cmd->add_option("-o,--output-dir,--savedir", a->output_dir, "Where outputs go (default: beside each image)");
   auto& p = a->options.dynamics;
-  cmd->add_option("--flow-threshold", p.flow_threshold, "Flow-error QC threshold, 0 = off (0.4)")
-      ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--cellprob-threshold", p.cellprob_threshold, "Foreground: cellprob above this (0.0)");
-  cmd->add_option("--min-size", p.min_size, "Remove masks smaller than this, pixels (15; <= 0 keeps all)");
+  cmd->add_option("--flow-threshold,--flow_threshold", p.flow_threshold, "Flow-error QC threshold, 0 = off (0.4)")
+      ->check(non_negative());
+  cmd->add_option("--cellprob-threshold,--cellprob_threshold", p.cellprob_threshold,
+                  "Foreground: cellprob above this (0.0)");
+  cmd->add_option("--min-size,--min_size", p.min_size, "Remove masks smaller than this, pixels (15; <= 0 keeps all)");
   cmd->add_option("--max-size-fraction", p.max_size_fraction, "Remove masks over this fraction of the image (0.4)")
-      ->check(CLI::PositiveNumber);
-  cmd->add_option("--niter", p.niter, "Flow-following steps (default 200 / rescale)")->check(CLI::NonNegativeNumber);
+      ->check(positive());
+  cmd->add_option("--niter", p.niter, "Flow-following steps (default 200 / rescale)")->check(non_negative());
   cmd->add_option("--tile-overlap", a->options.tile_overlap, "Tile overlap fraction (0.1)")
       ->check(CLI::Range(0.0, 0.5));
-  cmd->add_option("--batch-size", a->options.batch_size, "Tiles per forward (8)")->check(CLI::Range(1, 1024));
+  cmd->add_option("--batch-size,--batch_size", a->options.batch_size, "Tiles per forward (8)")
+      ->check(CLI::Range(1, 1024));
   cmd->add_flag("--invert", a->options.normalization.invert, "Invert intensities after normalisation");
+  CLI::Option* no_norm =
+      cmd->add_flag("--no-norm,--no_norm", a->no_norm, "Do not normalise: the image goes to the network as it is");
+  cmd->add_option("--norm-percentile,--norm_percentile", a->norm_percentile,
+                  "Normalise each channel between these percentiles instead of 1 and 99")
+      ->expected(2)
+      ->option_text("LOW HIGH")
+      ->check(CLI::Range(0.0, 100.0))
+      ->excludes(no_norm);
+  cmd->add_flag("--exclude-on-edges,--exclude_on_edges", a->options.exclude_on_edges,
+                "Discard masks that touch the image's border; the rest are renumbered (a z-stack: per plane)");
+  cmd->add_flag("--no-resample,--no_resample", a->no_resample,
+                "Run the dynamics at the network's rescaled size and resize the masks back (faster for large cells)");
+  cmd->add_flag("--augment", a->options.augment,
+                "Cellpose's test-time augmentation: half-overlapping tiles, flipped, averaged (about 4x the work)");
   cmd->add_flag("!--no-outlines", a->outlines, "Do not write <stem>_cp_outlines.txt");
   cmd->add_flag("--save-flows", a->save_flows, "Also write <stem>_flows.npy (float32 [3, H, W]: dY, dX, cellprob)");
   add_cellpose_file_options(*cmd, a->files, a->save_png);
   cmd->add_flag("--json", a->json, "One JSON object per image on stdout (errors too), no progress bar");
+  cmd->add_flag("--dry-run", a->dry_run, "Print the images and settings that would be used, as JSON; segment nothing");
+  add_cellpose_flags(*cmd, a->cellpose, a->images);
+  cmd->footer(
+      "Cellpose's spellings are accepted too: --dir, --img_filter, --look_one_level_down, --mask_filter,\n"
+      "--pretrained_model, --savedir, --flow_threshold, --cellprob_threshold, --min_size, --batch_size,\n"
+      "--channel_axis, --z_axis, --no_norm, --norm_percentile, --exclude_on_edges, --no_resample, --chan/--chan2 (for\n"
+      "--channels), --use_gpu [--gpu_device N] (for --device cuda[:N]), --image_path, --save_png, --save_tif,\n"
+      "--save_rois, --save_outlines, --no_npy; --save_txt and --verbose change nothing (cpipc writes the outlines\n"
+      "text unless --no-outlines, and reports each image, anyway).\n"
+      "README.md's segment section lists every Cellpose flag.");
   cmd->callback([a] { run_segment(*a); });
 }
 

@@ -11,6 +11,7 @@
 #include "cpipc/error.hpp"
 #include "cpipc/model/segmenter.hpp"
 #include "cpipc/service/server.hpp"
+#include "number_checks.hpp"
 #include "torch_commands.hpp"
 
 namespace cpipc::cli {
@@ -77,7 +78,7 @@ void register_serve(CLI::App& app) {
       ->check(CLI::Range(1, 3600 * 1000));
   cmd->add_option("--diameter", a->diameter,
                   "Default cell diameter, px (default: estimated per image by the model's size model)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(diameter_pixels());
   cmd->add_option("--channels", a->channels, "Default SEG,NUC channels (0,0)");
   cmd->callback([a] { run_serve(*a); });
 }

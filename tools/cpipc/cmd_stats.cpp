@@ -13,6 +13,7 @@
 #include "cpipc/io/replace_file.hpp"
 #include "cpipc/post/stats.hpp"
 #include "device_input.hpp"
+#include "number_checks.hpp"
 #include "post_input.hpp"
 
 namespace cpipc::cli {
@@ -108,8 +109,7 @@ void register_stats(CLI::App& app) {
   cmd->add_option("--image", o->image,
                   "Source image (.tif, .png, .jpg, .npy; first frame), same height and width as the masks: adds "
                   "intensity_mean/min/max, per channel (_c0, _c1, ...) for a multi-channel image");
-  cmd->add_option("--channel", o->channel, "Measure only this channel of --image (0-based)")
-      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--channel", o->channel, "Measure only this channel of --image (0-based)")->check(non_negative());
   o->frame.add_to(cmd);
   cmd->add_flag("--json", o->json, "Print the summary as one JSON object (nothing is printed with -o -)");
   add_post_device_option(cmd, o->device);

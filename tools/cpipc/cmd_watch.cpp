@@ -7,6 +7,7 @@
 #include "cli_common.hpp"
 #include "cpipc/error.hpp"
 #include "cpipc/ipc/reader.hpp"
+#include "number_checks.hpp"
 
 namespace cpipc::cli {
 
@@ -78,7 +79,7 @@ void register_watch(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("watch", "Print each new frame's metadata as a JSON line until the producer ends");
   cmd->add_option("name", a->name, "Segment (or serve stream) name")->required();
   cmd->add_option("--attach-timeout", a->attach_timeout_s, "Wait this long for the segment to appear (10 s)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative());
   cmd->add_option("--count", a->count, "Stop after N frames (default: until the producer ends)");
   cmd->callback([a] { run_watch(*a); });
 }

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <exception>
 
+#include "cli_help.hpp"
 #include "cpipc/error.hpp"
 
 namespace cpipc::cli {
@@ -24,7 +25,10 @@ inline int run_app(CLI::App& app, int argc, char** argv) {
   } catch (const CLI::Success& e) {  // --help, --version
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "cpipc: error: %s; see 'cpipc --help' or 'cpipc SUBCOMMAND --help'\n", e.what());
+    const std::string near = did_you_mean(app);
+    const std::string hint = near.empty() ? "" : " (did you mean " + near + "?)";
+    std::fprintf(stderr, "cpipc: error: %s%s; see 'cpipc --help' or 'cpipc SUBCOMMAND --help'\n", e.what(),
+                 hint.c_str());
     return 2;
   } catch (const ExitStatus& e) {
     return e.status;

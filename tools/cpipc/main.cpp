@@ -37,6 +37,7 @@ int main(int argc, char** argv) {
   }
   CLI::App app{"cpipc: Cellpose masks computed once and shared with many processes through named segments"};
   app.require_subcommand(1);
+  app.formatter(std::make_shared<cpipc::cli::HelpFormatter>());  // before the subcommands: they copy it
   app.set_version_flag("--version", "cpipc 0.1.0 (segment ABI 1.0)");
   cpipc::cli::register_publish(app);
   cpipc::cli::register_save(app);

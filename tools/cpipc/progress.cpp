@@ -12,12 +12,23 @@ ProgressBar::ProgressBar(int total, bool enabled)
 ProgressBar::~ProgressBar() { clear(); }
 
 void ProgressBar::update(int done, const std::string& note) {
+  done_ = done;
+  note_ = note;
+  shown_ = true;
+  draw();
+}
+
+void ProgressBar::redraw() {
+  if (shown_) draw();
+}
+
+void ProgressBar::draw() {
   if (!enabled_ || !tty_) return;
   constexpr int kWidth = 30;
-  const int filled = kWidth * std::clamp(done, 0, total_) / total_;
+  const int filled = kWidth * std::clamp(done_, 0, total_) / total_;
   std::string bar(static_cast<std::size_t>(filled), '#');
   bar.resize(kWidth, '.');
-  std::fprintf(stderr, "\r\033[K[%s] %d/%d %s", bar.c_str(), done, total_, note.substr(0, 60).c_str());
+  std::fprintf(stderr, "\r\033[K[%s] %d/%d %s", bar.c_str(), done_, total_, note_.substr(0, 60).c_str());
   std::fflush(stderr);
   drawn_ = true;
 }

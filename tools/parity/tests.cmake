@@ -32,6 +32,12 @@ if(EXISTS "${CPIPC_CELLPOSE3_PYTHON}")
                          FIXTURES_REQUIRED size_live_fixtures LABELS model TIMEOUT 600
                          ENVIRONMENT "CPIPC_SIZE_FIXTURES=${_cpipc_size_live}")
   endif()
+  # tests/data/flags (Cellpose's --norm_percentile, --exclude_on_edges, ...) made afresh and compared.
+  add_test(NAME flag_fixtures_live
+           COMMAND ${CPIPC_CELLPOSE3_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/make_flag_fixtures.py
+                   --out ${CMAKE_BINARY_DIR}/flag-live-fixtures
+                   --compare ${CMAKE_CURRENT_LIST_DIR}/../../tests/data/flags)
+  set_tests_properties(flag_fixtures_live PROPERTIES LABELS model TIMEOUT 600 ENVIRONMENT "PYTHONWARNINGS=ignore")
 else()
   message(STATUS "cpipc: ${CPIPC_CELLPOSE3_PYTHON} not found; live model parity fixtures are off")
 endif()

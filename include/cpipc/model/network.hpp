@@ -17,9 +17,12 @@ struct NetworkOptions {
   // float64 (an estimated diameter), as numpy does in each case.
   double rescale = 1.0;
   bool rescale_float64 = false;
-  bool resample = true;       // flows back at the input's size (Cellpose's resample)
+  bool resample = true;       // flows back at the input's size; false: they stay at the rescaled size
   double tile_overlap = 0.1;  // fraction, clipped to [0.05, 0.5]
   int batch_size = 8;         // tiles per forward
+  // Cellpose's augment: half-overlapping tiles, flipped by their parity
+  // (the flows unflipped, their flipped component negated), averaged.
+  bool augment = false;
   // Called after each batch with (tiles done, tiles in all).
   std::function<void(int, int)> on_tiles;
 };
@@ -34,5 +37,9 @@ struct NetworkResult {
 // device. Throws Error(invalid_argument) if the rescaled image is empty or
 // the network breaks its contract.
 [[nodiscard]] NetworkResult run_network(const Model& model, const at::Tensor& input, const NetworkOptions& options);
+
+// Bilinear resize of float32 [C, H, W] planes to height x width, as
+// Cellpose's resize_image (cv2.INTER_LINEAR) resizes images and flows.
+[[nodiscard]] at::Tensor resize_planes(const at::Tensor& planes, std::int64_t height, std::int64_t width);
 
 }  // namespace cpipc::model

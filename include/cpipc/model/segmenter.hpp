@@ -34,6 +34,12 @@ struct SegmentOptions {
   double tile_overlap = 0.1;              // fraction of a tile
   int batch_size = 8;                     // tiles per forward
   dynamics::Params dynamics{.niter = 0};  // niter 0: 200 / rescale, as Cellpose
+  bool exclude_on_edges = false;          // drop masks touching the border (Cellpose's remove_edge_masks)
+  // false (Cellpose's --no_resample): the dynamics run on the flows at the
+  // rescaled size (niter 200 by default), and the masks are resized back;
+  // faster for large cells, coarser boundaries.
+  bool resample = true;
+  bool augment = false;  // Cellpose's augment: flipped half-overlapping tiles, averaged (about 4x the tiles)
   bool keep_flows = false;                // return the flows as well
   // On CUDA, leave the labels on the device (Segmentation::device_labels,
   // masks.data empty) for a producer that publishes device views.

@@ -21,4 +21,16 @@ struct TensorLabels {
 // flows, bad parameters, or a CUDA tensor in a build without CUDA dynamics.
 [[nodiscard]] TensorLabels masks_from_flows(const at::Tensor& flows, const dynamics::Params& params = {});
 
+// Cellpose 3's resample=False: masks from flows at the network's (rescaled)
+// size, resized to height x width by nearest neighbour (cv2.INTER_NEAREST),
+// then holes filled and masks below params.min_size removed at that size
+// (resize_and_compute_masks). The labels come back on the flows' device.
+[[nodiscard]] TensorLabels resized_masks_from_flows(const at::Tensor& flows, const dynamics::Params& params,
+                                                    std::int64_t height, std::int64_t width);
+
+// Cellpose's utils.remove_edge_masks (its CLI's --exclude_on_edges): masks
+// with a pixel on the image's border become background, the others are
+// renumbered 1..n in their order. On the labels' device.
+void remove_edge_masks(TensorLabels& labels);
+
 }  // namespace cpipc::model

@@ -32,6 +32,11 @@ struct TileAxis {
 };
 [[nodiscard]] TileAxis tile_axis(std::int64_t length, int tile, double overlap);
 
+// Tiles with Cellpose's augment (make_tiles): half-overlapping tiles of
+// `tile` (the length is at least `tile`: the image is zero-padded at its end
+// first), n = max(2, ceil(2 length / tile)), starts as tile_axis's.
+[[nodiscard]] TileAxis augmented_tile_axis(std::int64_t length, int tile);
+
 // The 2-D taper weights for a tile of ly x lx: the outer product of
 // 1 / (1 + exp((|x - c| - (B/2 - 20)) / 7.5)) with B = max(224, ly, lx),
 // cropped to the centre. Row-major, float64 as Cellpose computes it.

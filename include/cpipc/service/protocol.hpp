@@ -20,7 +20,9 @@
 namespace cpipc::service {
 
 // 2: timings_s says "total" (was "segment"), error codes gained "forbidden".
-inline constexpr int kProtocolVersion = 3;
+// 4: submit takes normalize, norm_percentile, invert, exclude_on_edges, resample
+//    and augment.
+inline constexpr int kProtocolVersion = 4;
 // A message larger than this is refused and the connection closed: a length
 // prefix cannot be trusted past a bad message.
 inline constexpr std::uint32_t kMaxMessageBytes = 1u << 20;
@@ -58,7 +60,13 @@ struct SubmitRequest {
   std::optional<int> min_size;
   std::optional<float> max_size_fraction;
   std::optional<int> niter;
-  std::optional<double> timeout_s;  // from acceptance to result; none = no limit
+  std::optional<bool> normalize;                        // false: the image as it is (Cellpose's normalize=False)
+  std::optional<std::array<float, 2>> norm_percentile;  // [low, high] instead of [1, 99]
+  std::optional<bool> invert;
+  std::optional<bool> exclude_on_edges;  // drop masks touching the border
+  std::optional<bool> resample;          // false: dynamics at the rescaled size (Cellpose's resample)
+  std::optional<bool> augment;           // Cellpose's test-time augmentation of the tiles
+  std::optional<double> timeout_s;       // from acceptance to result; none = no limit
 
   [[nodiscard]] nlohmann::json to_json() const;
   // Parses and validates a "submit" message. Throws BadMessage whose message
