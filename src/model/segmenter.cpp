@@ -163,7 +163,7 @@ Segmentation Segmenter::run(const io::Array& image, const SegmentOptions& option
   dynamics::Params dyn = options.dynamics;
   if (dyn.niter <= 0) {
     // Without resampling the dynamics run at the rescaled size: 200 steps.
-    const double niter = !options.resample      ? 200.0
+    const double niter = !options.resample     ? 200.0
                          : net.rescale_float64 ? 1.0 / net.rescale * 200.0
                                                : 1.0f / result.rescale * 200.0f;
     dyn.niter = niter >= 1.0 && niter < 1e6 ? static_cast<int>(niter) : 200;

@@ -99,7 +99,6 @@ nlohmann::json settings_json(const SegmentArgs& a) {
                    {"device", a.device},
                    {"precision", a.precision},
                    {"output_dir", a.output_dir},
-                   {"diameter", a.diameter},
                    {"channels", o.channels.to_string()},
                    {"flow_threshold", o.dynamics.flow_threshold},
                    {"cellprob_threshold", o.dynamics.cellprob_threshold},
@@ -120,6 +119,7 @@ nlohmann::json settings_json(const SegmentArgs& a) {
                    {"img_filter", a.folder.img_filter},
                    {"mask_filter", a.folder.mask_filter},
                    {"look_one_level_down", a.folder.look_one_level_down}};
+  j["diameter"] = a.diameter ? nlohmann::json(*a.diameter) : nlohmann::json();  // null: the model's; 0: estimated
   j["channel_axis"] = a.axes.channel_axis ? nlohmann::json(*a.axes.channel_axis) : nlohmann::json();
   j["z_axis"] = a.axes.z_axis ? nlohmann::json(*a.axes.z_axis) : nlohmann::json();
   return j;
