@@ -38,6 +38,17 @@ _SPARE_INPUTS = 2
 _client_ids = itertools.count()
 
 
+def _percentiles(value: Sequence[float]) -> List[float]:
+    """norm_percentile as the protocol takes it: two finite numbers (the producer checks their range)."""
+    try:
+        low, high = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise BadInput(f"norm_percentile must be two numbers (low, high), not {value!r}") from None
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise BadInput(f"norm_percentile must be finite, not {value!r}")
+    return [low, high]
+
+
 def default_socket_path(name: str = "cpipc") -> str:
     """Where ``cpipc serve --name NAME`` listens by default."""
     return _cpipc.default_socket_path(name)
@@ -156,6 +167,9 @@ class Client:
                z_axis: Optional[int] = None, flow_threshold: Optional[float] = None,
                cellprob_threshold: Optional[float] = None, min_size: Optional[int] = None,
                max_size_fraction: Optional[float] = None, niter: Optional[int] = None,
+               normalize: Optional[bool] = None, norm_percentile: Optional[Sequence[float]] = None,
+               invert: Optional[bool] = None, exclude_on_edges: Optional[bool] = None,
+               resample: Optional[bool] = None, augment: Optional[bool] = None,
                timeout: Optional[float] = None,
                progress: Optional[Callable[[Dict[str, Any]], None]] = None) -> Future:
         """Sends one image and returns its Future at once.
@@ -167,9 +181,12 @@ class Client:
         ``--channels``), then Cellpose's; no diameter (or 0) is estimated
         per image by the model's size model (``Result.diameter_estimated``). ``channels`` is Cellpose 3's
         (seg, nuc), 1-based, (0, 0) grayscale; ``channel_axis``/``z_axis``
-        name the array's axes as Cellpose's do. ``progress`` is called with
-        each progress message (stage, tiles_done, tiles_total) from the
-        thread that waits.
+        name the array's axes as Cellpose's do. ``normalize=False``,
+        ``norm_percentile=(low, high)``, ``invert``, ``exclude_on_edges``,
+        ``resample=False`` and ``augment`` are Cellpose's eval options of the
+        same names (docs/PROTOCOL.md). ``progress`` is called with each
+        progress message (stage, tiles_done, tiles_total) from the thread
+        that waits.
         """
         start = time.perf_counter()
         request: Dict[str, Any] = {"type": "submit", "id": self._prefix + str(next(self._ids))}
@@ -186,6 +203,12 @@ class Client:
                 request[key] = int(value)
         if channels is not None:
             request["channels"] = [int(c) for c in channels]
+        for key, value in (("normalize", normalize), ("invert", invert), ("exclude_on_edges", exclude_on_edges),
+                           ("resample", resample), ("augment", augment)):
+            if value is not None:
+                request[key] = bool(value)
+        if norm_percentile is not None:
+            request["norm_percentile"] = _percentiles(norm_percentile)
         if self._gone is not None:
             raise self._gone
         future = Future(self, request["id"], progress)

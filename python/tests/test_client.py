@@ -69,6 +69,39 @@ def test_other_dtypes_and_options_match_the_cli(producer, tmp_path, dtype):
     assert r.diameter == 24
 
 
+# Cellpose's eval options, each against the CLI flag of the same meaning.
+IMAGE_OPTIONS = [
+    ({"normalize": False}, ["--no-norm"]),
+    ({"norm_percentile": (10, 90)}, ["--norm-percentile", "10", "90"]),
+    ({"invert": True}, ["--invert"]),
+    ({"exclude_on_edges": True}, ["--exclude-on-edges"]),
+    ({"resample": False}, ["--no-resample"]),
+    ({"augment": True}, ["--augment"]),
+]
+
+
+@pytest.mark.parametrize("options,flags", IMAGE_OPTIONS, ids=[next(iter(o)) for o, _ in IMAGE_OPTIONS])
+def test_cellpose_eval_options_match_the_cli(producer, tmp_path, options, flags):
+    image = crop()
+    np.save(tmp_path / "img.npy", image)
+    expected = cli_masks(tmp_path / "img.npy", tmp_path, "--diameter", "24", *flags)
+    with cpipc.Client(socket=producer.socket) as c:
+        r = c.segment(image, diameter=24, **options)
+        plain = c.segment(image, diameter=24)
+    np.testing.assert_array_equal(r.masks, expected)
+    assert not np.array_equal(r.masks, plain.masks), f"{options} changed nothing: was it sent?"
+
+
+def test_a_bad_norm_percentile_is_bad_input(producer):
+    with cpipc.Client(socket=producer.socket) as c:
+        for bad in [(1,), "ab", (float("nan"), 99)]:
+            with pytest.raises(cpipc.BadInput, match="norm_percentile"):
+                c.submit(crop(), norm_percentile=bad)
+        with pytest.raises(cpipc.BadInput, match="norm_percentile"):
+            c.segment(crop(), norm_percentile=(99, 1))  # the producer checks the range
+        assert c.segment(crop(), diameter=24).objects > 0
+
+
 def test_channels_of_an_rgb_array(producer, tmp_path):
     gray = crop()
     rgb = np.zeros(gray.shape + (3,), np.uint16)
