@@ -111,6 +111,17 @@ elif [ $build -eq 1 ]; then
   say "cpipc Python package: up to date in $py_env"
 fi
 
+# 3c. Cellpose 3's GUI extras in its venv (made by tools/train/train.sh or
+# tools/export/export.sh), where that venv exists: the _seg.npy check loads
+# cpipc's file with Cellpose's own GUI loader (offscreen Qt).
+cp3_env="$cache/cellpose3-venv"
+gui_pkgs=(PyQt6==6.11.0 pyqtgraph==0.14.0 qtpy==2.4.3 superqt==0.9.0)
+if [ -x "$cp3_env/bin/python" ] && ! "$cp3_env/bin/python" -c "import qtpy, PyQt6, pyqtgraph, superqt" 2>/dev/null; then
+  say "adding Cellpose's GUI extras (${gui_pkgs[*]}) to $cp3_env"
+  "$cp3_env/bin/pip" install -q --disable-pip-version-check "${gui_pkgs[@]}" ||
+    say "could not add Cellpose's GUI extras: the _seg.npy GUI load is skipped"
+fi
+
 # 4. Cellpose itself, only for reference fixtures and benchmarks (never at run time).
 if [ $reference -eq 1 ]; then
   cp_env="$cache/cellpose-venv"

@@ -3,7 +3,9 @@ them with: _seg.npy by numpy.load(allow_pickle=True) (and by every other
 Python given after --also, e.g. one with numpy 1.x), <stem>_rois.zip by
 roifile, the masks TIFF by tifffile. Where Cellpose 3 is importable, its own
 io.masks_flows_to_seg and io.save_rois run on cpipc's masks and flows and
-their files are compared with cpipc's, key by key and ROI by ROI.
+their files are compared with cpipc's, key by key and ROI by ROI, and where
+its GUI extras are importable too, Cellpose's GUI loads the _seg.npy
+(cellpose_gui_load.py, offscreen Qt).
 
 usage: cellpose_files_check.py CPIPC IMAGE [--also PYTHON ...]
 Exits 77 (skipped) when numpy, roifile, tifffile or imagecodecs is missing.
@@ -125,6 +127,25 @@ def compare_with_cellpose(seg, masks, flows, image, work, stem):
     print(f"the outlines picture equals Cellpose's save_masks(save_outlines=True) ({off} values one level off)")
 
 
+def load_in_gui(seg_npy, masks, image):
+    """Cellpose's GUI loader on our _seg.npy (offscreen Qt, its own process: Qt aborts rather than raises)."""
+    try:
+        import qtpy  # noqa: F401  (Cellpose's GUI extras: scripts/setup.sh adds them to the Cellpose 3 venv)
+    except ImportError:
+        print("Cellpose's GUI (qtpy, PyQt6) not importable here: the GUI load was not run")
+        return
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cellpose_gui_load.py")
+    r = subprocess.run([sys.executable, script, seg_npy], capture_output=True, text=True, timeout=240,
+                       env=dict(os.environ, QT_QPA_PLATFORM="offscreen"), cwd=os.path.dirname(seg_npy))
+    check(r.returncode == 0 and r.stdout.strip(), f"Cellpose's GUI failed on _seg.npy: {r.stderr[-2000:]}")
+    gui = json.loads(r.stdout.strip().splitlines()[-1])
+    check(gui["loaded"] and gui["ncells"] == masks.max(), f"the GUI loaded {gui['ncells']} of {masks.max()} masks")
+    check(gui["masks_equal"] and gui["outlines_equal"], "the GUI's masks or outlines differ from the file's")
+    check(gui["flows_usable"], "the GUI could not use the flows (their shape is not the image's)")
+    check(os.path.samefile(gui["filename"], image), f"the GUI opened {gui['filename']}, not {image}")
+    print(f"Cellpose's GUI loads _seg.npy: {gui['ncells']} masks, outlines and flows, image {gui['filename']}")
+
+
 def main():
     cpipc, image = sys.argv[1], sys.argv[2]
     also = sys.argv[sys.argv.index("--also") + 1:] if "--also" in sys.argv else []
@@ -181,6 +202,7 @@ def main():
 
         if cp_io is not None:
             compare_with_cellpose(seg, masks, flows, image, work, stem)
+            load_in_gui(stem + "_seg.npy", masks, image)
         else:
             print("Cellpose not importable here: its masks_flows_to_seg and save_rois were not run")
     print("ok")
