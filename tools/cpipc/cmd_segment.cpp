@@ -28,6 +28,7 @@
 #include "cpipc/model/segmenter.hpp"
 #include "cpipc/service/protocol.hpp"
 #include "folder_inputs.hpp"
+#include "image_options.hpp"
 #include "number_checks.hpp"
 #include "progress.hpp"
 #include "torch_commands.hpp"
@@ -60,9 +61,7 @@ struct SegmentArgs {
   // Cellpose's CLI: a folder's images, its flags, its normalisation options.
   FolderQuery folder;
   CellposeFlags cellpose;
-  std::vector<float> norm_percentile;  // LOW HIGH
-  bool no_norm = false;
-  bool no_resample = false;
+  ImageFlags image;
   bool dry_run = false;
 };
 
@@ -71,15 +70,16 @@ struct SegmentArgs {
 // folder's files cpipc cannot read. Throws Error.
 std::vector<std::string> resolve_inputs(SegmentArgs& a) {
   apply_cellpose_flags(a.cellpose, a.channels, a.device);
-  a.options.normalization.enabled = !a.no_norm;
-  a.options.resample = !a.no_resample;
-  if (!a.norm_percentile.empty()) {
-    if (!(a.norm_percentile[0] < a.norm_percentile[1])) {
-      throw Error(Errc::invalid_argument, "--norm-percentile LOW HIGH needs LOW < HIGH (Cellpose's default: 1 99)");
-    }
-    a.options.normalization.lower = a.norm_percentile[0];
-    a.options.normalization.upper = a.norm_percentile[1];
+  const ImageFlags& f = a.image;
+  a.options.normalization.enabled = !f.no_norm;
+  a.options.normalization.invert = f.invert;
+  if (const auto p = f.percentiles()) {
+    a.options.normalization.lower = (*p)[0];
+    a.options.normalization.upper = (*p)[1];
   }
+  a.options.exclude_on_edges = f.exclude_on_edges;
+  a.options.resample = !f.no_resample;
+  a.options.augment = f.augment;
   std::vector<std::string> unsupported;
   if (!a.folder.dir.empty()) {
     FolderImages f = folder_images(a.folder);
@@ -494,21 +494,7 @@ void register_segment(CLI::App& app) {
       ->check(CLI::Range(0.0, 0.5));
   cmd->add_option("--batch-size,--batch_size", a->options.batch_size, "Tiles per forward (8)")
       ->check(CLI::Range(1, 1024));
-  cmd->add_flag("--invert", a->options.normalization.invert, "Invert intensities after normalisation");
-  CLI::Option* no_norm =
-      cmd->add_flag("--no-norm,--no_norm", a->no_norm, "Do not normalise: the image goes to the network as it is");
-  cmd->add_option("--norm-percentile,--norm_percentile", a->norm_percentile,
-                  "Normalise each channel between these percentiles instead of 1 and 99")
-      ->expected(2)
-      ->option_text("LOW HIGH")
-      ->check(CLI::Range(0.0, 100.0))
-      ->excludes(no_norm);
-  cmd->add_flag("--exclude-on-edges,--exclude_on_edges", a->options.exclude_on_edges,
-                "Discard masks that touch the image's border; the rest are renumbered (a z-stack: per plane)");
-  cmd->add_flag("--no-resample,--no_resample", a->no_resample,
-                "Run the dynamics at the network's rescaled size and resize the masks back (faster for large cells)");
-  cmd->add_flag("--augment", a->options.augment,
-                "Cellpose's test-time augmentation: half-overlapping tiles, flipped, averaged (about 4x the work)");
+  add_image_options(*cmd, a->image);
   cmd->add_flag("!--no-outlines", a->outlines, "Do not write <stem>_cp_outlines.txt");
   cmd->add_flag("--save-flows", a->save_flows, "Also write <stem>_flows.npy (float32 [3, H, W]: dY, dX, cellprob)");
   add_cellpose_file_options(*cmd, a->files, a->save_png);

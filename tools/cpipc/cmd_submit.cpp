@@ -12,6 +12,7 @@
 #include "cpipc/io/outputs.hpp"
 #include "cpipc/io/tiff.hpp"
 #include "cpipc/service/client.hpp"
+#include "image_options.hpp"
 #include "number_checks.hpp"
 
 namespace cpipc::cli {
@@ -29,12 +30,7 @@ struct SubmitArgs {
   double timeout_s = 0.0;
   std::string save_dir;
   bool json = false;
-  bool no_norm = false;
-  std::vector<float> norm_percentile;  // LOW HIGH
-  bool invert = false;
-  bool exclude_on_edges = false;
-  bool no_resample = false;
-  bool augment = false;
+  ImageFlags image;
 };
 
 void run_submit(SubmitArgs a) {
@@ -49,17 +45,14 @@ void run_submit(SubmitArgs a) {
     }
   }
   if (a.timeout_s > 0) a.params.timeout_s = a.timeout_s;
-  if (a.no_norm) a.params.normalize = false;
-  if (!a.norm_percentile.empty()) {
-    if (!(a.norm_percentile[0] < a.norm_percentile[1])) {
-      throw Error(Errc::invalid_argument, "--norm-percentile LOW HIGH needs LOW < HIGH (Cellpose's default: 1 99)");
-    }
-    a.params.norm_percentile = std::array<float, 2>{a.norm_percentile[0], a.norm_percentile[1]};
-  }
-  if (a.invert) a.params.invert = true;
-  if (a.exclude_on_edges) a.params.exclude_on_edges = true;
-  if (a.no_resample) a.params.resample = false;
-  if (a.augment) a.params.augment = true;
+  // Only what was asked for travels: the rest stays the producer's default.
+  const ImageFlags& f = a.image;
+  if (f.no_norm) a.params.normalize = false;
+  a.params.norm_percentile = f.percentiles();
+  if (f.invert) a.params.invert = true;
+  if (f.exclude_on_edges) a.params.exclude_on_edges = true;
+  if (f.no_resample) a.params.resample = false;
+  if (f.augment) a.params.augment = true;
   const std::string socket = a.socket.empty() ? service::default_socket_path(a.name) : a.socket;
   service::Client client = service::Client::connect(socket);
   const bool tty = ::isatty(STDERR_FILENO) == 1 && !a.json;
@@ -141,21 +134,7 @@ void register_submit(CLI::App& app) {
                   "Foreground: cellprob above this");
   cmd->add_option("--min-size,--min_size", a->params.min_size, "Remove masks smaller than this, pixels");
   cmd->add_option("--niter", a->params.niter, "Flow-following steps (0 = automatic)")->check(non_negative());
-  cmd->add_flag("--invert", a->invert, "Invert intensities after normalisation");
-  CLI::Option* no_norm =
-      cmd->add_flag("--no-norm,--no_norm", a->no_norm, "Do not normalise: the image goes to the network as it is");
-  cmd->add_option("--norm-percentile,--norm_percentile", a->norm_percentile,
-                  "Normalise each channel between these percentiles instead of 1 and 99")
-      ->expected(2)
-      ->option_text("LOW HIGH")
-      ->check(CLI::Range(0.0, 100.0))
-      ->excludes(no_norm);
-  cmd->add_flag("--exclude-on-edges,--exclude_on_edges", a->exclude_on_edges,
-                "Discard masks that touch the image's border; the rest are renumbered");
-  cmd->add_flag("--no-resample,--no_resample", a->no_resample,
-                "Run the dynamics at the network's rescaled size and resize the masks back (faster for large cells)");
-  cmd->add_flag("--augment", a->augment,
-                "Cellpose's test-time augmentation: half-overlapping tiles, flipped, averaged (about 4x the work)");
+  add_image_options(*cmd, a->image);
   cmd->add_option("--timeout", a->timeout_s, "Give up on an image after this many seconds")->check(non_negative());
   cmd->add_option("--save", a->save_dir, "Also write <stem>_cp_masks.png and _cp_outlines.txt here");
   cmd->add_flag("--json", a->json, "One JSON object per image (the producer's result message)");
