@@ -7,8 +7,9 @@
 #     (default ~/.cache/cpipc), outside the repo, reused by every checkout.
 #   - CUDA: the toolkit in /usr/local/cuda is used when present (not installed here).
 #   - The Python package (python/) built into its own venv for its tests.
-#   - With --reference: Cellpose itself (cellpose==4.2.1.1 on the same torch) in
-#     its own venv, for the reference fixtures and the side-by-side benchmarks.
+#   - With --reference: Cellpose itself (cellpose==4.2.1.1 and 3.1.1.2, each on the
+#     same torch, with 3's GUI extras) in their own venvs, for the reference
+#     fixtures, the parity tests and the side-by-side benchmarks.
 # Options: --no-torch (skip LibTorch), --no-build (install only), --reference.
 set -euo pipefail
 
@@ -111,19 +112,16 @@ elif [ $build -eq 1 ]; then
   say "cpipc Python package: up to date in $py_env"
 fi
 
-# 3c. Cellpose 3's GUI extras in its venv (made by tools/train/train.sh or
-# tools/export/export.sh), where that venv exists: the _seg.npy check loads
-# cpipc's file with Cellpose's own GUI loader (offscreen Qt).
-cp3_env="$cache/cellpose3-venv"
-gui_pkgs=(PyQt6==6.11.0 pyqtgraph==0.14.0 qtpy==2.4.3 superqt==0.9.0)
-if [ -x "$cp3_env/bin/python" ] && ! "$cp3_env/bin/python" -c "import qtpy, PyQt6, pyqtgraph, superqt" 2>/dev/null; then
-  say "adding Cellpose's GUI extras (${gui_pkgs[*]}) to $cp3_env"
-  "$cp3_env/bin/pip" install -q --disable-pip-version-check "${gui_pkgs[@]}" ||
-    say "could not add Cellpose's GUI extras: the _seg.npy GUI load is skipped"
-fi
-
 # 4. Cellpose itself, only for reference fixtures and benchmarks (never at run time).
+cp3_env="$cache/cellpose3-venv"
 if [ $reference -eq 1 ]; then
+  # Cellpose 3.1.1.2: the classic CPnet's training and eval, what the parity tests compare with.
+  if ! "$cp3_env/bin/python" -c "import sys; from importlib.metadata import version; sys.exit(version('cellpose') != '3.1.1.2')" 2>/dev/null; then
+    say "installing cellpose==3.1.1.2 with torch==$torch_version into $cp3_env"
+    rm -rf "$cp3_env"
+    python3 -m venv "$cp3_env"
+    "$cp3_env/bin/pip" install -q --disable-pip-version-check "torch==$torch_version" cellpose==3.1.1.2
+  fi
   cp_env="$cache/cellpose-venv"
   if "$cp_env/bin/python" -c "import sys; from importlib.metadata import version; sys.exit(version('cellpose') != '$cellpose_version')" 2>/dev/null; then
     say "Cellpose $cellpose_version: cached in $cp_env"
@@ -133,6 +131,16 @@ if [ $reference -eq 1 ]; then
     python3 -m venv "$cp_env"
     "$cp_env/bin/pip" install -q --disable-pip-version-check "torch==$torch_version" "cellpose==$cellpose_version"
   fi
+fi
+
+# 4b. Cellpose 3's GUI extras in its venv (made by --reference, tools/train/train.sh
+# or tools/export/export.sh), where that venv exists: the _seg.npy check loads
+# cpipc's file with Cellpose's own GUI loader (offscreen Qt).
+gui_pkgs=(PyQt6==6.11.0 pyqtgraph==0.14.0 qtpy==2.4.3 superqt==0.9.0)
+if [ -x "$cp3_env/bin/python" ] && ! "$cp3_env/bin/python" -c "import qtpy, PyQt6, pyqtgraph, superqt" 2>/dev/null; then
+  say "adding Cellpose's GUI extras (${gui_pkgs[*]}) to $cp3_env"
+  "$cp3_env/bin/pip" install -q --disable-pip-version-check "${gui_pkgs[@]}" ||
+    say "could not add Cellpose's GUI extras: the _seg.npy GUI load is skipped"
 fi
 
 # 5. Configure and build (the default preset: CUDA when nvcc is there).
