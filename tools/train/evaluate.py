@@ -8,7 +8,8 @@ embedded default are evaluated by the same code path cpipc users get.
   held-out: tools/eval/heldout.py, --n images per family, seeds --seed.. (never used
             for training); AP at IoU 0.5/0.75/0.9, mean over images.
   real:     skimage.data.coins() (24 coins; no masks, so the object count against 24),
-            only when scikit-image is installed. Evaluation only, never training.
+            only when scikit-image is installed (train.sh installs 0.26.0 into a new
+            venv; an older venv: pip install scikit-image==0.26.0). Evaluation only.
             skimage's human_mitosis / cells3d are fetched with pooch, not bundled in the
             wheel, so they are not used here (no downloads).
 
