@@ -14,7 +14,8 @@ tools/synth generalises rather than how well it learnt its own generator.
   heldout-bacteria  curved rods along smoothed random walks, some dividing (constricted),
                     Airy PSF, sCMOS camera, high background
   heldout-cyto      metaball cells (a few Gaussian blobs each, thresholded) with a
-                    dark nucleus, 30-70 px, defocus disk, EMCCD at low light
+                    dark nucleus, median diameters ~28-50 px, defocus disk, EMCCD at
+                    very low light (the hardest family)
 
     python heldout.py OUT_DIR --family heldout-nuclei --n 8 --seed 0 [--size 256]
 

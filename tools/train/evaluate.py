@@ -107,6 +107,7 @@ def evaluate_family(a, family, work):
         preds.append(pred.astype(np.int32))
         aps.append(average_precision(labels, pred))
     aps = np.asarray(aps)
+    print(f"{family}: AP@0.5 {aps[:, 0].mean():.3f}", file=sys.stderr, flush=True)
     return {"family": family, "n_images": a.n, "seeds": [a.seed, a.seed + a.n - 1],
             **{f"ap{int(t * 100)}": round(float(aps[:, k].mean()), 3)
                for k, t in enumerate(THRESHOLDS)},

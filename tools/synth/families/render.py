@@ -101,6 +101,9 @@ def finish(rng, layers, labels, bits, channels, blur=(0.6, 2.5)):
     layers: [main] or [main, nuclear] float images; one illumination field and one blur
     map for all channels (same optics), independent noise per channel."""
     shape = labels.shape
+    clean = cleanup(labels)
+    dropped = (labels > 0) & (clean == 0)  # slivers: not drawn, so no unlabelled bright bits
+    layers = [np.where(dropped, 0.0, layer) for layer in layers]
     illum = illumination(rng, shape)
     photons = rng.choice([15.0, 50.0, 150.0, 500.0]) * rng.uniform(0.8, 1.25)
     read_sd = rng.uniform(0.5, 5.0)
@@ -113,7 +116,7 @@ def finish(rng, layers, labels, bits, channels, blur=(0.6, 2.5)):
         scene = varying_blur(np.random.default_rng(blur_seed), scene, lo, hi)
         out.append(camera(rng, scene, bits, photons, read_sd))
     img = np.stack(out, axis=-1)
-    return (img[..., 0] if channels == 1 else img), label_dtype(cleanup(labels))
+    return (img[..., 0] if channels == 1 else img), label_dtype(clean)
 
 
 class Painter:
