@@ -158,7 +158,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--cpipc", default=default_cpipc(), help="the cpipc binary")
     p.add_argument("--model", help="TorchScript model (cpipc format); default: embedded")
-    p.add_argument("--families", default=",".join(heldout.FAMILIES))
+    p.add_argument("--families", default=",".join(heldout.FAMILIES),
+                   help="comma separated held-out families; '' for the real images only")
     p.add_argument("--n", type=int, default=8, help="images per family")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--size", type=int, default=256)
@@ -171,7 +172,7 @@ def main():
     p.add_argument("--markdown", help="write the table here")
     a = p.parse_args()
     with tempfile.TemporaryDirectory() as work:
-        rows = [evaluate_family(a, f, work) for f in a.families.split(",")]
+        rows = [evaluate_family(a, f, work) for f in a.families.split(",") if f]
         coins = {"image": "skimage.data.coins", "skipped": "--no-real"} if a.no_real \
             else evaluate_coins(a, work)
     table = markdown(rows, coins, a)
