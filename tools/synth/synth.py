@@ -9,14 +9,21 @@ textured, dimmer nucleus inside) or nuclei-like (small, round, bright);
 with two channels it is [cytoplasm, nucleus] and the labels are the cells.
 
     python synth.py OUT_DIR --n 24 --size 256 --seed 0 [--channels 1|2] [--bits 8|16]
+                    [--family star|nuclei|cyto|elongated|clumps|mix]
 
 writes OUT_DIR/img_000.tif (or .npy with --format npy) and
 OUT_DIR/img_000_masks.npy (uint16, 0 = background, 1..N = cells).
 Images are (H, W) for one channel and (H, W, 2) for two.
 Same arguments, same bytes: everything draws from one seeded numpy Generator.
+
+--family star (the default) is the generator below, unchanged (the embedded network's
+training data and tools/parity's fixtures depend on its bytes); the other families live
+in tools/synth/families/ (see tools/synth/README.md); mix draws one per image. With a
+family other than star, --bits 0 draws 8 or 16 bits per image.
 """
 import argparse
 import os
+import sys
 
 import numpy as np
 from scipy import ndimage
@@ -160,13 +167,26 @@ def main():
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--channels", type=int, choices=[1, 2], default=1)
-    p.add_argument("--bits", type=int, choices=[8, 16], default=16)
+    p.add_argument("--bits", type=int, choices=[0, 8, 16], default=16)
+    p.add_argument("--family", default="star",
+                   help="star (default), nuclei, cyto, elongated, clumps or mix")
     p.add_argument("--format", choices=["tif", "npy"], default="tif")
     a = p.parse_args()
+    if a.family != "star":
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import families
+        if a.family not in list(families.FAMILIES) + ["mix"]:
+            p.error(f"unknown --family {a.family}")
+    elif a.bits == 0:
+        p.error("--bits 0 (mixed) needs a --family other than star")
     os.makedirs(a.out_dir, exist_ok=True)
     rng = np.random.default_rng(a.seed)
     for i in range(a.n):
-        img, masks = make_image(rng, a.size, a.channels, a.bits)
+        if a.family == "star":
+            img, masks = make_image(rng, a.size, a.channels, a.bits)
+        else:
+            bits = a.bits or int(rng.choice([8, 16]))
+            img, masks = families.make(a.family, rng, a.size, bits, a.channels)
         stem = os.path.join(a.out_dir, f"img_{i:03d}")
         if a.format == "tif":
             import tifffile

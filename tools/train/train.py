@@ -2,7 +2,8 @@
 """Train cpipc's embedded default Cellpose network on synthetic data and export it.
 
 Runs in the cellpose 3.1.1.2 venv (see train.sh). Steps:
-  1. generate train and held-out images with tools/synth/synth.py (fixed seeds),
+  1. generate train and test images with tools/synth/synth.py (fixed seeds; --family,
+     default mix: every family of tools/synth/families, 8 or 16 bits per image),
   2. build a small CPnet and train it with cellpose.train.train_seg,
   3. evaluate with Cellpose's own CellposeModel.eval + metrics.average_precision,
   4. train its size model with Cellpose's own train.train_size (the settings its CLI
@@ -33,15 +34,18 @@ from cellpose.resnet_torch import CPnet
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 SYNTH = os.path.join(REPO, "tools", "synth", "synth.py")
-NBASE = [2, 16, 32, 64, 256]  # nbase[-1] stays 256: Cellpose's run_net expects 256 styles
+# The new recipe's widths (Cellpose's own CPnet); the embedded model of the first releases
+# used --family star --nbase 2,16,32,64,256 --bits 16. nbase[-1] stays 256: Cellpose's
+# run_net expects 256 styles.
+NBASE = [2, 32, 64, 128, 256]
 TILE = 224
 
 
-def synth(out_dir, n, seed, size):
+def synth(out_dir, n, seed, size, family="star", channels=1, bits=16):
     """Generate a synthetic set and load it back as lists of arrays."""
     subprocess.run([sys.executable, SYNTH, out_dir, "--n", str(n), "--seed", str(seed),
-                    "--size", str(size), "--channels", "1", "--bits", "16",
-                    "--format", "npy"], check=True)
+                    "--size", str(size), "--channels", str(channels), "--bits", str(bits),
+                    "--family", family, "--format", "npy"], check=True)
     files = sorted(f for f in glob.glob(os.path.join(out_dir, "img_*.npy"))
                    if not f.endswith("_masks.npy"))
     images = [np.load(f).astype(np.float32) for f in files]
@@ -61,13 +65,13 @@ class Exported(torch.nn.Module):
         return y, style
 
 
-def evaluate(net, images, labels):
+def evaluate(net, images, labels, channels=(0, 0)):
     """Cellpose's own eval pipeline with defaults; diameter = the net's diam_mean."""
     model = models.CellposeModel(gpu=False, pretrained_model=False, mkldnn=False)
     model.net = net
     net.eval()
     diameter = float(net.diam_mean.item()) or 30.0
-    masks = [model.eval(img, channels=[0, 0], diameter=diameter)[0] for img in images]
+    masks = [model.eval(img, channels=list(channels), diameter=diameter)[0] for img in images]
     ap, tp, fp, fn = metrics.average_precision(labels, masks, threshold=[0.5, 0.75, 0.9])
     return {"ap50": float(ap[:, 0].mean()), "ap75": float(ap[:, 1].mean()),
             "ap90": float(ap[:, 2].mean()), "n_images": len(images), "diameter": diameter}
@@ -82,14 +86,14 @@ def load_export_tool():
     return mod
 
 
-def train_size_model(net, train_x, train_y, test_x, test_y, work_dir):
+def train_size_model(net, train_x, train_y, test_x, test_y, work_dir, channels=(0, 0)):
     """Cellpose 3.1.1.2's train.train_size on the network's training data, with what its
     CLI passes (defaults: bsize 512, scale_range 1, 10 epochs, l2 1; batch 8). Returns
     (params, wall seconds); params is SizeModel.params {A, smean, ymean, diam_mean}."""
     t0 = time.time()
     params = train.train_size(net, os.path.join(work_dir, "cpnet"), train_data=train_x,
                               train_labels=train_y, test_data=test_x, test_labels=test_y,
-                              channels=[0, 0], normalize=True, min_train_masks=1,
+                              channels=list(channels), normalize=True, min_train_masks=1,
                               batch_size=8)
     return params, time.time() - t0
 
@@ -133,7 +137,21 @@ def main():
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--lr", type=float, default=0.005)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--family", default="mix",
+                   help="tools/synth family: mix (default), nuclei, cyto, elongated, clumps, star")
+    p.add_argument("--channels", type=int, choices=[1, 2], default=1,
+                   help="1: grayscale (Cellpose channels 0,0); 2: [cyto, nuc] (channels 1,2)")
+    p.add_argument("--bits", type=int, choices=[0, 8, 16], default=0,
+                   help="0: 8 or 16 per image (not with --family star)")
+    p.add_argument("--nbase", default=",".join(map(str, NBASE)),
+                   help="CPnet widths, comma separated; the last must be 256")
     a = p.parse_args()
+    nbase = [int(v) for v in a.nbase.split(",")]
+    if nbase[-1] != 256:
+        p.error("--nbase must end with 256 (Cellpose's run_net expects 256 styles)")
+    if a.family == "star" and a.bits == 0:
+        a.bits = 16
+    channels = [0, 0] if a.channels == 1 else [1, 2]
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")  # train_seg's loss log
     torch.set_num_threads(a.threads)
@@ -141,21 +159,24 @@ def main():
     np.random.seed(0)
 
     with tempfile.TemporaryDirectory() as tmp:
-        train_x, train_y = synth(os.path.join(tmp, "train"), a.n_train, a.train_seed, a.size)
-        test_x, test_y = synth(os.path.join(tmp, "test"), a.n_test, a.test_seed, a.size)
+        data = dict(family=a.family, channels=a.channels, bits=a.bits)
+        train_x, train_y = synth(os.path.join(tmp, "train"), a.n_train, a.train_seed, a.size,
+                                 **data)
+        test_x, test_y = synth(os.path.join(tmp, "test"), a.n_test, a.test_seed, a.size, **data)
 
-        net = CPnet(NBASE, nout=3, sz=3, mkldnn=False)
+        net = CPnet(nbase, nout=3, sz=3, mkldnn=False)
         t0 = time.time()
-        train.train_seg(net, train_data=train_x, train_labels=train_y, channels=[0, 0],
+        train.train_seg(net, train_data=train_x, train_labels=train_y, channels=channels,
                         normalize=True, batch_size=a.batch, learning_rate=a.lr,
                         n_epochs=a.epochs, bsize=a.bsize, save_path=tmp,
                         model_name="cpnet", min_train_masks=1)
         train_s = time.time() - t0
         print(f"training: {train_s:.1f} s")
-        size_params, size_s = train_size_model(net, train_x, train_y, test_x, test_y, tmp)
+        size_params, size_s = train_size_model(net, train_x, train_y, test_x, test_y, tmp,
+                                                  channels)
         print(f"size model training: {size_s:.1f} s")
 
-    scores = evaluate(net, test_x, test_y)
+    scores = evaluate(net, test_x, test_y, channels)
     print("held-out:", json.dumps(scores))
 
     traced, checks = trace_and_check(net)
@@ -163,10 +184,10 @@ def main():
     if max(checks.values()) > 1e-4:
         sys.exit("traced module does not match eager")
 
-    synth_args = f"size {a.size} channels 1 bits 16"
+    synth_args = f"family {a.family} size {a.size} channels {a.channels} bits {a.bits or '8|16'}"
     meta = {
         "architecture": "CPnet",
-        "nbase": NBASE,
+        "nbase": nbase,
         "input_channels": 2,
         "channel_convention": "cellpose3 [seg, nuc]",
         "nout": 3,
@@ -178,7 +199,7 @@ def main():
         "source_checkpoint": "trained here by tools/train/train.py",
         "training_data": f"tools/synth/synth.py seed {a.train_seed} n {a.n_train} {synth_args}",
         "training": {"epochs": a.epochs, "bsize": a.bsize, "batch_size": a.batch,
-                     "learning_rate": a.lr, "channels": [0, 0],
+                     "learning_rate": a.lr, "channels": channels,
                      "wall_s": round(train_s, 1), "threads": a.threads},
         "eval": {**scores, "flow_threshold": 0.4, "cellprob_threshold": 0.0,
                  "data": f"tools/synth/synth.py seed {a.test_seed} n {a.n_test} {synth_args}"},

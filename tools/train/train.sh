@@ -7,6 +7,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 venv="${CPIPC_CELLPOSE3_VENV:-$HOME/.cache/cpipc/cellpose3-venv}"
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
-  "$venv/bin/pip" install torch==2.11.0 cellpose==3.1.1.2
+  # scikit-image: only evaluate.py reads its bundled coins image (never for training)
+  "$venv/bin/pip" install torch==2.11.0 cellpose==3.1.1.2 scikit-image==0.26.0
 fi
 exec "$venv/bin/python" "$here/train.py" "$@"

@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+"""Tests for the training families (tools/synth) and the held-out generator
+(tools/eval/heldout.py); run with a python that has numpy, scipy and tifffile (the
+cellpose 3 venv):
+
+    ~/.cache/cpipc/cellpose3-venv/bin/python tools/synth/test_synth.py
+
+Small images (96-160 px) keep it to seconds.
+"""
+import ast
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import numpy as np
+from scipy import ndimage
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
+HELDOUT = os.path.join(REPO, "tools", "eval", "heldout.py")
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.dirname(HELDOUT))
+import families  # noqa: E402
+import heldout  # noqa: E402
+
+SIZE = 128
+
+
+def diameters(labels):
+    areas = np.bincount(labels.ravel())[1:]
+    return 2 * np.sqrt(areas[areas > 0] / np.pi)
+
+
+class LabelChecks:
+    def assertGoodLabels(self, labels, min_area=15):
+        self.assertIn(labels.dtype, (np.uint16, np.uint32))
+        ids = np.unique(labels)
+        self.assertEqual(ids[0], 0, "no background")
+        self.assertTrue(np.array_equal(ids[1:], np.arange(1, ids.size)), "labels not 1..N")
+        self.assertGreater(ids.size - 1, 0, "no objects")
+        for i, sl in enumerate(ndimage.find_objects(labels), start=1):
+            piece = labels[sl] == i
+            self.assertEqual(ndimage.label(piece)[1], 1, f"label {i} is not connected")
+            self.assertGreaterEqual(piece.sum(), min_area, f"label {i} is a sliver")
+
+
+class Families(unittest.TestCase, LabelChecks):
+    def test_deterministic(self):
+        for name in families.FAMILIES:
+            with self.subTest(family=name):
+                a = families.make(name, np.random.default_rng(5), SIZE, 16, 1)
+                b = families.make(name, np.random.default_rng(5), SIZE, 16, 1)
+                c = families.make(name, np.random.default_rng(6), SIZE, 16, 1)
+                self.assertTrue(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]))
+                self.assertFalse(np.array_equal(a[0], c[0]))
+
+    def test_labels_and_formats(self):
+        for name, mod in families.FAMILIES.items():
+            for seed, bits, channels in [(0, 16, 1), (1, 8, 2), (2, 16, 2)]:
+                with self.subTest(family=name, seed=seed, bits=bits, channels=channels):
+                    img, labels = families.make(name, np.random.default_rng(seed), SIZE,
+                                                bits, channels)
+                    self.assertEqual(img.dtype, np.uint8 if bits == 8 else np.uint16)
+                    self.assertEqual(img.shape, (SIZE, SIZE) if channels == 1
+                                     else (SIZE, SIZE, 2))
+                    self.assertGoodLabels(labels)
+                    self.assertGreater(img.std(), 0)
+
+    def test_diameter_range(self):
+        """Median diameters over a few images stay within the families' 8-80 px."""
+        meds = [np.median(diameters(families.make(n, np.random.default_rng(s), 160, 16, 1)[1]))
+                for n in families.FAMILIES for s in range(3)]
+        self.assertGreaterEqual(min(meds), 5)
+        self.assertLessEqual(max(meds), 85)
+
+    def test_mix_uses_several_families(self):
+        rng = np.random.default_rng(0)
+        picks = {list(families.FAMILIES)[rng.integers(len(families.FAMILIES))]
+                 for _ in range(20)}
+        self.assertGreater(len(picks), 2)
+
+    def test_cli(self):
+        with tempfile.TemporaryDirectory() as d:
+            for fam in ["mix", "nuclei"]:
+                out = os.path.join(d, fam)
+                subprocess.run([sys.executable, os.path.join(HERE, "synth.py"), out, "--n", "2",
+                                "--size", "96", "--family", fam, "--bits", "0",
+                                "--format", "npy"], check=True, capture_output=True)
+                self.assertEqual(len(os.listdir(out)), 4)
+            bad = subprocess.run([sys.executable, os.path.join(HERE, "synth.py"), d,
+                                  "--family", "nope"], capture_output=True, text=True)
+            self.assertNotEqual(bad.returncode, 0)
+
+
+class HeldOut(unittest.TestCase, LabelChecks):
+    def test_imports_nothing_from_training(self):
+        with open(HELDOUT) as f:
+            tree = ast.parse(f.read())
+        mods = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                mods |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                self.assertEqual(node.level, 0, "relative import")
+                mods.add(node.module.split(".")[0])
+        self.assertLessEqual(mods, {"argparse", "os", "numpy", "scipy", "tifffile"})
+        # and at run time: loading it alone pulls in no tools/synth module
+        code = (f"import sys; sys.path.insert(0, {os.path.dirname(HELDOUT)!r}); import heldout;"
+                "heldout.make('heldout-nuclei', 0, 64);"
+                "bad = [m for m in sys.modules if m.split('.')[0] in ('families', 'synth')];"
+                "sys.exit(1 if bad else 0)")
+        self.assertEqual(subprocess.run([sys.executable, "-c", code]).returncode, 0)
+
+    def test_families(self):
+        self.assertGreaterEqual(len(heldout.FAMILIES), 3)
+        for name in heldout.FAMILIES:
+            with self.subTest(family=name):
+                img, labels = heldout.make(name, 3, SIZE)
+                again = heldout.make(name, 3, SIZE)
+                self.assertTrue(np.array_equal(img, again[0]))
+                self.assertTrue(np.array_equal(labels, again[1]))
+                self.assertEqual(img.dtype, np.uint16)
+                self.assertEqual(img.shape, (SIZE, SIZE))
+                self.assertGoodLabels(labels)
+
+
+if __name__ == "__main__":
+    unittest.main()
