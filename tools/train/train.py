@@ -53,6 +53,19 @@ def synth(out_dir, n, seed, size, family="star", channels=1, bits=16):
     return images, labels
 
 
+def synth_set(out_dir, n, seed, size, family, channels, bits):
+    """synth() for one channel count, or (channels 0) half grayscale and half [cyto, nuc]
+    (seed + 1), each image as H x W x 2 ([image, zeros] for grayscale): Cellpose's channels
+    [1, 2] then feed both kinds as eval feeds them (a gray image with channels [0, 0] is
+    [image, zeros] too)."""
+    if channels != 0:
+        return synth(out_dir, n, seed, size, family, channels, bits)
+    gray_x, gray_y = synth(out_dir + "-1", n - n // 2, seed, size, family, 1, bits)
+    two_x, two_y = synth(out_dir + "-2", n // 2, seed + 1, size, family, 2, bits)
+    gray_x = [np.stack([x, np.zeros_like(x)], axis=-1) for x in gray_x]
+    return gray_x + two_x, gray_y + two_y
+
+
 class Exported(torch.nn.Module):
     """CPnet.forward returns (y, style, T0); the model contract is (y, style)."""
 
@@ -139,10 +152,13 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--family", default="mix",
                    help="tools/synth family: mix (default), nuclei, cyto, elongated, clumps, star")
-    p.add_argument("--channels", type=int, choices=[1, 2], default=1,
-                   help="1: grayscale (Cellpose channels 0,0); 2: [cyto, nuc] (channels 1,2)")
+    p.add_argument("--channels", type=int, choices=[0, 1, 2], default=1,
+                   help="1: grayscale (Cellpose channels 0,0); 2: [cyto, nuc] (channels 1,2); "
+                        "0: half of each, as [image, zeros] and [cyto, nuc] (channels 1,2)")
     p.add_argument("--bits", type=int, choices=[0, 8, 16], default=0,
                    help="0: 8 or 16 per image (not with --family star)")
+    p.add_argument("--no-size-model", action="store_true",
+                   help="skip train_size (minutes per image on a CPU); train_size.py adds it later")
     p.add_argument("--nbase", default=",".join(map(str, NBASE)),
                    help="CPnet widths, comma separated; the last must be 256")
     a = p.parse_args()
@@ -151,7 +167,7 @@ def main():
         p.error("--nbase must end with 256 (Cellpose's run_net expects 256 styles)")
     if a.family == "star" and a.bits == 0:
         a.bits = 16
-    channels = [0, 0] if a.channels == 1 else [1, 2]
+    channels = [0, 0] if a.channels == 1 else [1, 2]  # 0 (mixed) is H x W x 2 throughout
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")  # train_seg's loss log
     torch.set_num_threads(a.threads)
@@ -160,9 +176,9 @@ def main():
 
     with tempfile.TemporaryDirectory() as tmp:
         data = dict(family=a.family, channels=a.channels, bits=a.bits)
-        train_x, train_y = synth(os.path.join(tmp, "train"), a.n_train, a.train_seed, a.size,
-                                 **data)
-        test_x, test_y = synth(os.path.join(tmp, "test"), a.n_test, a.test_seed, a.size, **data)
+        train_x, train_y = synth_set(os.path.join(tmp, "train"), a.n_train, a.train_seed, a.size,
+                                     **data)
+        test_x, test_y = synth_set(os.path.join(tmp, "test"), a.n_test, a.test_seed, a.size, **data)
 
         net = CPnet(nbase, nout=3, sz=3, mkldnn=False)
         t0 = time.time()
@@ -172,9 +188,11 @@ def main():
                         model_name="cpnet", min_train_masks=1)
         train_s = time.time() - t0
         print(f"training: {train_s:.1f} s")
-        size_params, size_s = train_size_model(net, train_x, train_y, test_x, test_y, tmp,
-                                                  channels)
-        print(f"size model training: {size_s:.1f} s")
+        size_params = None
+        if not a.no_size_model:
+            size_params, size_s = train_size_model(net, train_x, train_y, test_x, test_y, tmp,
+                                                      channels)
+            print(f"size model training: {size_s:.1f} s")
 
     scores = evaluate(net, test_x, test_y, channels)
     print("held-out:", json.dumps(scores))
@@ -204,10 +222,11 @@ def main():
         "eval": {**scores, "flow_threshold": 0.4, "cellprob_threshold": 0.0,
                  "data": f"tools/synth/synth.py seed {a.test_seed} n {a.n_test} {synth_args}"},
         "trace_check_max_abs_diff": checks,
-        "size_model": size_model_record(
-            size_params, f"tools/synth/synth.py seed {a.train_seed} n {a.n_train} {synth_args}",
-            size_s, a.threads),
     }
+    if size_params is not None:
+        meta["size_model"] = size_model_record(
+            size_params, f"tools/synth/synth.py seed {a.train_seed} n {a.n_train} {synth_args}",
+            size_s, a.threads)
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
     torch.jit.save(traced, a.out, _extra_files={"cpipc.json": json.dumps(meta)})
     with open(os.path.splitext(a.out)[0] + ".json", "w") as f:

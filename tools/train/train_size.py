@@ -49,6 +49,8 @@ def main():
     p.add_argument("--model", default=os.path.join(train.REPO, "models", "cpipc_default_cpnet.pt"))
     p.add_argument("--out", default=None, help="default: overwrite --model (and its .json)")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--n", type=int, default=None,
+                   help="train on the first N training images only (train_size costs minutes per image on a CPU)")
     a = p.parse_args()
     out = a.out or a.model
     torch.set_num_threads(a.threads)
@@ -67,11 +69,21 @@ def main():
     if not m:
         sys.exit(f"train_size.py: cannot read the training data recipe {meta['training_data']!r}")
     seed, n, size = map(int, m.groups())
+    # train.py's newer recipes also name the generator family, channels and bits
+    family = re.search(r"family (\S+)", meta["training_data"])
+    channels = re.search(r"channels (\d)", meta["training_data"])
+    bits = re.search(r"bits (\d+)(?:\s|$)", meta["training_data"])  # "bits 8|16": drawn per image (0)
+    data = dict(family=family.group(1) if family else "star", channels=int(channels.group(1)) if channels else 1,
+                bits=int(bits.group(1)) if bits else (16 if not family else 0))
     with tempfile.TemporaryDirectory() as tmp:
-        train_x, train_y = train.synth(os.path.join(tmp, "train"), n, seed, size)
-        test_x, test_y = (train.synth(os.path.join(tmp, "test"), int(e.group(2)), int(e.group(1)), size)
+        train_x, train_y = train.synth_set(os.path.join(tmp, "train"), n, seed, size, **data)
+        if a.n:
+            train_x, train_y = train_x[:a.n], train_y[:a.n]
+            meta["training_data"] += f" (size model: the first {a.n})"
+        test_x, test_y = (train.synth_set(os.path.join(tmp, "test"), int(e.group(2)), int(e.group(1)), size, **data)
                           if e else (None, None))
-        params, wall_s = train.train_size_model(net, train_x, train_y, test_x, test_y, tmp)
+        cp_channels = [0, 0] if data["channels"] == 1 else [1, 2]
+        params, wall_s = train.train_size_model(net, train_x, train_y, test_x, test_y, tmp, cp_channels)
     print(f"size model trained in {wall_s:.1f} s: diam_mean {params['diam_mean']}, "
           f"ymean {float(params['ymean']):.4f}")
     meta["size_model"] = train.size_model_record(params, meta["training_data"], wall_s, a.threads)
