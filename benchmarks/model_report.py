@@ -13,7 +13,7 @@ cpipc is faster) is the median over the rounds of the ratio within the round
 masks with Cellpose's (cellpose.metrics.average_precision, Cellpose's masks as
 the reference) on the last round's images. With run_model_bench.sh --plain-too,
 cpipcplain-r-s.* (cpipc with CPIPC_CPU_INFERENCE=plain, its CPU path before
-freezing and channels-last) get a table of their own: Cellpose / plain / fast.
+channels-last) get a table of their own: Cellpose / plain / fast.
 """
 
 import datetime
@@ -173,8 +173,8 @@ def main():
             f"| {r['cellpose_peak_rss_mib']:.0f} / {r['cpipc_peak_rss_mib']:.0f} MiB "
             f"| {r['cellpose_objects']} / {r['cpipc_objects']} | {r['ap50']:.3f} |")
     if all("plain_s" in r for r in rows):
-        out += ["", "cpipc's CPU network before (CPIPC_CPU_INFERENCE=plain: the traced module as loaded, NCHW) and after "
-                "(the default, fast: frozen, BatchNorm folded into the convolutions before it, channels-last), "
+        out += ["", "cpipc's CPU network before (CPIPC_CPU_INFERENCE=plain: NCHW input, as Cellpose) and after "
+                "(the default, fast: channels-last input), "
                 "each round's three processes back to back:", "",
                 "| image | s/image Cellpose / plain / fast | Cellpose / plain | Cellpose / fast | plain / fast "
                 "| network s Cellpose / plain / fast | network Cellpose / fast | network plain / fast "

@@ -19,8 +19,8 @@
 #     load, reading the .npy, one segmentation; cpipc also writes its masks
 #     PNG and outlines; --no-npy: not the _seg.npy it writes by default).
 # --plain-too: each round also runs cpipc with CPIPC_CPU_INFERENCE=plain (the
-# traced module as loaded, NCHW: cpipc's CPU path before the frozen,
-# channels-last one), reported as a third side "cpipc plain".
+# network fed NCHW tensors: cpipc's CPU path before the channels-last one),
+# reported as a third side "cpipc plain".
 # benchmarks/model_report.py then writes results.json and results.md (medians
 # over the rounds, ratios, AP@0.5 of cpipc's masks against Cellpose's) into
 # benchmarks/results/model-<time>/ (git-ignored), with every raw file.

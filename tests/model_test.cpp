@@ -432,9 +432,9 @@ TEST_P(CellposeParity, FlowsWithin1e3AndMasksAtAp50Of098) {
   EXPECT_GE(ap, 0.98) << s.masks.count << " masks here, Cellpose " << c.meta["n_masks"];
 }
 
-// CPIPC_CPU_INFERENCE=plain: the traced module as loaded, fed NCHW (what
-// Cellpose runs); the default (fast) freezes it and feeds it channels-last.
-// Both must give Cellpose's flows; between them only summation order differs.
+// CPIPC_CPU_INFERENCE=plain feeds the network NCHW tensors (what Cellpose
+// runs); the default (fast) feeds it channels-last. Both must give Cellpose's
+// flows; between them only oneDNN's summation order differs.
 const model::Segmenter& embedded_plain() {
   static const model::Segmenter s = [] {
     ::setenv("CPIPC_CPU_INFERENCE", "plain", 1);
