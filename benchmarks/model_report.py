@@ -11,7 +11,9 @@ reported is the median over the rounds; a ratio (Cellpose / cpipc: > 1 means
 cpipc is faster) is the median over the rounds of the ratio within the round
 (the two sides ran back to back), with its range. AP@0.5 compares cpipc's
 masks with Cellpose's (cellpose.metrics.average_precision, Cellpose's masks as
-the reference) on the last round's images.
+the reference) on the last round's images. With run_model_bench.sh --plain-too,
+cpipcplain-r-s.* (cpipc with CPIPC_CPU_INFERENCE=plain, its CPU path before
+channels-last) get a table of their own: Cellpose / plain / fast.
 """
 
 import datetime
@@ -80,8 +82,14 @@ def main():
         for r in rounds:
             cp = read_json(os.path.join(run, f"cellpose-{r}-{s}.json"))
             ours = cpipc_round(os.path.join(run, f"cpipc-{r}-{s}.jsonl"))
+            plain_path = os.path.join(run, f"cpipcplain-{r}-{s}.jsonl")
+            if os.path.exists(plain_path):
+                plain = cpipc_round(plain_path)
+                plain_once = read_json(os.path.join(run, f"once-cpipcplain-{r}-{s}.time"))
+            else:
+                plain = plain_once = None
             per_round.append({
-                "round": r, "cellpose": cp, "cpipc": ours,
+                "round": r, "cellpose": cp, "cpipc": ours, "plain": plain, "once_plain": plain_once,
                 "cellpose_time": read_json(os.path.join(run, f"cellpose-{r}-{s}.time")),
                 "cpipc_time": read_json(os.path.join(run, f"cpipc-{r}-{s}.time")),
                 "once_cellpose": read_json(os.path.join(run, f"once-cellpose-{r}-{s}.time")),
@@ -115,6 +123,15 @@ def main():
             "repeat": per_round[0]["cellpose"]["repeat"], "threads": per_round[0]["cellpose"]["threads"],
             "cellpose_torch_threads": per_round[0]["cellpose"].get("torch_threads"),
         })
+        if all(p["plain"] for p in per_round):
+            rows[-1].update({
+                "plain_s": m("plain", "median_s"), "plain_net_s": m("plain", "net_s"),
+                "ratio_plain_total": ratio("median_s", side_ours="plain"),
+                "ratio_plain_net": ratio("net_s", side_ours="plain"),
+                "speedup_total": ratio("median_s", side_cp="plain"),
+                "speedup_net": ratio("net_s", side_cp="plain"),
+                "plain_once_wall_s": m("once_plain", "wall_s"),
+            })
     load = [[open(os.path.join(run, f"load-{r}-{w}.txt")).read().strip() for w in ("before", "after")] for r in rounds]
     first = raw[sizes[0]][0]["cellpose"]
     meta = {
@@ -131,7 +148,8 @@ def main():
         return f"{x['median']:.2f}x ({x['min']:.2f}–{x['max']:.2f})"
 
     out = [
-        f"Measured {meta['measured']} with `benchmarks/run_model_bench.sh --rounds {len(rounds)} --repeat {rows[0]['repeat']}` "
+        f"Measured {meta['measured']} with `benchmarks/run_model_bench.sh --rounds {len(rounds)} --repeat {rows[0]['repeat']}"
+        f"{' --plain-too' if 'plain_s' in rows[0] else ''}` "
         f"on {meta['cpu']}, {meta['nproc']} cores, Linux {meta['kernel']}; OMP_NUM_THREADS={meta['omp_num_threads']}, "
         f"Cellpose {meta['cellpose_version']} on torch {meta['torch_version']} "
         f"({rows[0]['cellpose_torch_threads']} threads). {len(rounds)} rounds, each size's two sides back to back; "
@@ -154,6 +172,21 @@ def main():
             f"| {r['cellpose_once_wall_s']:.1f} / {r['cpipc_once_wall_s']:.1f} s ({rr(r['ratio_once_wall'])}) "
             f"| {r['cellpose_peak_rss_mib']:.0f} / {r['cpipc_peak_rss_mib']:.0f} MiB "
             f"| {r['cellpose_objects']} / {r['cpipc_objects']} | {r['ap50']:.3f} |")
+    if all("plain_s" in r for r in rows):
+        out += ["", "cpipc's CPU network before (CPIPC_CPU_INFERENCE=plain: NCHW input, as Cellpose) and after "
+                "(the default, fast: channels-last input), "
+                "each round's three processes back to back:", "",
+                "| image | s/image Cellpose / plain / fast | Cellpose / plain | Cellpose / fast | plain / fast "
+                "| network s Cellpose / plain / fast | network Cellpose / fast | network plain / fast "
+                "| one-image process wall Cellpose / plain / fast |",
+                "|---|---|---|---|---|---|---|---|---|"]
+        for r in rows:
+            out.append(
+                f"| {r['size']}² | {r['cellpose_s']:.2f} / {r['plain_s']:.2f} / {r['cpipc_s']:.2f} "
+                f"| {rr(r['ratio_plain_total'])} | {rr(r['ratio_total'])} | {rr(r['speedup_total'])} "
+                f"| {r['cellpose_net_s']:.2f} / {r['plain_net_s']:.2f} / {r['cpipc_net_s']:.2f} "
+                f"| {rr(r['ratio_net'])} | {rr(r['speedup_net'])} "
+                f"| {r['cellpose_once_wall_s']:.1f} / {r['plain_once_wall_s']:.1f} / {r['cpipc_once_wall_s']:.1f} s |")
     out.append("")
     out.append("Rest of the time per image (convert, normalise; cpipc: `preprocess`): "
                + ", ".join(f"{r['size']}²: Cellpose {(r['cellpose_s'] - r['cellpose_net_s'] - r['cellpose_dynamics_s']) * 1000:.0f} ms, "

@@ -432,6 +432,36 @@ TEST_P(CellposeParity, FlowsWithin1e3AndMasksAtAp50Of098) {
   EXPECT_GE(ap, 0.98) << s.masks.count << " masks here, Cellpose " << c.meta["n_masks"];
 }
 
+// CPIPC_CPU_INFERENCE=plain feeds the network NCHW tensors (what Cellpose
+// runs); the default (fast) feeds it channels-last. Both must give Cellpose's
+// flows; between them only oneDNN's summation order differs.
+const model::Segmenter& embedded_plain() {
+  static const model::Segmenter s = [] {
+    ::setenv("CPIPC_CPU_INFERENCE", "plain", 1);
+    model::Segmenter plain(model::Model::load_bytes(model::default_model_bytes(), model::kDefaultModelName, {}));
+    ::unsetenv("CPIPC_CPU_INFERENCE");
+    return plain;
+  }();
+  return s;
+}
+
+TEST_P(CellposeParity, PlainCpuInferenceGivesTheFlowsOfTheFastOne) {
+  const ParityCase c = load_parity(GetParam());
+  const model::Segmentation plain = embedded_plain().segment(c.image, c.options);
+  const model::Segmentation fast = embedded().segment(c.image, c.options);
+  ASSERT_EQ(plain.flows.size(), c.flows.size());
+  EXPECT_LE(max_abs_diff(plain.flows, c.flows), 1e-3f);
+  ASSERT_EQ(fast.flows.size(), plain.flows.size());
+  EXPECT_LE(max_abs_diff(fast.flows, plain.flows), 1e-3f);
+}
+
+TEST(CpuInference, AnUnknownModeIsRefused) {
+  ::setenv("CPIPC_CPU_INFERENCE", "turbo", 1);
+  expect_error([] { (void)model::Model::load_bytes(model::default_model_bytes(), model::kDefaultModelName, {}); },
+               Errc::invalid_argument, "CPIPC_CPU_INFERENCE='turbo': expected fast or plain");
+  ::unsetenv("CPIPC_CPU_INFERENCE");
+}
+
 // --- On a GPU ---------------------------------------------------------------
 
 #define SKIP_WITHOUT_CUDA()                                                                 \
