@@ -76,6 +76,43 @@ TEST(Tiling, PaddingReachesAMultipleOf16PlusEightEachSide) {
   EXPECT_EQ(model::network_padding(16).after, 8);
 }
 
+TEST(Tiling, Cellpose4PadsAnImageSmallerThanATileUpToOne) {
+  // get_pad_yx(L, min_size=256): below the tile, L + pads == 256 (at least 16 added).
+  for (std::int64_t l : {1, 100, 200, 240}) {
+    const model::Padding p = model::network_padding(l, 256);
+    EXPECT_EQ(l + p.before + p.after, 256) << l;
+    EXPECT_LE(p.after - p.before, 1);
+  }
+  EXPECT_EQ(model::network_padding(241, 256).before, 8);  // 241 + 16 > 256: just the 8 px each side
+  EXPECT_EQ(model::network_padding(241, 256).after, 8);
+  for (std::int64_t l : {256, 300, 513}) {  // at least a tile: Cellpose 3's padding
+    EXPECT_EQ(model::network_padding(l, 256).before, model::network_padding(l).before) << l;
+    EXPECT_EQ(model::network_padding(l, 256).after, model::network_padding(l).after) << l;
+  }
+}
+
+TEST(ModelMemory, AModelThatCannotFitIsRefusedBeforeLoadingSayingWhatItNeeds) {
+  const model::Device cpu{false, 0};
+  const model::Device gpu{true, 0};
+  const std::uint64_t cpsam = 1'237'149'821;  // a CP-SAM export, fp32
+  try {
+    model::check_model_memory(cpsam, cpu, model::Precision::fp32, 2'000'000'000, std::nullopt, "cpsam.pt");
+    FAIL() << "2 GB of host memory is not enough to load 1.2 GB";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Errc::out_of_memory);
+    EXPECT_NE(std::string(e.what()).find("cpsam.pt"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("needs about 2.3 GiB"), std::string::npos) << e.what();
+  }
+  EXPECT_NO_THROW(model::check_model_memory(cpsam, cpu, model::Precision::fp32, 8'000'000'000, std::nullopt, "m"));
+  EXPECT_NO_THROW(model::check_model_memory(cpsam, cpu, model::Precision::fp32, 0, std::nullopt, "m"));  // unknown
+  // 1.5 GB free on a GPU: too little for fp32 weights and their working set, enough in bf16.
+  EXPECT_THROW(model::check_model_memory(cpsam, gpu, model::Precision::fp32, 64'000'000'000, 1'500'000'000, "m"),
+               Error);
+  EXPECT_NO_THROW(model::check_model_memory(cpsam, gpu, model::Precision::bf16, 64'000'000'000, 1'500'000'000, "m"));
+  // The embedded-size CPnet fits a small GPU.
+  EXPECT_NO_THROW(model::check_model_memory(21'000'000, gpu, model::Precision::fp32, 4'000'000'000, 400'000'000, "m"));
+}
+
 TEST(Tiling, OneTileWhenTheImageFitsAndLinspaceStartsOtherwise) {
   const model::TileAxis small = model::tile_axis(48, 224, 0.1);
   EXPECT_EQ(small.size, 48);

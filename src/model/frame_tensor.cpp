@@ -67,8 +67,8 @@ std::optional<FrameTensor> FrameTensor::latest(std::shared_ptr<const ipc::Segmen
   return FrameTensor(std::move(held), std::move(t));
 }
 
-std::optional<FrameTensor> FrameTensor::latest_on_device(std::shared_ptr<cuda::DeviceReader> device, cuda::StreamView stream,
-                                                         std::chrono::milliseconds duration) {
+std::optional<FrameTensor> FrameTensor::latest_on_device(std::shared_ptr<cuda::DeviceReader> device,
+                                                         cuda::StreamView stream, std::chrono::milliseconds duration) {
   if (!device) throw Error(Errc::invalid_argument, "FrameTensor::latest_on_device: no device reader");
   std::optional<cuda::DeviceLease> lease = device->lease_latest(stream, duration);
   if (!lease) return std::nullopt;

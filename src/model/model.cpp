@@ -12,7 +12,9 @@
 #include <streambuf>
 #include <unordered_map>
 
+#include "cpipc/cuda/device.hpp"
 #include "cpipc/error.hpp"
+#include "cpipc/util/memory.hpp"
 #include "cpipc/model/convolution_precision.hpp"
 
 namespace cpipc::model {
@@ -197,7 +199,9 @@ namespace {
 
 void check_contract(const Model& model) {
   const auto& info = model.info();
-  const at::Tensor x = torch::zeros({1, info.input_channels, 32, 32},
+  // The smallest input the contract allows (CP-SAM: one whole tile).
+  const std::int64_t side = std::max(32, info.size_multiple);
+  const at::Tensor x = torch::zeros({1, info.input_channels, side, side},
                                     torch::TensorOptions().dtype(torch::kFloat).device(torch_device(model.device())));
   NetOutput out;
   try {
@@ -206,17 +210,42 @@ void check_contract(const Model& model) {
     throw;
   } catch (const std::exception& e) {
     throw Error(Errc::invalid_argument, "'" + model.source() + "' rejected a [1, " +
-                                            std::to_string(info.input_channels) + ", 32, 32] input (cpipc.json says " +
+                                            std::to_string(info.input_channels) + ", " + std::to_string(side) + ", " +
+                                            std::to_string(side) + "] input (cpipc.json says " +
                                             std::to_string(info.input_channels) + " input channels): " + first_line(e));
   }
 }
 
 }  // namespace
 
+void check_model_memory(std::uint64_t file_bytes, Device device, Precision precision, std::uint64_t available,
+                        std::optional<std::uint64_t> device_free, const std::string& source) {
+  const double file = static_cast<double>(file_bytes);
+  const double host = 2.0 * file;
+  if (available > 0 && host > 0.9 * static_cast<double>(available)) {
+    throw Error(Errc::out_of_memory, "model '" + source + "' (" + util::gib_string(file) + ") needs about " +
+                                         util::gib_string(host) + " of memory to load, more than the " +
+                                         util::gib_string(static_cast<double>(available)) +
+                                         " available; free some, or use a machine with more memory");
+  }
+  if (device.cuda && device_free) {
+    const double weights = precision == Precision::bf16 || precision == Precision::fp16 ? file / 2.0 : file;
+    const double need = weights + std::max(256.0 * 1024 * 1024, 0.8 * weights);
+    if (need > 0.9 * static_cast<double>(*device_free)) {
+      throw Error(Errc::out_of_memory, "model '" + source + "' needs about " + util::gib_string(need) +
+                                           " of GPU memory at " + to_string(precision) + ", more than the " +
+                                           util::gib_string(static_cast<double>(*device_free)) + " free on " +
+                                           device.to_string() + "; free some, try --precision bf16, or --device cpu");
+    }
+  }
+}
+
 Model Model::load(const std::string& path, Device device, Precision precision) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) throw Error(Errc::not_found, "no model file '" + path + "'");
   if (S_ISDIR(st.st_mode)) throw Error(Errc::invalid_argument, "'" + path + "' is a directory, not a model file");
+  check_model_memory(static_cast<std::uint64_t>(st.st_size), device, precision, util::available_memory(),
+                     device.cuda ? cuda::free_memory(device.index) : std::nullopt, path);
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(Errc::io, "cannot open model file '" + path + "'");
   Model model(ModelLoader::load(in, path, device, precision));

@@ -29,6 +29,7 @@ ModelInfo ModelInfo::parse(const std::string& text, const std::string& source) {
     info.diam_mean = j.value("diam_mean", 30.0);
     info.diam_labels = j.value("diam_labels", info.diam_mean);
     info.tile = j.value("tile", 224);
+    info.size_multiple = j.value("size_multiple", 8);
     info.cellpose_version = j.value("cellpose_version", std::string{});
     if (const auto it = j.find("size_model"); it != j.end() && !it->is_null()) {
       SizeModel sm;
@@ -56,11 +57,14 @@ ModelInfo ModelInfo::parse(const std::string& text, const std::string& source) {
     }
   }
   if (info.tile < 16 || info.tile % 16 != 0 || info.tile > 4096) bad("\"tile\" must be a multiple of 16 in 16..4096");
+  if (info.size_multiple < 1 || info.size_multiple > info.tile || info.tile % info.size_multiple != 0) {
+    bad("\"size_multiple\" must divide \"tile\"");
+  }
   return info;
 }
 
-bool ModelInfo::uses_cellpose3_channels() const noexcept {
-  return input_channels == 2 && channel_convention.rfind("cellpose4", 0) != 0;
-}
+bool ModelInfo::uses_cellpose3_channels() const noexcept { return input_channels == 2 && !cellpose4_eval(); }
+
+bool ModelInfo::cellpose4_eval() const noexcept { return channel_convention.rfind("cellpose4", 0) == 0; }
 
 }  // namespace cpipc::model

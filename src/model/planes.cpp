@@ -42,7 +42,8 @@ PlaneSegmentation segment_planes(const Segmenter& segmenter, const io::Array& st
     } catch (const Error& e) {
       throw Error(e.code(), "plane " + std::to_string(z) + ": " + e.what());
     }
-    std::copy(s.masks.data.begin(), s.masks.data.end(), out.labels.begin() + static_cast<std::ptrdiff_t>(z) * plane_pixels);
+    std::copy(s.masks.data.begin(), s.masks.data.end(),
+              out.labels.begin() + static_cast<std::ptrdiff_t>(z) * plane_pixels);
     out.counts.push_back(s.masks.count);
     s.masks.data = {};
     if (z == 0) {

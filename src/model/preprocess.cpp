@@ -232,7 +232,8 @@ NetworkInput network_input(const io::Array& image, const ChannelSpec& spec, int 
       bad(s.str());
     }
     for (int k = 0; k < network_channels; ++k) {
-      normalize_plane(in.data.data() + k * plane, in.height, in.width, norm);
+      float* p = in.data.data() + k * plane;
+      if (!normalize_plane(p, in.height, in.width, norm) && norm.zero_constant) std::fill(p, p + plane, 0.0f);
     }
   }
   return in;

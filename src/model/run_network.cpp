@@ -89,9 +89,9 @@ NetworkResult run_network(const Model& model, const at::Tensor& input, const Net
   }
 
   // Pad to a multiple of 16 plus 8 px each side, then cut overlapping tiles.
-  const Padding py = network_padding(ly);
-  const Padding px = network_padding(lx);
   const int tile = model.info().tile;
+  const Padding py = options.pad_to_tile ? network_padding(ly, tile) : network_padding(ly);
+  const Padding px = options.pad_to_tile ? network_padding(lx, tile) : network_padding(lx);
   // augment pads, at the end, to at least one tile (Cellpose's make_tiles).
   const std::int64_t end_y = options.augment ? std::max<std::int64_t>(0, tile - (ly + py.before + py.after)) : 0;
   const std::int64_t end_x = options.augment ? std::max<std::int64_t>(0, tile - (lx + px.before + px.after)) : 0;
@@ -160,7 +160,8 @@ NetworkResult run_network(const Model& model, const at::Tensor& input, const Net
 
   NetworkResult result;
   result.flows = flows.contiguous();
-  result.style = style.defined() ? style / style.pow(2).sum().sqrt() : torch::zeros({256}, opts);
+  // CP-SAM's style is all zeros (Cellpose 4 keeps it for compatibility): it stays zeros, not NaN.
+  result.style = style.defined() ? style / style.pow(2).sum().sqrt().clamp_min(1e-30) : torch::zeros({256}, opts);
   result.tiles = ntiles;
   return result;
 }

@@ -20,6 +20,9 @@ namespace cpipc::model {
 
 namespace {
 
+// Cellpose 4 rescales by 30 / diameter whatever the network's diam_mean.
+constexpr double kCellpose4Diameter = 30.0;
+
 using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
@@ -117,15 +120,33 @@ Segmentation Segmenter::run(const io::Array& image, const SegmentOptions& option
     throw Error(Errc::invalid_argument, "--diameter must be a finite number of pixels");
   }
   const bool have_diameter = options.diameter && *options.diameter > 0.0;
-  const bool estimate = options.diameter && !have_diameter && info.size_model;
-  result.diameter = have_diameter ? *options.diameter : info.diam_labels;
-  result.rescale = static_cast<float>(info.diam_mean) / static_cast<float>(result.diameter);
+  const bool cellpose4 = info.cellpose4_eval();
+  const bool estimate = options.diameter && !have_diameter && info.size_model && !cellpose4;
+  NetworkOptions net;
+  if (cellpose4) {
+    // Cellpose 4: 30 / diameter in float64 when one is given, else no
+    // resizing at all (it has no size model: 0 means none, as there).
+    result.diameter = have_diameter ? *options.diameter : kCellpose4Diameter;
+    net.rescale = have_diameter ? kCellpose4Diameter / *options.diameter : 1.0;
+    net.rescale_float64 = true;
+    net.pad_to_tile = true;
+    result.rescale = static_cast<float>(net.rescale);
+  } else {
+    result.diameter = have_diameter ? *options.diameter : info.diam_labels;
+    result.rescale = static_cast<float>(info.diam_mean) / static_cast<float>(result.diameter);
+    net.rescale = result.rescale;
+  }
 
   const ChannelSpec channels =
       info.uses_cellpose3_channels() ? options.channels : ChannelSpec{ChannelSpec::Kind::first};
-  NetworkInput input = network_input(image, channels, info.input_channels, options.normalization);
-  check_memory(input.height, input.width, rescaled_length(input.height, result.rescale),
-               rescaled_length(input.width, result.rescale), input.channels, model_.device());
+  Normalization normalization = options.normalization;
+  normalization.zero_constant = cellpose4;
+  NetworkInput input = network_input(image, channels, info.input_channels, normalization);
+  const auto rescaled = [&](std::int64_t l) {
+    return net.rescale_float64 ? rescaled_length(l, net.rescale) : rescaled_length(l, result.rescale);
+  };
+  check_memory(input.height, input.width, rescaled(input.height), rescaled(input.width), input.channels,
+               model_.device());
 
   c10::InferenceMode guard;
   const c10::Device device = model_.device().cuda
@@ -138,8 +159,6 @@ Segmentation Segmenter::run(const io::Array& image, const SegmentOptions& option
   result.timings.preprocess_s = std::chrono::duration<double>(t1 - t0).count();
 
   report(Progress::Stage::network);
-  NetworkOptions net;
-  net.rescale = result.rescale;
   net.tile_overlap = options.tile_overlap;
   net.batch_size = options.batch_size;
   net.augment = options.augment;

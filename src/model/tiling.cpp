@@ -18,6 +18,12 @@ Padding network_padding(std::int64_t length) noexcept {
   return {8 + extra / 2, 8 + extra - extra / 2};
 }
 
+Padding network_padding(std::int64_t length, std::int64_t min_size) noexcept {
+  if (length >= min_size) return network_padding(length);
+  const std::int64_t extra = std::max<std::int64_t>(0, min_size - length - 16);
+  return {8 + extra / 2, 8 + extra - extra / 2};
+}
+
 namespace {
 
 // n tiles of `size`: starts numpy.linspace(0, length - size, n).astype(int).

@@ -449,7 +449,10 @@ model::Model load_model(const std::string& path, const std::string& device_text,
   model::Model net =
       path.empty() ? model::Model::load_bytes(model::default_model_bytes(), model::kDefaultModelName, device, precision)
                    : model::Model::load(path, device, precision);
-  net.warm_up();
+  // On CUDA the first forward pays for the context and cuDNN's choices; on
+  // the CPU the contract check at load already ran one (a CP-SAM forward
+  // costs seconds there).
+  if (device.cuda) net.warm_up();
   return net;
 }
 

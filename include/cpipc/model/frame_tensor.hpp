@@ -32,7 +32,8 @@ class FrameTensor {
   // cudaStream_t; nullptr, the legacy default stream, is what LibTorch uses
   // unless told otherwise). nullopt if there is no frame with a device view.
   // The tensor keeps the lease and the DeviceReader (its open handles) alive.
-  static std::optional<FrameTensor> latest_on_device(std::shared_ptr<cuda::DeviceReader> device, cuda::StreamView stream = {},
+  static std::optional<FrameTensor> latest_on_device(std::shared_ptr<cuda::DeviceReader> device,
+                                                     cuda::StreamView stream = {},
                                                      std::chrono::milliseconds duration = std::chrono::seconds(2));
 
   // The frame, in the segment's mapping (CPU) or the slot's device buffer

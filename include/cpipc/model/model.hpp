@@ -53,6 +53,7 @@ struct ModelInfo {
   double diam_mean = 30.0;         // cells are rescaled to this diameter (px)
   double diam_labels = 30.0;       // mean diameter of the training masks (px)
   int tile = 224;                  // tile side the network was trained on
+  int size_multiple = 8;           // H and W of an input must divide by this (CP-SAM: its tile, 256)
   std::string cellpose_version;
   std::optional<SizeModel> size_model;  // "size_model": what diameter estimation needs
   std::string json;                     // the whole cpipc.json text
@@ -62,6 +63,10 @@ struct ModelInfo {
   static ModelInfo parse(const std::string& text, const std::string& source);
   // True for Cellpose 3's two-channel [seg, nuc] networks.
   [[nodiscard]] bool uses_cellpose3_channels() const noexcept;
+  // True for Cellpose 4's networks (CP-SAM: "cellpose4 first-three"): its
+  // eval, not Cellpose 3's (rescale 30 / diameter or none, no size model,
+  // small images padded to a tile). docs/ARCHITECTURE.md, "Cellpose 3 and 4".
+  [[nodiscard]] bool cellpose4_eval() const noexcept;
 };
 
 // The network's outputs for a batch of tiles.
@@ -106,6 +111,14 @@ class Model {
   explicit Model(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// Refuses (Error out_of_memory, before anything is loaded) a model file of
+// `file_bytes` that would not fit: loading holds about twice the file in
+// host memory; on CUDA the weights (halved for bf16/fp16) plus a working set
+// of at least 256 MiB (CP-SAM's attention: about 0.8x its weights) must fit
+// in `device_free`. An `available` of 0 means unknown (no check).
+void check_model_memory(std::uint64_t file_bytes, Device device, Precision precision, std::uint64_t available,
+                        std::optional<std::uint64_t> device_free, const std::string& source);
 
 // The network that ships inside the cpipc binary (models/cpipc_default_cpnet.pt).
 [[nodiscard]] std::span<const std::byte> default_model_bytes() noexcept;

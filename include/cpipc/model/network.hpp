@@ -23,6 +23,8 @@ struct NetworkOptions {
   // Cellpose's augment: half-overlapping tiles, flipped by their parity
   // (the flows unflipped, their flipped component negated), averaged.
   bool augment = false;
+  // Cellpose 4: an image smaller than a tile is padded up to one tile.
+  bool pad_to_tile = false;
   // Called after each batch with (tiles done, tiles in all).
   std::function<void(int, int)> on_tiles;
 };

@@ -38,6 +38,9 @@ struct Normalization {
   float lower = 1.0f;   // percentile, 0..100
   float upper = 99.0f;  // percentile, 0..100
   bool invert = false;
+  // Cellpose 4: a channel it did not normalise (constant) becomes zeros
+  // (Cellpose 3 leaves it as it is).
+  bool zero_constant = false;
 };
 
 // Network input planes: [channels, height, width] float32, row-major.

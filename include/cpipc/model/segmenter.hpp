@@ -39,8 +39,8 @@ struct SegmentOptions {
   // rescaled size (niter 200 by default), and the masks are resized back;
   // faster for large cells, coarser boundaries.
   bool resample = true;
-  bool augment = false;  // Cellpose's augment: flipped half-overlapping tiles, averaged (about 4x the tiles)
-  bool keep_flows = false;                // return the flows as well
+  bool augment = false;     // Cellpose's augment: flipped half-overlapping tiles, averaged (about 4x the tiles)
+  bool keep_flows = false;  // return the flows as well
   // On CUDA, leave the labels on the device (Segmentation::device_labels,
   // masks.data empty) for a producer that publishes device views.
   bool labels_on_device = false;

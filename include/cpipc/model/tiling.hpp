@@ -21,6 +21,9 @@ struct Padding {
   std::int64_t after = 0;
 };
 [[nodiscard]] Padding network_padding(std::int64_t length) noexcept;
+// Cellpose 4 (get_pad_yx with min_size): a length below `min_size` is padded
+// to min_size (at least 16 px added), others as above.
+[[nodiscard]] Padding network_padding(std::int64_t length, std::int64_t min_size) noexcept;
 
 // Tiles along one axis of the padded image: `size` = min(tile, length),
 // starts as numpy.linspace(0, length - size, n).astype(int) with n = 1 if
