@@ -41,3 +41,16 @@ if(EXISTS "${CPIPC_CELLPOSE3_PYTHON}")
 else()
   message(STATUS "cpipc: ${CPIPC_CELLPOSE3_PYTHON} not found; live model parity fixtures are off")
 endif()
+
+# Cellpose-SAM against Cellpose 4.2.1.1's own eval (scripts/setup.sh --reference makes its
+# venv): a seeded random CP-SAM, made and exported once into the cache (2.5 GB), Cellpose's
+# outputs cached beside it. Alone (RUN_SERIAL): each CP-SAM forward takes both cores.
+set(CPIPC_CELLPOSE4_PYTHON "${CPIPC_CACHE_DIR}/cellpose-venv/bin/python" CACHE FILEPATH "Python with cellpose==4.2.1.1")
+if(EXISTS "${CPIPC_CELLPOSE4_PYTHON}" AND TARGET cpipc-torch)
+  add_test(NAME cpsam_parity
+           COMMAND ${CPIPC_CELLPOSE4_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/cpsam_parity.py --cpipc $<TARGET_FILE:cpipc>)
+  set_tests_properties(cpsam_parity PROPERTIES SKIP_RETURN_CODE 77 RUN_SERIAL TRUE TIMEOUT 2700 LABELS "model;cpsam"
+                       ENVIRONMENT "PYTHONWARNINGS=ignore;CPIPC_CACHE_DIR=${CPIPC_CACHE_DIR}")
+else()
+  message(STATUS "cpipc: ${CPIPC_CELLPOSE4_PYTHON} not found; the Cellpose-SAM parity test is off (setup.sh --reference)")
+endif()

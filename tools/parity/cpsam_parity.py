@@ -1,0 +1,194 @@
+#!/usr/bin/env python3
+"""Cellpose-SAM parity: `cpipc segment` against Cellpose 4's own eval, same weights.
+
+No CP-SAM weights can be downloaded here, so the network is Cellpose 4's `vit.CPSAM`
+with seeded random initialisation (torch.manual_seed(SEED)): 305 M parameters, saved
+as a Cellpose checkpoint and exported by tools/export/export.py, both cached outside
+the repo ($CPIPC_CACHE_DIR/cpsam-seed<SEED>/, about 2.5 GB, made once). At random
+initialisation its outputs are about 0.6 in size, where a trained network's flows are
+about 5 (5x unit vectors): pixels then never gather and there are no masks at all. The
+readout (`out`, the 1x1 convolution before the pixel shuffle) is scaled by GAIN so that
+the flows converge somewhere and give a few dozen masks per 256 x 256, with the flow-error
+QC off (random flows are not the flows of their masks). Whatever masks those weights
+produce, cpipc must produce the same:
+
+  - flows (dY, dX, cellprob at the image's size) within --flow-tol (1e-3) of
+    CellposeModel(use_bfloat16=False).eval(...)'s, fp32 on the CPU;
+  - masks AP@0.5 >= 0.98 against Cellpose's (cellpose.metrics.average_precision).
+
+Images (made here, deterministic): gray 256x256 (one tile), 3-channel 512x512 (nine
+tiles), gray 300x420 (not a multiple of the tile; padded to tiles as Cellpose 4 pads),
+and the 3-channel one at diameter 45 (Cellpose 4's 30 / diameter rescale). Cellpose's
+outputs are cached beside the model (keyed by image, arguments and versions): a CP-SAM
+forward costs ~15 s per tile on 2 CPU cores.
+
+    cpsam_parity.py --cpipc build/cpipc [--cases a,b] [--seed 0] [--keep DIR]
+
+Runs in the Cellpose 4.2.1.1 venv (scripts/setup.sh --reference: ~/.cache/cpipc/cellpose-venv).
+Exit 0: all cases hold; 1: a case differs (printed); 77: no Cellpose 4 here (skipped).
+"""
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+try:
+    import numpy as np
+    import torch
+    import cellpose
+    from cellpose import metrics, models
+    from cellpose.vit import CPSAM
+except ImportError as e:
+    print(f"skipped: Cellpose 4 is not importable here ({e}); scripts/setup.sh --reference makes its venv")
+    sys.exit(77)
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+CACHE = os.environ.get("CPIPC_CACHE_DIR", os.path.expanduser("~/.cache/cpipc"))
+GAIN = 50.0
+CASES = {
+    "gray256": dict(shape=(256, 256), channels=1, diameter=None),
+    "rgb512": dict(shape=(512, 512), channels=3, diameter=None),
+    "gray300x420": dict(shape=(300, 420), channels=1, diameter=None),
+    "rgb512_d45": dict(shape=(512, 512), channels=3, diameter=45.0),
+}
+THRESHOLDS = dict(cellprob_threshold=0.0, flow_threshold=0.0)
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def ensure_model(seed):
+    """The seeded checkpoint and its export, made once into the cache."""
+    folder = os.path.join(CACHE, f"cpsam-seed{seed}")
+    ckpt, exported = os.path.join(folder, f"cpsam_seed{seed}"), os.path.join(folder, f"cpsam_seed{seed}.pt")
+    stamp = os.path.join(folder, "made.json")
+    want = {"seed": seed, "gain": GAIN, "cellpose": cellpose.version, "torch": torch.__version__}
+    try:
+        with open(stamp) as f:
+            if json.load(f) == want and os.path.isfile(ckpt) and os.path.isfile(exported):
+                return ckpt, exported
+    except (OSError, ValueError):
+        pass
+    os.makedirs(folder, exist_ok=True)
+    t0 = time.time()
+    torch.manual_seed(seed)
+    net = CPSAM(dtype=torch.float32)
+    with torch.no_grad():
+        net.out.weight *= GAIN
+        net.out.bias *= GAIN
+    net.save_model(ckpt)
+    subprocess.run([sys.executable, os.path.join(REPO, "tools", "export", "export.py"), "--checkpoint", ckpt,
+                    "--out", exported, "--training-data",
+                    f"none: random initialisation, torch.manual_seed({seed}), readout x {GAIN:g}"],
+                   check=True)
+    with open(stamp, "w") as f:
+        json.dump(want, f)
+    print(f"made the seeded CP-SAM and its export in {time.time() - t0:.0f} s: {folder}")
+    return ckpt, exported
+
+
+def make_image(name, case):
+    """Smooth blobs over a gradient and noise, uint16; channel k shifted so that channels differ."""
+    rng = np.random.default_rng(int(hashlib.sha256(name.encode()).hexdigest()[:8], 16))
+    h, w = case["shape"]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    planes = []
+    for c in range(case["channels"]):
+        img = 200 + 0.3 * yy + 0.2 * xx
+        for _ in range(h * w // 900):
+            cy, cx, r = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(6, 14)
+            img += rng.uniform(500, 1500) / (1 + ((yy - cy) ** 2 + (xx - cx) ** 2) / r ** 2) ** 2
+        img += rng.normal(0, 20, img.shape) * (c + 1)
+        planes.append(img)
+    img = np.stack(planes, -1) if case["channels"] > 1 else planes[0]
+    return np.clip(img, 0, 65535).astype(np.uint16)
+
+
+def cellpose_outputs(model, ckpt_sha, name, case, image, cache_dir):
+    key = hashlib.sha256(json.dumps([ckpt_sha, cellpose.version, torch.__version__, name, case, THRESHOLDS,
+                                     hashlib.sha256(image.tobytes()).hexdigest()]).encode()).hexdigest()[:16]
+    path = os.path.join(cache_dir, f"cellpose-{name}-{key}.npz")
+    if os.path.isfile(path):
+        with np.load(path) as z:
+            return z["masks"], z["flows"], float(z["seconds"]), True
+    t0 = time.time()
+    masks, flows, _ = model.eval(image, diameter=case["diameter"], channel_axis=-1 if image.ndim == 3 else None,
+                                 **THRESHOLDS)
+    seconds = time.time() - t0
+    stacked = np.concatenate([flows[1], flows[2][None]], 0).astype(np.float32)  # dY, dX, cellprob
+    np.savez(path, masks=masks, flows=stacked, seconds=seconds)
+    return masks, stacked, seconds, False
+
+
+def cpipc_outputs(cpipc, exported, name, case, image, work):
+    path = os.path.join(work, f"{name}.npy")
+    np.save(path, image)
+    args = [cpipc, "segment", path, "--model", exported, "--device", "cpu", "-o", work, "--json", "--no-npy",
+            "--save-flows", "--cellprob-threshold", str(THRESHOLDS["cellprob_threshold"]),
+            "--flow-threshold", str(THRESHOLDS["flow_threshold"])]
+    if case["diameter"]:
+        args += ["--diameter", str(case["diameter"])]
+    if image.ndim == 3:
+        args += ["--channel-axis", "2"]
+    r = subprocess.run(args, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"cpipc segment failed ({r.returncode}): {r.stderr.strip()}")
+    line = json.loads(r.stdout.splitlines()[0])
+    from PIL import Image  # cellpose depends on it
+    masks = np.array(Image.open(line["masks"])) if line["masks"].endswith(".png") else None
+    return masks, np.load(line["flows"]), line
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--cpipc", required=True)
+    p.add_argument("--cases", default=",".join(CASES))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--flow-tol", type=float, default=1e-3)
+    p.add_argument("--min-ap", type=float, default=0.98)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--keep", default=None, help="keep cpipc's outputs in this folder")
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+
+    ckpt, exported = ensure_model(a.seed)
+    ckpt_sha = sha256(ckpt)
+    model = models.CellposeModel(gpu=False, pretrained_model=ckpt, use_bfloat16=False)
+    failures = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = a.keep or tmp
+        os.makedirs(work, exist_ok=True)
+        for name in a.cases.split(","):
+            case = CASES[name]
+            image = make_image(name, case)
+            ref_masks, ref_flows, ref_s, cached = cellpose_outputs(model, ckpt_sha, name, case, image,
+                                                                   os.path.dirname(ckpt))
+            t0 = time.time()
+            masks, flows, line = cpipc_outputs(a.cpipc, exported, name, case, image, work)
+            ours_s = time.time() - t0
+            flow_diff = float(np.abs(flows - ref_flows).max()) if flows.shape == ref_flows.shape else float("inf")
+            ap = metrics.average_precision([ref_masks.astype(np.int32)], [masks.astype(np.int32)],
+                                           threshold=[0.5])[0][0, 0] if ref_masks.max() or masks.max() else 1.0
+            ok = flow_diff <= a.flow_tol and ap >= a.min_ap and 10 <= ref_masks.max()
+            print(f"{'ok  ' if ok else 'FAIL'} {name}: {image.shape} flows max |diff| {flow_diff:.2e}, "
+                  f"AP@0.5 {ap:.4f}, masks cellpose {ref_masks.max()} cpipc {masks.max()}, tiles {line.get('tiles')}, "
+                  f"cellpose eval {ref_s:.1f} s{' (cached)' if cached else ''}, cpipc process {ours_s:.1f} s")
+            if not ok:
+                failures.append(name)
+    if failures:
+        print(f"Cellpose-SAM parity fails for: {', '.join(failures)}")
+        sys.exit(1)
+    print("Cellpose-SAM parity holds")
+
+
+if __name__ == "__main__":
+    main()
