@@ -47,6 +47,8 @@ except ImportError as e:
     sys.exit(77)
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(REPO, "tools", "export"))
+from export import sha256  # noqa: E402  (tools/export/export.py)
 CACHE = os.environ.get("CPIPC_CACHE_DIR", os.path.expanduser("~/.cache/cpipc"))
 GAIN = 50.0
 CASES = {
@@ -56,14 +58,6 @@ CASES = {
     "rgb512_d45": dict(shape=(512, 512), channels=3, diameter=45.0),
 }
 THRESHOLDS = dict(cellprob_threshold=0.0, flow_threshold=0.0)
-
-
-def sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def ensure_model(seed):
