@@ -6,17 +6,23 @@ with seeded random initialisation (torch.manual_seed(SEED)): 305 M parameters, s
 as a Cellpose checkpoint and exported by tools/export/export.py, both cached outside
 the repo ($CPIPC_CACHE_DIR/cpsam-seed<SEED>/, about 2.5 GB, made once). At random
 initialisation its outputs are about 0.6 in size, where a trained network's flows are
-about 5 (5x unit vectors): pixels then never gather and there are no masks at all. The
-readout (`out`, the 1x1 convolution before the pixel shuffle) is scaled by GAIN so that
-the flows converge somewhere and give a few dozen masks per 256 x 256, with the flow-error
-QC off (random flows are not the flows of their masks). Whatever masks those weights
-produce, cpipc must produce the same:
+about 5 (5x unit vectors): pixels then never gather and there are no masks at all, and
+a random field scaled up is chaotic (a 1e-4 change in the flows moves every mask). So
+the readout (`out`, the 1x1 convolution whose 3 x 8 x 8 outputs per token the pixel
+shuffle lays out as an 8 x 8 patch) is scaled by GAIN, and its bias gets a fixed
+pattern: within each 8 x 8 patch, flows of length SINK pointing at the patch's centre.
+Pixels then gather in sinks that tiling, blending and resizing move and merge, which
+the cellprob of the random network (image-dependent) selects; the flow-error QC is
+off (these flows are not the flows of their masks). Hundreds of masks per 256 x 256,
+the same under 1e-4 changes of the flows (cellprob threshold 1.0; 0.5 for the 3-channel
+images, whose cellprob is wider). Whatever masks those weights produce, cpipc
+must produce the same:
 
   - flows (dY, dX, cellprob at the image's size) within --flow-tol (1e-3) of
     CellposeModel(use_bfloat16=False).eval(...)'s, fp32 on the CPU;
   - masks AP@0.5 >= 0.98 against Cellpose's (cellpose.metrics.average_precision).
 
-Images (made here, deterministic): gray 256x256 (one tile), 3-channel 512x512 (nine
+Images (made here, deterministic): gray 256x256 (2 x 2 tiles once padded), 3-channel 512x512 (nine
 tiles), gray 300x420 (not a multiple of the tile; padded to tiles as Cellpose 4 pads),
 and the 3-channel one at diameter 45 (Cellpose 4's 30 / diameter rescale). Cellpose's
 outputs are cached beside the model (keyed by image, arguments and versions): a CP-SAM
@@ -50,14 +56,19 @@ REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, os.path.join(REPO, "tools", "export"))
 from export import sha256  # noqa: E402  (tools/export/export.py)
 CACHE = os.environ.get("CPIPC_CACHE_DIR", os.path.expanduser("~/.cache/cpipc"))
-GAIN = 50.0
+GAIN = 5.0
+SINK = 5.0
 CASES = {
     "gray256": dict(shape=(256, 256), channels=1, diameter=None),
-    "rgb512": dict(shape=(512, 512), channels=3, diameter=None),
+    "rgb512": dict(shape=(512, 512), channels=3, diameter=None, cellprob_threshold=0.5),
     "gray300x420": dict(shape=(300, 420), channels=1, diameter=None),
-    "rgb512_d45": dict(shape=(512, 512), channels=3, diameter=45.0),
+    "rgb512_d45": dict(shape=(512, 512), channels=3, diameter=45.0, cellprob_threshold=0.5),
 }
-THRESHOLDS = dict(cellprob_threshold=0.0, flow_threshold=0.0)
+THRESHOLDS = dict(cellprob_threshold=1.0, flow_threshold=0.0)  # a case may set its own cellprob_threshold
+
+
+def thresholds(case):
+    return {**THRESHOLDS, **{k: case[k] for k in THRESHOLDS if k in case}}
 
 
 def ensure_model(seed):
@@ -65,7 +76,7 @@ def ensure_model(seed):
     folder = os.path.join(CACHE, f"cpsam-seed{seed}")
     ckpt, exported = os.path.join(folder, f"cpsam_seed{seed}"), os.path.join(folder, f"cpsam_seed{seed}.pt")
     stamp = os.path.join(folder, "made.json")
-    want = {"seed": seed, "gain": GAIN, "cellpose": cellpose.version, "torch": torch.__version__}
+    want = {"seed": seed, "gain": GAIN, "sink": SINK, "cellpose": cellpose.version, "torch": torch.__version__}
     try:
         with open(stamp) as f:
             if json.load(f) == want and os.path.isfile(ckpt) and os.path.isfile(exported):
@@ -79,10 +90,17 @@ def ensure_model(seed):
     with torch.no_grad():
         net.out.weight *= GAIN
         net.out.bias *= GAIN
+        # out channel c * ps^2 + i * ps + j is output channel c at (i, j) of the patch (W2 = identity)
+        ps = net.ps
+        i, j = torch.meshgrid(torch.arange(ps), torch.arange(ps), indexing="ij")
+        dy, dx = (ps - 1) / 2 - i, (ps - 1) / 2 - j
+        norm = torch.hypot(dy, dx)
+        net.out.bias[:ps * ps] += (SINK * dy / norm).flatten()
+        net.out.bias[ps * ps:2 * ps * ps] += (SINK * dx / norm).flatten()
     net.save_model(ckpt)
     subprocess.run([sys.executable, os.path.join(REPO, "tools", "export", "export.py"), "--checkpoint", ckpt,
                     "--out", exported, "--training-data",
-                    f"none: random initialisation, torch.manual_seed({seed}), readout x {GAIN:g}"],
+                    f"none: random initialisation, torch.manual_seed({seed}), readout x {GAIN:g}, sink bias {SINK:g}"],
                    check=True)
     with open(stamp, "w") as f:
         json.dump(want, f)
@@ -116,7 +134,7 @@ def cellpose_outputs(model, ckpt_sha, name, case, image, cache_dir):
             return z["masks"], z["flows"], float(z["seconds"]), True
     t0 = time.time()
     masks, flows, _ = model.eval(image, diameter=case["diameter"], channel_axis=-1 if image.ndim == 3 else None,
-                                 **THRESHOLDS)
+                                 **thresholds(case))
     seconds = time.time() - t0
     stacked = np.concatenate([flows[1], flows[2][None]], 0).astype(np.float32)  # dY, dX, cellprob
     np.savez(path, masks=masks, flows=stacked, seconds=seconds)
@@ -127,8 +145,8 @@ def cpipc_outputs(cpipc, exported, name, case, image, work):
     path = os.path.join(work, f"{name}.npy")
     np.save(path, image)
     args = [cpipc, "segment", path, "--model", exported, "--device", "cpu", "-o", work, "--json", "--no-npy",
-            "--save-flows", "--cellprob-threshold", str(THRESHOLDS["cellprob_threshold"]),
-            "--flow-threshold", str(THRESHOLDS["flow_threshold"])]
+            "--save-flows", "--cellprob-threshold", str(thresholds(case)["cellprob_threshold"]),
+            "--flow-threshold", str(thresholds(case)["flow_threshold"])]
     if case["diameter"]:
         args += ["--diameter", str(case["diameter"])]
     if image.ndim == 3:
