@@ -7,9 +7,11 @@
 #include <torch/script.h>
 #include <torch/torch.h>
 
+#include <sys/stat.h>
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -276,6 +278,10 @@ TEST(ModelContract, MissingFilesBlobsAndDirectoriesAreRefused) {
   expect_error([&] { (void)model::Model::load(dir.file("empty.pt"), {}); }, Errc::invalid_argument,
                "is not a TorchScript model");
   expect_error([&] { (void)model::Model::load(dir.path().string(), {}); }, Errc::invalid_argument, "is a directory");
+  // A FIFO with no writer would block the loader forever.
+  ASSERT_EQ(::mkfifo(dir.file("fifo.pt").c_str(), 0600), 0);
+  expect_error([&] { (void)model::Model::load(dir.file("fifo.pt"), {}); }, Errc::invalid_argument,
+               "is not a regular file");
 }
 
 TEST(ModelContract, MetadataMustBeThereAndMakeSense) {

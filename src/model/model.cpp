@@ -14,8 +14,8 @@
 
 #include "cpipc/cuda/device.hpp"
 #include "cpipc/error.hpp"
-#include "cpipc/util/memory.hpp"
 #include "cpipc/model/convolution_precision.hpp"
+#include "cpipc/util/memory.hpp"
 
 namespace cpipc::model {
 
@@ -244,6 +244,11 @@ Model Model::load(const std::string& path, Device device, Precision precision) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) throw Error(Errc::not_found, "no model file '" + path + "'");
   if (S_ISDIR(st.st_mode)) throw Error(Errc::invalid_argument, "'" + path + "' is a directory, not a model file");
+  // A FIFO or device would block the loader (or stream forever): only regular files are models.
+  if (!S_ISREG(st.st_mode)) {
+    throw Error(Errc::invalid_argument,
+                "'" + path + "' is not a regular file (a FIFO, socket or device); give the path of a model file");
+  }
   check_model_memory(static_cast<std::uint64_t>(st.st_size), device, precision, util::available_memory(),
                      device.cuda ? cuda::free_memory(device.index) : std::nullopt, path);
   std::ifstream in(path, std::ios::binary);
