@@ -100,35 +100,52 @@ std::pair<float, float> percentiles(const float* values, std::size_t n, float q_
 }
 
 bool normalize_plane(float* plane, int height, int width, const Normalization& norm) {
-  const std::size_t n = static_cast<std::size_t>(height) * static_cast<std::size_t>(width);
-  if (all_equal(plane, n)) return false;  // Cellpose leaves a constant channel as it is
+  return normalize_volume(plane, 1, height, width, norm);
+}
+
+bool normalize_volume(float* data, int depth, int height, int width, const Normalization& norm) {
+  const std::size_t n = static_cast<std::size_t>(depth) * static_cast<std::size_t>(height) * width;
+  if (all_equal(data, n)) return false;  // Cellpose leaves a constant channel as it is
   // normalize99's downsample: above 224^3 pixels the percentiles come from
-  // every (H/224)-th row and (W/224)-th column.
+  // every (Z/50)-th plane, (H/224)-th row and (W/224)-th column.
   std::vector<float> sample;
   if (n > std::size_t{224} * 224 * 224) {
+    const int sz = std::max(1, depth / 50);
     const int sy = std::max(1, height / 224);
     const int sx = std::max(1, width / 224);
-    sample.reserve(static_cast<std::size_t>((height + sy - 1) / sy) * static_cast<std::size_t>((width + sx - 1) / sx));
-    for (int y = 0; y < height; y += sy) {
-      for (int x = 0; x < width; x += sx) sample.push_back(plane[static_cast<std::size_t>(y) * width + x]);
+    sample.reserve(static_cast<std::size_t>((depth + sz - 1) / sz) * ((height + sy - 1) / sy) *
+                   ((width + sx - 1) / sx));
+    for (int z = 0; z < depth; z += sz) {
+      const float* plane = data + static_cast<std::size_t>(z) * height * width;
+      for (int y = 0; y < height; y += sy) {
+        for (int x = 0; x < width; x += sx) sample.push_back(plane[static_cast<std::size_t>(y) * width + x]);
+      }
     }
   }
-  const auto [p_low, p_high] = sample.empty() ? percentiles(plane, n, norm.lower, norm.upper)
+  const auto [p_low, p_high] = sample.empty() ? percentiles(data, n, norm.lower, norm.upper)
                                               : percentiles(sample.data(), sample.size(), norm.lower, norm.upper);
   const float range = p_high - p_low;
   // One pass each way; `1 - t` after the division rounds as Cellpose's two
   // numpy steps do.
   if (!(range > 1e-3f)) {
-    std::fill(plane, plane + n, norm.invert ? 1.0f : 0.0f);
+    std::fill(data, data + n, norm.invert ? 1.0f : 0.0f);
   } else if (norm.invert) {
-    for (std::size_t i = 0; i < n; ++i) plane[i] = 1.0f - (plane[i] - p_low) / range;
+    for (std::size_t i = 0; i < n; ++i) data[i] = 1.0f - (data[i] - p_low) / range;
   } else {
-    for (std::size_t i = 0; i < n; ++i) plane[i] = (plane[i] - p_low) / range;
+    for (std::size_t i = 0; i < n; ++i) data[i] = (data[i] - p_low) / range;
   }
   return true;
 }
 
 namespace {
+
+void check_percentiles(const Normalization& norm) {
+  if (!(norm.lower >= 0.0f && norm.lower < norm.upper && norm.upper <= 100.0f)) {
+    std::ostringstream s;
+    s << "bad normalisation percentiles " << norm.lower << ", " << norm.upper << ": expected 0 <= low < high <= 100";
+    bad(s.str());
+  }
+}
 
 // Calls body(load) where load(i) is the image's element i as float32
 // (numpy's astype(float32)), typed on the image's dtype so that the channel
@@ -226,17 +243,64 @@ NetworkInput network_input(const io::Array& image, const ChannelSpec& spec, int 
     }
   });
   if (norm.enabled) {
-    if (!(norm.lower >= 0.0f && norm.lower < norm.upper && norm.upper <= 100.0f)) {
-      std::ostringstream s;
-      s << "bad normalisation percentiles " << norm.lower << ", " << norm.upper << ": expected 0 <= low < high <= 100";
-      bad(s.str());
-    }
+    check_percentiles(norm);
     for (int k = 0; k < network_channels; ++k) {
       float* p = in.data.data() + k * plane;
       if (!normalize_plane(p, in.height, in.width, norm) && norm.zero_constant) std::fill(p, p + plane, 0.0f);
     }
   }
   return in;
+}
+
+}  // namespace cpipc::model
+
+namespace cpipc::model {
+
+VolumeInput volume_input(const io::Array& stack, const ChannelSpec& spec, int network_channels,
+                         const Normalization& norm) {
+  const ipc::TensorDesc& d = stack.desc;
+  if (d.ndim != 3 && d.ndim != 4) bad("a z-stack is [Z, H, W] or [Z, H, W, C], not " + d.to_string());
+  if (d.shape[0] <= 0) bad("empty z-stack " + d.to_string());
+  if (d.shape[0] > 100'000) bad("z-stack " + d.to_string() + " has too many planes: at most 1e5");
+  if (norm.enabled) check_percentiles(norm);
+  io::Array plane;
+  plane.desc = ipc::TensorDesc::contiguous(d.dtype, std::span(d.shape.begin() + 1, d.shape.begin() + d.ndim));
+  const std::size_t plane_bytes = static_cast<std::size_t>(plane.desc.nbytes());
+  plane.data.resize(plane_bytes);
+  VolumeInput out;
+  out.depth = static_cast<int>(d.shape[0]);
+  Normalization none = norm;
+  none.enabled = false;
+  for (int z = 0; z < out.depth; ++z) {
+    std::memcpy(plane.data.data(), stack.data.data() + static_cast<std::size_t>(z) * plane_bytes, plane_bytes);
+    NetworkInput in;
+    try {
+      in = network_input(plane, spec, network_channels, none);
+    } catch (const Error& e) {
+      throw Error(e.code(), "plane " + std::to_string(z) + ": " + e.what());
+    }
+    if (z == 0) {
+      out.channels = in.channels;
+      out.height = in.height;
+      out.width = in.width;
+      out.data.resize(static_cast<std::size_t>(out.channels) * out.depth * in.data.size() / in.channels);
+    }
+    // [C, H, W] of plane z into [C, Z, H, W].
+    const std::size_t n = static_cast<std::size_t>(in.height) * in.width;
+    for (int k = 0; k < in.channels; ++k) {
+      std::copy_n(in.data.data() + k * n, n, out.data.data() + (static_cast<std::size_t>(k) * out.depth + z) * n);
+    }
+  }
+  if (norm.enabled) {
+    const std::size_t volume = static_cast<std::size_t>(out.depth) * out.height * out.width;
+    for (int k = 0; k < out.channels; ++k) {
+      float* p = out.data.data() + k * volume;
+      if (!normalize_volume(p, out.depth, out.height, out.width, norm) && norm.zero_constant) {
+        std::fill(p, p + volume, 0.0f);
+      }
+    }
+  }
+  return out;
 }
 
 }  // namespace cpipc::model

@@ -14,7 +14,7 @@
 #include "cpipc/model/size_model.hpp"
 #include "cpipc/model/tensor_dynamics.hpp"
 #include "cpipc/model/tiling.hpp"
-#include "cpipc/util/memory.hpp"
+#include "working_set.hpp"
 
 namespace cpipc::model {
 
@@ -27,31 +27,11 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-// Refuses an image whose working set would not fit, with a message instead
-// of an OOM kill half-way. The estimate counts the float copies of the image,
-// the rescaled and padded input, the blended flows and the dynamics' buffers.
-void check_memory(std::int64_t h, std::int64_t w, std::int64_t hr, std::int64_t wr, int channels, Device device) {
-  const double full = static_cast<double>(h) * static_cast<double>(w);
-  const double scaled = static_cast<double>(hr + 64) * static_cast<double>(wr + 64);
-  const double host = full * (8.0 * channels + 64.0) + (device.cuda ? 0.0 : scaled * (8.0 * channels + 32.0));
-  const std::uint64_t available = util::available_memory();
-  if (available > 0 && host > 0.9 * static_cast<double>(available)) {
-    throw Error(Errc::out_of_memory, "image " + std::to_string(h) + "x" + std::to_string(w) + " needs about " +
-                                         util::gib_string(host) + " of memory to segment, more than the " +
-                                         util::gib_string(static_cast<double>(available)) +
-                                         " available; crop or tile it, or segment at a larger --diameter");
-  }
-  if (device.cuda) {
-    if (const std::optional<std::size_t> free_bytes = cuda::free_memory(device.index)) {
-      const double dev = scaled * (8.0 * channels + 32.0) + full * 48.0;
-      if (dev > 0.9 * static_cast<double>(*free_bytes)) {
-        throw Error(Errc::out_of_memory, "image " + std::to_string(h) + "x" + std::to_string(w) + " needs about " +
-                                             util::gib_string(dev) + " of GPU memory, more than the " +
-                                             util::gib_string(static_cast<double>(*free_bytes)) + " free on " +
-                                             device.to_string() + "; crop or tile it, or use --device cpu");
-      }
-    }
-  }
+void check_memory(std::int64_t h, std::int64_t w, std::int64_t hr, std::int64_t wr, int channels,
+                  const Device& device) {
+  detail::check_working_set(static_cast<double>(h) * static_cast<double>(w),
+                            static_cast<double>(hr + 64) * static_cast<double>(wr + 64), channels, device,
+                            "image " + std::to_string(h) + "x" + std::to_string(w));
 }
 
 // Labels to the host: the dynamics ran on the flows' device.
@@ -84,24 +64,9 @@ const char* to_string(Progress::Stage stage) noexcept {
 Segmenter::Segmenter(Model model) : model_(std::move(model)) {}
 
 Segmentation Segmenter::segment(const io::Array& image, const SegmentOptions& options) const {
-  // check_memory refuses what clearly cannot fit; what still runs out on the
-  // way (other processes, fragmentation) is the same typed error, not a crash.
-  const auto oom = [&](const std::string& where) {
-    return Error(Errc::out_of_memory,
-                 "ran out of " + where + " memory segmenting a " + image.desc.to_string() +
-                     " image; free some, crop or tile the image, or segment at a larger --diameter");
-  };
-  try {
-    return run(image, options);
-  } catch (const c10::OutOfMemoryError&) {
-    throw oom(model_.device().to_string());
-  } catch (const std::bad_alloc&) {
-    throw oom("host");
-  } catch (const c10::Error& e) {
-    // LibTorch's CPU allocator reports failure as a plain c10::Error.
-    if (std::string_view(e.what()).find("can't allocate memory") != std::string_view::npos) throw oom("host");
-    throw;
-  }
+  // check_memory refuses what clearly cannot fit; the rest is caught on the way.
+  return detail::with_memory_errors(model_.device(), "a " + image.desc.to_string() + " image",
+                                    [&] { return run(image, options); });
 }
 
 Segmentation Segmenter::run(const io::Array& image, const SegmentOptions& options) const {

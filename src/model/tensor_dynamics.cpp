@@ -13,6 +13,7 @@
 #include <c10/core/impl/DeviceGuardImplInterface.h>
 
 #include "cpipc/dynamics/cuda.hpp"
+#include "cpipc/dynamics/stitch.hpp"
 
 namespace cpipc::model {
 
@@ -88,19 +89,75 @@ TensorLabels resized_masks_from_flows(const at::Tensor& flows, const dynamics::P
   return out;
 }
 
+TensorLabels masks_from_flows_3d(const at::Tensor& flows_in, const dynamics::Params& params) {
+  if (flows_in.dim() != 4 || flows_in.size(0) != 4 || flows_in.scalar_type() != at::kFloat) {
+    throw Error(Errc::invalid_argument, "3-D flows must be float32 [4, Z, Y, X] (dZ, dY, dX, cellprob)");
+  }
+  if (flows_in.size(1) > 100'000 || flows_in.size(2) > 1'000'000 || flows_in.size(3) > 1'000'000) {
+    throw Error(Errc::invalid_argument, "3-D flows larger than 1e5 planes or 1e6 pixels per side");
+  }
+  const at::Tensor flows = flows_in.contiguous();
+  const auto d = static_cast<int>(flows.size(1));
+  const auto h = static_cast<int>(flows.size(2));
+  const auto w = static_cast<int>(flows.size(3));
+  const std::size_t n = static_cast<std::size_t>(d) * static_cast<std::size_t>(h) * static_cast<std::size_t>(w);
+  const float* p = flows.data_ptr<float>();
+  TensorLabels out;
+  if (flows.is_cuda()) {
+    const c10::DeviceGuard guard(flows.device());
+    out.labels = torch::empty({d, h, w}, flows.options().dtype(torch::kInt32));
+    const auto stream = cuda::StreamView::from_native(
+        c10::impl::getDeviceGuardImpl(c10::DeviceType::CUDA)->getStream(flows.device()).native_handle());
+    out.count = dynamics::gpu::masks_from_flows_3d(
+        {p, p + n, p + 2 * n, p + 3 * n, d, h, w},
+        reinterpret_cast<std::uint32_t*>(out.labels.data_ptr<std::int32_t>()), params, stream);
+    return out;
+  }
+  const dynamics::Labels3D labels =
+      dynamics::masks_from_flows_3d({{p, n}, {p + n, n}, {p + 2 * n, n}, {p + 3 * n, n}, d, h, w}, params);
+  out.labels = torch::empty({d, h, w}, torch::TensorOptions().dtype(torch::kInt32));
+  std::memcpy(out.labels.data_ptr<std::int32_t>(), labels.data.data(), n * sizeof(std::int32_t));
+  out.count = labels.count;
+  return out;
+}
+
+TensorLabels resized_masks_from_flows_3d(const at::Tensor& flows, const dynamics::Params& params, std::int64_t depth,
+                                         std::int64_t height, std::int64_t width) {
+  dynamics::Params at_network = params;
+  at_network.min_size = 0;  // Cellpose removes small masks only after the resize
+  const TensorLabels small = masks_from_flows_3d(flows, at_network);
+  const at::Tensor l = small.labels.to(torch::kCPU);
+  const at::Tensor resized = l.index_select(0, nearest_indices(l.size(0), depth))
+                                 .index_select(1, nearest_indices(l.size(1), height))
+                                 .index_select(2, nearest_indices(l.size(2), width))
+                                 .contiguous();
+  std::vector<std::uint32_t> host(static_cast<std::size_t>(resized.numel()));
+  std::memcpy(host.data(), resized.data_ptr<std::int32_t>(), host.size() * sizeof(std::int32_t));
+  TensorLabels out;
+  out.count = dynamics::fill_holes_and_remove_small_masks_3d(host, static_cast<int>(depth), static_cast<int>(height),
+                                                             static_cast<int>(width), params.min_size);
+  out.labels = torch::empty({depth, height, width}, torch::TensorOptions().dtype(torch::kInt32));
+  std::memcpy(out.labels.data_ptr<std::int32_t>(), host.data(), host.size() * sizeof(std::int32_t));
+  out.labels = out.labels.to(flows.device());
+  return out;
+}
+
 void remove_edge_masks(TensorLabels& t) {
   if (t.count == 0 || t.labels.numel() == 0) return;
   const at::Tensor l = t.labels.to(torch::kLong);
-  const std::int64_t h = l.size(0);
-  const std::int64_t w = l.size(1);
-  const at::Tensor border = torch::cat({l.select(0, 0), l.select(0, h - 1), l.select(1, 0), l.select(1, w - 1)});
+  std::vector<at::Tensor> faces;
+  for (std::int64_t dim = 0; dim < l.dim(); ++dim) {
+    faces.push_back(l.select(dim, 0).flatten());
+    faces.push_back(l.select(dim, l.size(dim) - 1).flatten());
+  }
+  const at::Tensor border = torch::cat(faces);
   // Labels that are there (np.unique sees no others) and not on the border.
   at::Tensor keep = torch::bincount(l.flatten(), {}, static_cast<std::int64_t>(t.count) + 1) > 0;
   keep.index_fill_(0, border, false);
   keep.narrow(0, 0, 1).fill_(false);
   // np.unique's renumbering: each kept label becomes its rank among the kept.
   const at::Tensor ids = keep.to(torch::kInt32).cumsum(0, torch::kInt32) * keep;
-  t.labels = ids.index_select(0, l.flatten()).view({h, w}).contiguous();
+  t.labels = ids.index_select(0, l.flatten()).view(l.sizes()).contiguous();
   t.count = static_cast<std::uint32_t>(keep.sum().item<std::int64_t>());
 }
 

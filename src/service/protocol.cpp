@@ -94,6 +94,10 @@ json SubmitRequest::to_json() const {
   if (exclude_on_edges) j["exclude_on_edges"] = *exclude_on_edges;
   if (resample) j["resample"] = *resample;
   if (augment) j["augment"] = *augment;
+  if (do_3d) j["do_3d"] = *do_3d;
+  if (stitch_threshold) j["stitch_threshold"] = *stitch_threshold;
+  if (anisotropy) j["anisotropy"] = *anisotropy;
+  if (flow3d_smooth) j["flow3d_smooth"] = *flow3d_smooth;
   if (timeout_s) j["timeout_s"] = *timeout_s;
   return j;
 }
@@ -108,7 +112,9 @@ SubmitRequest SubmitRequest::from_json(const json& j) {
                                           "channel_axis",   "z_axis",
                                           "normalize",      "norm_percentile",
                                           "invert",         "exclude_on_edges",
-                                          "resample",       "augment"};
+                                          "resample",       "augment",
+                                          "do_3d",          "stitch_threshold",
+                                          "anisotropy",     "flow3d_smooth"};
   const std::string id = usable_id(j);
   const auto bad = [&](const std::string& why) { throw BadMessage(why, id); };
   for (const auto& item : j.items()) {
@@ -167,6 +173,24 @@ SubmitRequest SubmitRequest::from_json(const json& j) {
     }
     r.norm_percentile = std::array<float, 2>{p[0].get<float>(), p[1].get<float>()};
     if (r.normalize == false) bad("\"norm_percentile\" and \"normalize\": false contradict each other");
+  }
+  r.do_3d = optional_bool(j, "do_3d", id);
+  r.stitch_threshold = optional_number<float>(j, "stitch_threshold", id);
+  if (r.stitch_threshold && !(*r.stitch_threshold >= 0 && *r.stitch_threshold <= 1)) {
+    bad("\"stitch_threshold\" must be an IoU in [0, 1] (0 = off)");
+  }
+  if (r.do_3d == true && r.stitch_threshold && *r.stitch_threshold > 0) {
+    bad("\"do_3d\" and \"stitch_threshold\" exclude each other; give one");
+  }
+  r.anisotropy = optional_number<double>(j, "anisotropy", id);
+  if (r.anisotropy && !(*r.anisotropy > 0 && *r.anisotropy <= 1000)) bad("\"anisotropy\" must be in (0, 1000]");
+  if (j.contains("flow3d_smooth") && !j["flow3d_smooth"].is_null()) {
+    const auto& v = j["flow3d_smooth"];
+    const auto sigma = [](const json& x) { return x.is_number() && x.get<double>() >= 0 && x.get<double>() <= 100; };
+    if (!v.is_array() || v.size() != 3 || !sigma(v[0]) || !sigma(v[1]) || !sigma(v[2])) {
+      bad("\"flow3d_smooth\" must be [z, y, x]: three Gaussian sigmas in [0, 100]");
+    }
+    r.flow3d_smooth = std::array<double, 3>{v[0].get<double>(), v[1].get<double>(), v[2].get<double>()};
   }
   r.timeout_s = optional_number<double>(j, "timeout_s", id);
   if (r.timeout_s && !(*r.timeout_s > 0)) bad("\"timeout_s\" must be > 0");

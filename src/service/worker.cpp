@@ -15,6 +15,7 @@
 #include "cpipc/io/labels.hpp"
 #include "cpipc/ipc/reader.hpp"
 #include "cpipc/model/planes.hpp"
+#include "cpipc/model/volume.hpp"
 
 namespace cpipc::service::detail {
 
@@ -221,12 +222,42 @@ ProducerMessage Worker::run(Job& job, const Post& post, const WaitForRoom& wait_
     return fail(codes::bad_image, e.what());
   }
   const bool stack = image.axes.front() == 'Z';
+  const bool in_3d = r.do_3d.value_or(false) || r.stitch_threshold.value_or(0.0f) > 0.0f;
+  if (in_3d && !stack) {
+    return fail(codes::bad_image, std::string(r.do_3d.value_or(false) ? "do_3d" : "stitch_threshold") +
+                                      " needs a z-stack, and the image is " + image.axes +
+                                      "; send a [Z, Y, X] stack (a TIFF with Z, or z_axis)");
+  }
 
   model::Segmentation s;
-  std::optional<model::PlaneSegmentation> planes;
+  // A z-stack's labels, on the host: [Z, H, W], and how many objects.
+  struct StackLabels {
+    std::vector<std::uint32_t> labels;
+    std::int64_t planes = 0, height = 0, width = 0;
+    std::uint64_t objects = 0;
+    bool fits_uint16 = true;
+  };
+  std::optional<StackLabels> planes;
   try {
-    if (stack) {  // until 3-D segmentation exists: plane by plane, labels on the host
-      planes = model::segment_planes(segmenter_, image.array, options_for(job, post));
+    if (stack && in_3d) {
+      model::VolumeOptions v;
+      v.base = options_for(job, post);
+      v.do_3d = r.do_3d.value_or(false);
+      v.stitch_threshold = r.stitch_threshold.value_or(0.0f);
+      v.anisotropy = r.anisotropy.value_or(1.0);
+      v.flow3d_smooth = r.flow3d_smooth.value_or(std::array<double, 3>{0.0, 0.0, 0.0});
+      model::VolumeSegmentation vs = model::segment_volume(segmenter_, image.array, v);
+      planes = StackLabels{std::move(vs.labels), vs.depth, vs.height, vs.width, vs.count, vs.fits_uint16()};
+      s.diameter = vs.diameter;
+      s.tiles = vs.tiles;
+      s.timings = vs.timings;
+    } else if (stack) {  // plane by plane, each plane's labels from 1, as Cellpose without do_3D or stitching
+      model::PlaneSegmentation ps = model::segment_planes(segmenter_, image.array, options_for(job, post));
+      planes = StackLabels{std::move(ps.labels), ps.planes, ps.height, ps.width, ps.objects(), ps.fits_uint16()};
+      s.diameter = ps.first.diameter;
+      s.diameter_estimated = ps.first.diameter_estimated;
+      s.tiles = ps.first.tiles;
+      s.timings = ps.first.timings;
     } else {
       s = segmenter_.segment(image.array, options_for(job, post));
     }
@@ -248,10 +279,10 @@ ProducerMessage Worker::run(Job& job, const Post& post, const WaitForRoom& wait_
   std::uint64_t objects = 0;
   if (planes) {
     shape = {planes->planes, planes->height, planes->width};
-    objects = planes->objects();
+    objects = planes->objects;
     if (device_stream_) {
       // The stack's labels go to the device once, for its device view.
-      desc = ipc::TensorDesc::contiguous(planes->fits_uint16() ? ipc::kUInt16 : ipc::kUInt32, shape);
+      desc = ipc::TensorDesc::contiguous(planes->fits_uint16 ? ipc::kUInt16 : ipc::kUInt32, shape);
       const model::Device d = segmenter_.model().device();
       s.device_labels = at::from_blob(planes->labels.data(), {static_cast<std::int64_t>(planes->labels.size())},
                                       at::TensorOptions().dtype(at::kInt))
@@ -262,10 +293,6 @@ ProducerMessage Worker::run(Job& job, const Post& post, const WaitForRoom& wait_
       desc = host->desc;
     }
     planes->labels = {};
-    s.diameter = planes->first.diameter;
-    s.diameter_estimated = planes->first.diameter_estimated;
-    s.tiles = planes->first.tiles;
-    s.timings = planes->first.timings;
   } else {
     shape = {s.masks.height, s.masks.width};
     objects = s.masks.count;

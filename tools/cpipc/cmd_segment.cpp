@@ -26,12 +26,14 @@
 #include "cpipc/io/tiff.hpp"
 #include "cpipc/model/planes.hpp"
 #include "cpipc/model/segmenter.hpp"
+#include "cpipc/model/volume.hpp"
 #include "cpipc/service/protocol.hpp"
 #include "folder_inputs.hpp"
 #include "image_options.hpp"
 #include "number_checks.hpp"
 #include "progress.hpp"
 #include "torch_commands.hpp"
+#include "volume_flags.hpp"
 
 namespace cpipc::cli {
 
@@ -62,6 +64,7 @@ struct SegmentArgs {
   FolderQuery folder;
   CellposeFlags cellpose;
   ImageFlags image;
+  VolumeFlags volume;
   bool dry_run = false;
 };
 
@@ -122,6 +125,10 @@ nlohmann::json settings_json(const SegmentArgs& a) {
   j["diameter"] = a.diameter ? nlohmann::json(*a.diameter) : nlohmann::json();  // null: the model's; 0: estimated
   j["channel_axis"] = a.axes.channel_axis ? nlohmann::json(*a.axes.channel_axis) : nlohmann::json();
   j["z_axis"] = a.axes.z_axis ? nlohmann::json(*a.axes.z_axis) : nlohmann::json();
+  j["do_3d"] = a.volume.do_3d;
+  j["stitch_threshold"] = a.volume.stitch_threshold;
+  j["anisotropy"] = a.volume.anisotropy;
+  j["flow3d_smooth"] = a.volume.smooth_sigmas();
   return j;
 }
 
@@ -177,13 +184,14 @@ Written save_outputs(const SegmentArgs& a, const fs::path& dir, const std::strin
 // A z-stack's masks: one [Z, H, W] TIFF (uint16 while every plane's labels
 // fit, as Cellpose saves), ImageJ-readable; Cellpose writes no outlines text
 // for a stack either.
-std::string save_stack_masks(const fs::path& dir, const std::string& stem, const model::PlaneSegmentation& s) {
+std::string save_stack_masks(const fs::path& dir, const std::string& stem, std::span<const std::uint32_t> labels,
+                             std::int64_t planes, std::int64_t height, std::int64_t width) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) throw Error(Errc::io, "cannot create output directory '" + dir.string() + "': " + ec.message());
   // uint16 while every label fits (a plane's labels start at 1), as Cellpose.
-  io::Array masks = io::narrow_labels(s.labels, s.planes * s.height, s.width);
-  const std::int64_t shape[3] = {s.planes, s.height, s.width};
+  io::Array masks = io::narrow_labels(labels, planes * height, width);
+  const std::int64_t shape[3] = {planes, height, width};
   masks.desc = ipc::TensorDesc::contiguous(masks.desc.dtype, shape);
   const std::string path = (dir / (stem + "_cp_masks.tif")).string();
   io::write_tiff(path, masks.view(), "ZYX");
@@ -225,6 +233,7 @@ void run_segment(SegmentArgs a) {
   a.files.outlines_txt = a.outlines;
   a.files.png = a.save_png || !a.files.tif;  // Cellpose: --save_tif alone writes the TIFF alone
   a.options.keep_flows = a.save_flows || a.files.seg_npy;
+  (void)a.volume.smooth_sigmas();  // a bad --flow3d-smooth fails before the model loads
   if (a.dry_run) {
     std::printf("%s\n", nlohmann::json{{"dry_run", settings_json(a)}}.dump().c_str());
     return;
@@ -274,8 +283,16 @@ void run_segment(SegmentArgs a) {
   a.options.progress = [&](const model::Progress& p) {  // the tiles of the current image
     if (p.stage != model::Progress::Stage::network || p.tiles_total == 0) return;
     const std::lock_guard lock(console);
-    bar.update(current, current_name + "  tiles " + std::to_string(p.tiles_done) + "/" + std::to_string(p.tiles_total));
+    bar.update(current, current_name + (a.volume.any() ? "  planes " : "  tiles ") + std::to_string(p.tiles_done) +
+                            "/" + std::to_string(p.tiles_total));
   };
+  model::VolumeOptions volume;
+  volume.base = a.options;
+  volume.base.keep_flows = a.save_flows;  // no _seg.npy for a stack
+  volume.do_3d = a.volume.do_3d;
+  volume.stitch_threshold = a.volume.stitch_threshold;
+  volume.anisotropy = a.volume.anisotropy;
+  volume.flow3d_smooth = a.volume.smooth_sigmas();
   const auto report_failure = [&](const std::string& path, const Error& e) {  // with `console` held
     bar.clear();
     failed.insert(path);
@@ -342,7 +359,8 @@ void run_segment(SegmentArgs a) {
                                           const std::string& axes, const model::PlaneSegmentation& s) {
     try {
       const fs::path dir = a.output_dir.empty() ? fs::path(path).parent_path() : fs::path(a.output_dir);
-      const std::string masks = save_stack_masks(dir.empty() ? fs::path(".") : dir, frame_stem(path, k, frames), s);
+      const std::string masks = save_stack_masks(dir.empty() ? fs::path(".") : dir, frame_stem(path, k, frames),
+                                                 s.labels, s.planes, s.height, s.width);
       const model::Segmentation& f = s.first;
       const std::lock_guard lock(console);
       bar.clear();
@@ -376,6 +394,64 @@ void run_segment(SegmentArgs a) {
       report_failure(path, e);
     }
   };
+  const auto write_and_report_volume = [&](const std::string& path, std::size_t k, std::size_t frames,
+                                           const std::string& axes, const model::VolumeSegmentation& s) {
+    try {
+      const fs::path dir0 = a.output_dir.empty() ? fs::path(path).parent_path() : fs::path(a.output_dir);
+      const fs::path dir = dir0.empty() ? fs::path(".") : dir0;
+      const std::string stem = frame_stem(path, k, frames);
+      const std::string masks = save_stack_masks(dir, stem, s.labels, s.depth, s.height, s.width);
+      std::string flows;
+      if (a.save_flows && !s.flows.empty()) {
+        io::Array f;
+        const std::int64_t shape[4] = {4, s.depth, s.height, s.width};
+        f.desc = ipc::TensorDesc::contiguous(ipc::kFloat32, shape);
+        f.data.resize(f.desc.nbytes());
+        std::memcpy(f.data.data(), s.flows.data(), f.data.size());
+        flows = (dir / (stem + "_flows.npy")).string();
+        io::write_array(flows, f.view());
+      }
+      const char* mode = a.volume.do_3d ? "3-D" : "stitched";
+      const std::lock_guard lock(console);
+      bar.clear();
+      objects += s.count;
+      if (a.json) {
+        nlohmann::json j{{"image", path},
+                         {"frame", k},
+                         {"axes", axes},
+                         {"planes", s.depth},
+                         {"objects", s.count},
+                         {"shape", {s.depth, s.height, s.width}},
+                         {"masks", masks},
+                         {"mode", mode},
+                         {"diameter", s.diameter},
+                         {"diameter_estimated", false},
+                         {"rescale", s.rescale},
+                         {"niter", s.niter},
+                         {"tiles", s.tiles},
+                         {"device", segmenter.model().device().to_string()},
+                         {"precision", model::to_string(segmenter.model().precision())},
+                         {"timings_s", service::to_json(service::Timings{s.timings.preprocess_s, s.timings.network_s,
+                                                                         s.timings.dynamics_s, s.timings.total_s})}};
+        if (!flows.empty()) j["flows"] = flows;
+        std::printf("%s\n", j.dump().c_str());
+      } else {
+        const std::string page = frames > 1 ? " [" + std::to_string(k) + "]" : "";
+        std::printf(
+            "%s%s: z-stack of %lld planes (%s), segmented %s: %u objects in %lld x %lld x %lld at diameter %.2f px; "
+            "network %.3f s, dynamics %.3f s, total %.3f s -> %s\n",
+            path.c_str(), page.c_str(), static_cast<long long>(s.depth), axes.c_str(),
+            a.volume.do_3d ? "in 3-D" : "per plane and stitched", s.count, static_cast<long long>(s.depth),
+            static_cast<long long>(s.height), static_cast<long long>(s.width), s.diameter, s.timings.network_s,
+            s.timings.dynamics_s, s.timings.total_s, masks.c_str());
+      }
+      std::fflush(stdout);
+      bar.redraw();
+    } catch (const Error& e) {
+      const std::lock_guard lock(console);
+      report_failure(path, e);
+    }
+  };
   // Declared last: destroyed (waited for) first, before what they use.
   std::future<void> writing;
   const auto finish_writing = [&] {
@@ -401,7 +477,20 @@ void run_segment(SegmentArgs a) {
       const std::size_t n = file.frames.size();
       for (std::size_t k = 0; k < n; ++k) {
         const io::Image& image = file.frames[k];
-        if (image.axes.front() == 'Z') {  // until 3-D segmentation exists: plane by plane
+        if (image.axes.front() == 'Z' && a.volume.any()) {
+          model::VolumeSegmentation s = model::segment_volume(segmenter, image.array, volume);
+          finish_writing();
+          writing =
+              std::async(std::launch::async, [&write_and_report_volume, path, k, n, axes = image.axes,
+                                              s = std::move(s)] { write_and_report_volume(path, k, n, axes, s); });
+          continue;
+        }
+        if (a.volume.any()) {
+          throw Error(Errc::invalid_argument, std::string(a.volume.do_3d ? "--do-3d" : "--stitch-threshold") +
+                                                  " needs a z-stack, and '" + path + "' is " + image.axes +
+                                                  "; give a [Z, Y, X] stack (a TIFF with Z, or --z-axis)");
+        }
+        if (image.axes.front() == 'Z') {  // without 3-D options: plane by plane, as Cellpose
           model::PlaneSegmentation s = model::segment_planes(segmenter, image.array, a.options);
           finish_writing();
           writing = std::async(std::launch::async, [&write_and_report_stack, path, k, n, axes = image.axes,
@@ -498,6 +587,7 @@ void register_segment(CLI::App& app) {
   cmd->add_option("--batch-size,--batch_size", a->options.batch_size, "Tiles per forward (8)")
       ->check(CLI::Range(1, 1024));
   add_image_options(*cmd, a->image);
+  add_volume_options(*cmd, a->volume);
   cmd->add_flag("!--no-outlines", a->outlines, "Do not write <stem>_cp_outlines.txt");
   cmd->add_flag("--save-flows", a->save_flows, "Also write <stem>_flows.npy (float32 [3, H, W]: dY, dX, cellprob)");
   add_cellpose_file_options(*cmd, a->files, a->save_png);
@@ -507,7 +597,8 @@ void register_segment(CLI::App& app) {
   cmd->footer(
       "Cellpose's spellings are accepted too: --dir, --img_filter, --look_one_level_down, --mask_filter,\n"
       "--pretrained_model, --savedir, --flow_threshold, --cellprob_threshold, --min_size, --batch_size,\n"
-      "--channel_axis, --z_axis, --no_norm, --norm_percentile, --exclude_on_edges, --no_resample, --chan/--chan2 (for\n"
+      "--channel_axis, --z_axis, --do_3D, --stitch_threshold, --flow3D_smooth, --no_norm, --norm_percentile, "
+      "--exclude_on_edges, --no_resample, --chan/--chan2 (for\n"
       "--channels), --use_gpu [--gpu_device N] (for --device cuda[:N]), --image_path, --save_png, --save_tif,\n"
       "--save_rois, --save_outlines, --no_npy; --save_txt and --verbose change nothing (cpipc writes the outlines\n"
       "text unless --no-outlines, and reports each image, anyway).\n"

@@ -14,6 +14,7 @@
 #include "cpipc/service/client.hpp"
 #include "image_options.hpp"
 #include "number_checks.hpp"
+#include "volume_flags.hpp"
 
 namespace cpipc::cli {
 
@@ -31,6 +32,7 @@ struct SubmitArgs {
   std::string save_dir;
   bool json = false;
   ImageFlags image;
+  VolumeFlags volume;
 };
 
 void run_submit(SubmitArgs a) {
@@ -53,6 +55,10 @@ void run_submit(SubmitArgs a) {
   if (f.exclude_on_edges) a.params.exclude_on_edges = true;
   if (f.no_resample) a.params.resample = false;
   if (f.augment) a.params.augment = true;
+  if (a.volume.do_3d) a.params.do_3d = true;
+  if (a.volume.stitch_threshold > 0.0f) a.params.stitch_threshold = a.volume.stitch_threshold;
+  if (a.volume.anisotropy != 1.0) a.params.anisotropy = a.volume.anisotropy;
+  if (!a.volume.flow3d_smooth.empty()) a.params.flow3d_smooth = a.volume.smooth_sigmas();
   const std::string socket = a.socket.empty() ? service::default_socket_path(a.name) : a.socket;
   service::Client client = service::Client::connect(socket);
   const bool tty = ::isatty(STDERR_FILENO) == 1 && !a.json;
@@ -135,6 +141,7 @@ void register_submit(CLI::App& app) {
   cmd->add_option("--min-size,--min_size", a->params.min_size, "Remove masks smaller than this, pixels");
   cmd->add_option("--niter", a->params.niter, "Flow-following steps (0 = automatic)")->check(non_negative());
   add_image_options(*cmd, a->image);
+  add_volume_options(*cmd, a->volume);
   cmd->add_option("--timeout", a->timeout_s, "Give up on an image after this many seconds")->check(non_negative());
   cmd->add_option("--save", a->save_dir, "Also write <stem>_cp_masks.png and _cp_outlines.txt here");
   cmd->add_flag("--json", a->json, "One JSON object per image (the producer's result message)");

@@ -69,5 +69,24 @@ struct NetworkInput {
 // subsampling above 224^3 pixels). Returns false if the plane was constant
 // and left untouched (all zero after), true otherwise.
 bool normalize_plane(float* plane, int height, int width, const Normalization& norm);
+// The same over a [depth, height, width] volume (normalize99 of a 3-D array:
+// one pair of percentiles for the whole stack).
+bool normalize_volume(float* data, int depth, int height, int width, const Normalization& norm);
+
+// A z-stack as network input: [channels, depth, height, width] float32.
+struct VolumeInput {
+  int channels = 0;
+  int depth = 0;
+  int height = 0;
+  int width = 0;
+  std::vector<float> data;
+};
+
+// A z-stack ([Z, H, W] or [Z, H, W, C]) as the network's input volume: the
+// channels of each plane chosen as network_input chooses them, then each
+// channel normalised over the whole stack, as Cellpose's norm3D (on for
+// do_3D and for stitching). Throws what network_input throws, naming the plane.
+[[nodiscard]] VolumeInput volume_input(const io::Array& stack, const ChannelSpec& channels, int network_channels,
+                                       const Normalization& norm = {});
 
 }  // namespace cpipc::model

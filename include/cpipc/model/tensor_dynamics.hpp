@@ -28,9 +28,21 @@ struct TensorLabels {
 [[nodiscard]] TensorLabels resized_masks_from_flows(const at::Tensor& flows, const dynamics::Params& params,
                                                     std::int64_t height, std::int64_t width);
 
+// 3-D: `flows` is float32 [4, Z, Y, X] (dZ, dY, dX, cellprob logit); labels
+// int32 [Z, Y, X] on the flows' device. params.flow_threshold is ignored
+// (Cellpose has no flow-error QC in 3-D).
+[[nodiscard]] TensorLabels masks_from_flows_3d(const at::Tensor& flows, const dynamics::Params& params = {});
+
+// 3-D resample=False: masks at the flows' size, resized to depth x height x
+// width by nearest neighbour, then holes filled and small masks removed
+// there (Cellpose's resize_and_compute_masks in 3-D).
+[[nodiscard]] TensorLabels resized_masks_from_flows_3d(const at::Tensor& flows, const dynamics::Params& params,
+                                                       std::int64_t depth, std::int64_t height, std::int64_t width);
+
 // Cellpose's utils.remove_edge_masks (its CLI's --exclude_on_edges): masks
-// with a pixel on the image's border become background, the others are
-// renumbered 1..n in their order. On the labels' device.
+// with a pixel on the image's border (any face of a [Z, Y, X] volume) become
+// background, the others are renumbered 1..n in their order. On the labels'
+// device.
 void remove_edge_masks(TensorLabels& labels);
 
 }  // namespace cpipc::model

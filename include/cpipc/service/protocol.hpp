@@ -22,7 +22,8 @@ namespace cpipc::service {
 // 2: timings_s says "total" (was "segment"), error codes gained "forbidden".
 // 4: submit takes normalize, norm_percentile, invert, exclude_on_edges, resample
 //    and augment.
-inline constexpr int kProtocolVersion = 4;
+// 5: submit takes do_3d, stitch_threshold, anisotropy and flow3d_smooth (3-D).
+inline constexpr int kProtocolVersion = 5;
 // A message larger than this is refused and the connection closed: a length
 // prefix cannot be trusted past a bad message.
 inline constexpr std::uint32_t kMaxMessageBytes = 1u << 20;
@@ -66,7 +67,12 @@ struct SubmitRequest {
   std::optional<bool> exclude_on_edges;  // drop masks touching the border
   std::optional<bool> resample;          // false: dynamics at the rescaled size (Cellpose's resample)
   std::optional<bool> augment;           // Cellpose's test-time augmentation of the tiles
-  std::optional<double> timeout_s;       // from acceptance to result; none = no limit
+  // A z-stack in 3-D (Cellpose's do_3D), or its planes stitched by IoU.
+  std::optional<bool> do_3d;
+  std::optional<float> stitch_threshold;               // (0, 1]; excludes do_3d
+  std::optional<double> anisotropy;                    // Z spacing / XY spacing, with do_3d
+  std::optional<std::array<double, 3>> flow3d_smooth;  // Gaussian sigma (Z, Y, X) of the 3-D flows
+  std::optional<double> timeout_s;                     // from acceptance to result; none = no limit
 
   [[nodiscard]] nlohmann::json to_json() const;
   // Parses and validates a "submit" message. Throws BadMessage whose message
