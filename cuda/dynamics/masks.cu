@@ -16,20 +16,11 @@
 #include "../runtime/check.cuh"
 #include "cpipc/dynamics/cuda.hpp"
 #include "cpipc/error.hpp"
+#include "masks_detail.cuh"
 
 namespace cpipc::dynamics::gpu {
 
 namespace {
-
-using cpipc::cuda::DeviceBuffer;
-
-constexpr int kPad = 20;
-constexpr int kPatch = 11;
-constexpr unsigned kThreads = 256;
-
-unsigned blocks_for(std::size_t n) { return static_cast<unsigned>((n + kThreads - 1) / kThreads); }
-
-void check_launch() { CPIPC_CUDA_TRY(cudaGetLastError()); }
 
 // ---- flow following --------------------------------------------------------
 
@@ -43,12 +34,6 @@ __global__ void make_field(const float* dy, const float* dx, const float* cp, fl
   fx[k] = (fg ? dx[i] : 0.0f) / 5.0f * sx;
   fy[k] = (fg ? dy[i] : 0.0f) / 5.0f * sy;
 }
-
-struct IsForeground {
-  const float* cp;
-  float thr;
-  __device__ bool operator()(std::int64_t i) const { return cp[i] > thr; }
-};
 
 __global__ void follow(const std::int64_t* pixels, std::int64_t n, const float* fx, const float* fy, int h, int w,
                        float lx, float ly, int niter, std::int32_t* bin, std::int32_t* hist) {
@@ -107,11 +92,6 @@ __global__ void mark_peaks(const std::int32_t* hist, int hp, int wp, std::uint8_
   peak[i] = is;
 }
 
-struct IsPeak {
-  const std::uint8_t* peak;
-  __device__ bool operator()(std::int32_t i) const { return peak[i] != 0; }
-};
-
 // One block per seed: grow in the 11 x 11 patch, then paint; a later (stronger)
 // seed wins where regions overlap, as Cellpose's scatter_reduce amax.
 __global__ void grow_and_paint(const std::int32_t* seeds, const std::int32_t* hist, int wp, std::uint32_t* painted) {
@@ -143,28 +123,7 @@ __global__ void grow_and_paint(const std::int32_t* seeds, const std::int32_t* hi
   if (mine && region[t]) atomicMax(painted + g, static_cast<std::uint32_t>(s + 1));
 }
 
-__global__ void take_labels(const std::int64_t* pixels, const std::int32_t* bin, std::int64_t n,
-                            const std::uint32_t* painted, std::uint32_t* labels) {
-  const std::int64_t k = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
-  if (k < n) labels[pixels[k]] = painted[bin[k]];
-}
-
 // ---- per-label tables ----------------------------------------------------------
-
-__global__ void count_labels(const std::uint32_t* labels, std::int64_t n, unsigned long long* sizes,
-                             std::uint32_t* first) {
-  const std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
-  if (i >= n) return;
-  const std::uint32_t l = labels[i];
-  if (!l) return;
-  atomicAdd(sizes + l, 1ull);
-  atomicMin(first + l, static_cast<std::uint32_t>(i));
-}
-
-__global__ void apply_map(std::uint32_t* labels, std::int64_t n, const std::uint32_t* map) {
-  const std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
-  if (i < n && labels[i]) labels[i] = map[labels[i]];
-}
 
 __global__ void boxes_kernel(const std::uint32_t* labels, int h, int w, int* y0, int* y1, int* x0, int* x1) {
   const std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
@@ -176,40 +135,6 @@ __global__ void boxes_kernel(const std::uint32_t* labels, int h, int w, int* y0,
   atomicMax(y1 + l, y + 1);
   atomicMin(x0 + l, x);
   atomicMax(x1 + l, x + 1);
-}
-
-struct Tables {
-  std::vector<unsigned long long> sizes;  // by label, [0] unused
-  std::vector<std::uint32_t> first;       // first raster index, 0xffffffff if absent
-};
-
-Tables tables(const std::uint32_t* labels, std::int64_t n, std::uint32_t max_label, cudaStream_t s) {
-  DeviceBuffer<unsigned long long> sizes(max_label + 1, s);
-  DeviceBuffer<std::uint32_t> first(max_label + 1, s);
-  sizes.zero(s);
-  first.fill_bytes(0xff, s);
-  count_labels<<<blocks_for(n), kThreads, 0, s>>>(labels, n, sizes.get(), first.get());
-  check_launch();
-  return {sizes.download(s), first.download(s)};
-}
-
-// Drops the labels marked in `drop` and renumbers the rest 1..N by first
-// appearance in raster order. Returns N.
-std::uint32_t relabel(std::uint32_t* labels, std::int64_t n, const Tables& t, const std::vector<bool>& drop,
-                      cudaStream_t s) {
-  std::vector<std::pair<std::uint32_t, std::uint32_t>> order;  // (first index, label)
-  for (std::uint32_t l = 1; l < t.first.size(); ++l) {
-    if (t.first[l] != 0xffffffffu && !(l < drop.size() && drop[l])) order.emplace_back(t.first[l], l);
-  }
-  std::sort(order.begin(), order.end());
-  std::vector<std::uint32_t> map(t.first.size(), 0);
-  for (std::size_t r = 0; r < order.size(); ++r) map[order[r].second] = static_cast<std::uint32_t>(r + 1);
-  DeviceBuffer<std::uint32_t> dmap(map.size(), s);
-  dmap.upload(map, s);
-  apply_map<<<blocks_for(n), kThreads, 0, s>>>(labels, n, dmap.get());
-  check_launch();
-  CPIPC_CUDA_TRY(cudaStreamSynchronize(s));
-  return static_cast<std::uint32_t>(order.size());
 }
 
 struct Boxes {
@@ -399,18 +324,6 @@ __global__ void fill_label_holes(const std::uint32_t* labels, int w, const int* 
   }
 }
 
-__global__ void apply_claims(std::uint32_t* labels, std::int64_t n, const unsigned long long* claim) {
-  const std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
-  if (i < n && claim[i]) labels[i] = static_cast<std::uint32_t>(claim[i] & 0xffffffffull);
-}
-
-std::uint32_t remove_small(std::uint32_t* labels, std::int64_t n, std::uint32_t count, int min_size, cudaStream_t s) {
-  const Tables t = tables(labels, n, count, s);
-  std::vector<bool> drop(count + 1, false);
-  for (std::uint32_t l = 1; l <= count; ++l) drop[l] = t.sizes[l] < static_cast<unsigned long long>(min_size);
-  return relabel(labels, n, t, drop, s);
-}
-
 std::uint32_t fill_holes_and_remove_small(std::uint32_t* labels, int h, int w, std::uint32_t count, int min_size,
                                           cudaStream_t s) {
   const std::int64_t n = static_cast<std::int64_t>(h) * w;
@@ -445,29 +358,17 @@ std::uint32_t fill_holes_and_remove_small(std::uint32_t* labels, int h, int w, s
   return relabel(labels, n, t, {}, s);
 }
 
-struct AnyNonFinite {
-  __device__ bool operator()(float v) const { return !isfinite(v); }
-};
-
 }  // namespace
 
 std::uint32_t masks_from_flows(const DeviceFlows& f, std::uint32_t* labels, const Params& p, cuda::StreamView stream) {
   const cudaStream_t s = stream.value();
   const int h = f.height, w = f.width;
   if (h < 0 || w < 0) throw Error(Errc::invalid_argument, "negative image size");
-  if (p.niter < 0 || !(p.max_size_fraction > 0) || !std::isfinite(p.flow_threshold) || p.flow_threshold < 0 ||
-      !std::isfinite(p.cellprob_threshold)) {
-    throw Error(Errc::invalid_argument,
-                "bad dynamics parameters (niter >= 0, max_size_fraction > 0, finite thresholds)");
-  }
+  check_params(p);
   const std::int64_t n = static_cast<std::int64_t>(h) * w;
   if (n == 0) return 0;
   const auto policy = thrust::cuda::par.on(s);
-  for (const float* plane : {f.dy, f.dx, f.cellprob}) {
-    if (thrust::any_of(policy, plane, plane + n, AnyNonFinite{})) {
-      throw Error(Errc::invalid_argument, "flows hold NaN or infinite values; check the network's output");
-    }
-  }
+  check_finite({f.dy, f.dx, f.cellprob}, n, s);
   CPIPC_CUDA_TRY(cudaMemsetAsync(labels, 0, n * sizeof(std::uint32_t), s));
 
   // Foreground pixels, raster order.
@@ -506,14 +407,7 @@ std::uint32_t masks_from_flows(const DeviceFlows& f, std::uint32_t* labels, cons
                   seeds.get();
   if (ns == 0) return 0;
   std::vector<std::int32_t> seed_list = seeds.download(s, ns);
-  const std::vector<std::int32_t> counts = hist.download(s);
-  struct Keyed {
-    std::int32_t count, seed;
-  };
-  std::vector<Keyed> keyed(ns);
-  for (std::int64_t i = 0; i < ns; ++i) keyed[i] = {counts[seed_list[i]], seed_list[i]};
-  std::sort(keyed.begin(), keyed.end(), [](const Keyed& a, const Keyed& b) { return a.count < b.count; });
-  for (std::int64_t i = 0; i < ns; ++i) seed_list[i] = keyed[i].seed;
+  sort_seeds_by_count(seed_list, hist.get(), s);
   seeds.upload(seed_list, s);
 
   DeviceBuffer<std::uint32_t> painted(hist.size(), s);

@@ -15,6 +15,10 @@ std::uint32_t masks_from_flows(const DeviceFlows&, std::uint32_t*, const Params&
 
 Labels masks_from_flows_via_device(const Flows&, const Params&) { no_cuda(); }
 
+std::uint32_t masks_from_flows_3d(const DeviceFlows3D&, std::uint32_t*, const Params&, cuda::StreamView) { no_cuda(); }
+
+Labels3D masks_from_flows_3d_via_device(const Flows3D&, const Params&) { no_cuda(); }
+
 bool available(std::string* why) noexcept {
   if (why) *why = "this cpipc was built without CUDA";
   return false;

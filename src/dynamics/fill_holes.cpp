@@ -20,70 +20,84 @@ void remove_small(Labels& labels, int min_size) {
   renumber(labels);
 }
 
-// Fills the holes of label `l` inside its bounding box: pixels not of `l`
-// that background flood fill (4-connected) from the box's border cannot
-// reach. Like fill_voids, this also claims other labels enclosed by `l`.
-// With `sizes`, keeps them up to date and sets `claimed` when a pixel of
-// another label is taken.
-void fill_holes(Labels& labels, const detail::Box& b, std::uint32_t l, std::vector<std::uint8_t>& reach,
-                std::vector<int>& stack, std::vector<std::int64_t>* sizes = nullptr, bool* claimed = nullptr) {
-  const int bh = b.y1 - b.y0;
-  const int bw = b.x1 - b.x0;
-  const int w = labels.width;
-  reach.assign(static_cast<std::size_t>(bh) * bw, 0);
+// A plane's box as a volume's.
+detail::Box3 box3(const detail::Box& b) { return {0, 1, b.y0, b.y1, b.x0, b.x1}; }
+
+}  // namespace
+
+namespace detail {
+
+void fill_holes(std::uint32_t* data, int height, int width, const Box3& b, std::uint32_t l, bool volume,
+                std::vector<std::uint8_t>& reach, std::vector<std::int64_t>& stack, std::vector<std::int64_t>* sizes,
+                bool* claimed) {
+  const int bd = b.z1 - b.z0, bh = b.y1 - b.y0, bw = b.x1 - b.x0;
+  const std::int64_t plane = static_cast<std::int64_t>(bh) * bw;
+  reach.assign(static_cast<std::size_t>(plane * bd), 0);
   stack.clear();
-  const auto is_l = [&](int y, int x) { return labels.data[static_cast<std::size_t>(b.y0 + y) * w + (b.x0 + x)] == l; };
-  const auto seed = [&](int y, int x) {
-    const int i = y * bw + x;
-    if (!reach[static_cast<std::size_t>(i)] && !is_l(y, x)) {
+  const auto at = [&](int z, int y, int x) -> std::uint32_t& {
+    return data[(static_cast<std::size_t>(b.z0 + z) * height + (b.y0 + y)) * width + (b.x0 + x)];
+  };
+  const auto seed = [&](int z, int y, int x) {
+    const std::int64_t i = z * plane + static_cast<std::int64_t>(y) * bw + x;
+    if (!reach[static_cast<std::size_t>(i)] && at(z, y, x) != l) {
       reach[static_cast<std::size_t>(i)] = 1;
       stack.push_back(i);
     }
   };
-  for (int x = 0; x < bw; ++x) {
-    seed(0, x);
-    seed(bh - 1, x);
-  }
-  for (int y = 0; y < bh; ++y) {
-    seed(y, 0);
-    seed(y, bw - 1);
+  for (int z = 0; z < bd; ++z) {
+    const bool face = volume && (z == 0 || z == bd - 1);
+    for (int y = 0; y < bh; ++y) {
+      if (face || y == 0 || y == bh - 1) {
+        for (int x = 0; x < bw; ++x) seed(z, y, x);
+      } else {
+        seed(z, y, 0);
+        seed(z, y, bw - 1);
+      }
+    }
   }
   while (!stack.empty()) {
-    const int i = stack.back();
+    const std::int64_t i = stack.back();
     stack.pop_back();
-    const int y = i / bw;
-    const int x = i % bw;
-    if (y > 0) seed(y - 1, x);
-    if (y + 1 < bh) seed(y + 1, x);
-    if (x > 0) seed(y, x - 1);
-    if (x + 1 < bw) seed(y, x + 1);
+    const int z = static_cast<int>(i / plane);
+    const int y = static_cast<int>(i % plane / bw);
+    const int x = static_cast<int>(i % bw);
+    if (z > 0) seed(z - 1, y, x);
+    if (z + 1 < bd) seed(z + 1, y, x);
+    if (y > 0) seed(z, y - 1, x);
+    if (y + 1 < bh) seed(z, y + 1, x);
+    if (x > 0) seed(z, y, x - 1);
+    if (x + 1 < bw) seed(z, y, x + 1);
   }
-  for (int y = 0; y < bh; ++y) {
-    for (int x = 0; x < bw; ++x) {
-      if (reach[static_cast<std::size_t>(y) * bw + x]) continue;
-      std::uint32_t& v = labels.data[static_cast<std::size_t>(b.y0 + y) * w + (b.x0 + x)];
-      if (sizes && v != l) {
-        ++(*sizes)[l];
-        if (v != 0) {
-          --(*sizes)[v];
-          *claimed = true;
+  for (int z = 0; z < bd; ++z) {
+    for (int y = 0; y < bh; ++y) {
+      for (int x = 0; x < bw; ++x) {
+        if (reach[static_cast<std::size_t>(z * plane + static_cast<std::int64_t>(y) * bw + x)]) continue;
+        std::uint32_t& v = at(z, y, x);
+        if (sizes && v != l) {
+          ++(*sizes)[l];
+          if (v != 0) {
+            --(*sizes)[v];
+            *claimed = true;
+          }
         }
+        v = l;
       }
-      v = l;
     }
   }
 }
 
-}  // namespace
+}  // namespace detail
 
 void fill_holes_and_remove_small_masks(Labels& labels, int min_size) {
   if (min_size > 0) remove_small(labels, min_size);
   // Boxes are taken once, before any filling, as Cellpose's find_objects.
   const std::vector<detail::Box> boxes = detail::bounding_boxes(labels.data, labels.height, labels.width, labels.count);
   std::vector<std::uint8_t> reach;
-  std::vector<int> stack;
+  std::vector<std::int64_t> stack;
   for (std::uint32_t l = 1; l <= labels.count; ++l) {
-    if (boxes[l].y1 > boxes[l].y0) fill_holes(labels, boxes[l], l, reach, stack);
+    if (boxes[l].y1 > boxes[l].y0) {
+      detail::fill_holes(labels.data.data(), labels.height, labels.width, box3(boxes[l]), l, false, reach, stack);
+    }
   }
   if (min_size > 0) {
     remove_small(labels, min_size);
@@ -105,11 +119,13 @@ void fill_holes_and_remove_small_masks(Labels& labels, int min_size, Stats& stat
   // appearance (a hole has a pixel of its mask above it); taking another
   // label's pixels may not, and then the labels are renumbered in full.
   std::vector<std::uint8_t> reach;
-  std::vector<int> stack;
+  std::vector<std::int64_t> stack;
   bool claimed = false;
   for (std::uint32_t l = 1; l <= labels.count; ++l) {
-    if (stats.boxes[l].y1 > stats.boxes[l].y0)
-      fill_holes(labels, stats.boxes[l], l, reach, stack, &stats.sizes, &claimed);
+    if (stats.boxes[l].y1 > stats.boxes[l].y0) {
+      fill_holes(labels.data.data(), labels.height, labels.width, box3(stats.boxes[l]), l, false, reach, stack,
+                 &stats.sizes, &claimed);
+    }
   }
   std::vector<bool> drop(static_cast<std::size_t>(labels.count) + 1, false);
   bool any = false;

@@ -28,6 +28,13 @@ std::vector<double> flow_errors(const Labels& labels, const Flows& flows, const 
 void follow_flows(const Flows& f, std::span<const std::int64_t> pixels, float cellprob_threshold, int niter,
                   float* field, std::int32_t* out_y, std::int32_t* out_x, std::int32_t* bins);
 
+// 3-D flow following: `field` holds 4 x (depth + 2) x (height + 2) x
+// (width + 2) floats (any contents); the final positions go straight to
+// their bins in the padded histogram of masks_from_bins_3d (kHistPad around
+// the stack on every side).
+void follow_flows_3d(const Flows3D& f, std::span<const std::int64_t> pixels, float cellprob_threshold, int niter,
+                     float* field, std::int64_t* bins);
+
 // masks_from_positions from the final positions' bins (as follow_flows
 // writes them); `hist` is scratch of (height + 2 kHistPad) x (width + 2
 // kHistPad) int32 (any contents). Also gives the sizes and boxes.

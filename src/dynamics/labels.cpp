@@ -1,11 +1,14 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <new>
+#include <string>
 #include <unordered_map>
 
 #include "cpipc/dynamics/dynamics.hpp"
+#include "cpipc/error.hpp"
 #include "labels_detail.hpp"
 
 namespace cpipc::dynamics {
@@ -35,6 +38,26 @@ void renumber(Labels& labels) {
 }
 
 namespace detail {
+
+void check_params(const Params& p) {
+  if (p.niter < 0) throw Error(Errc::invalid_argument, "niter must be >= 0");
+  if (!(p.max_size_fraction > 0)) throw Error(Errc::invalid_argument, "max_size_fraction must be > 0");
+  if (!std::isfinite(p.cellprob_threshold) || !std::isfinite(p.flow_threshold) || p.flow_threshold < 0) {
+    throw Error(Errc::invalid_argument, "cellprob_threshold and flow_threshold must be finite, flow_threshold >= 0");
+  }
+}
+
+void check_finite(std::initializer_list<std::span<const float>> planes) {
+  const std::size_t n = planes.size() ? planes.begin()->size() : 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    for (const std::span<const float> plane : planes) {
+      if (!std::isfinite(plane[i])) {
+        throw Error(Errc::invalid_argument, "flows hold NaN or infinite values (first at pixel " + std::to_string(i) +
+                                                "); check the network's output");
+      }
+    }
+  }
+}
 
 std::vector<std::int64_t> label_sizes(const std::vector<std::uint32_t>& labels, std::uint32_t max_label) {
   std::vector<std::int64_t> sizes(static_cast<std::size_t>(max_label) + 1, 0);
@@ -71,22 +94,7 @@ std::vector<Box> bounding_boxes(const std::vector<std::uint32_t>& labels, int he
 }
 
 void drop_and_compact(Labels& labels, const std::vector<bool>& drop, Stats& stats) {
-  std::vector<std::uint32_t> map(static_cast<std::size_t>(labels.count) + 1, 0);
-  std::uint32_t next = 0;
-  for (std::uint32_t l = 1; l <= labels.count; ++l) {
-    if (drop[l]) continue;
-    map[l] = ++next;
-    stats.sizes[next] = stats.sizes[l];
-    stats.boxes[next] = stats.boxes[l];
-  }
-  if (next == labels.count) return;
-  stats.sizes.resize(static_cast<std::size_t>(next) + 1);
-  stats.boxes.resize(static_cast<std::size_t>(next) + 1);
-  labels.count = next;
-  std::uint32_t* d = labels.data.data();
-  const auto n = static_cast<std::int64_t>(labels.data.size());
-#pragma omp parallel for schedule(static)
-  for (std::int64_t i = 0; i < n; ++i) d[i] = map[d[i]];
+  labels.count = drop_and_compact(labels.data, labels.count, drop, stats.sizes, stats.boxes);
 }
 
 Workspace::~Workspace() { release(); }

@@ -1,8 +1,11 @@
 // Small label-image helpers shared by the dynamics steps.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
+#include <span>
 #include <vector>
 
 #include "cpipc/dynamics/dynamics.hpp"
@@ -24,6 +27,91 @@ struct Box {
   int y0, y1, x0, x1;
 };
 std::vector<Box> bounding_boxes(const std::vector<std::uint32_t>& labels, int height, int width, std::uint32_t count);
+
+// A box in a [depth, height, width] volume: planes [z0, z1), rows [y0, y1),
+// cols [x0, x1). A 2-D image is one plane.
+struct Box3 {
+  int z0, z1, y0, y1, x0, x1;
+};
+
+// Fills the holes of label `l` inside its box of `data` (a volume of
+// height x width planes): voxels not of `l` that a flood fill of the
+// background from the box's faces cannot reach, 4-connected in a plane and
+// 6-connected in a stack (fill_voids' rule; `volume` says which, and in a
+// volume the z faces are faces too). Like fill_voids, this also claims other
+// labels that `l` encloses. With `sizes`, keeps them up to date and sets
+// `claimed` when a voxel of another label is taken. `reach` and `stack` are
+// scratch.
+void fill_holes(std::uint32_t* data, int height, int width, const Box3& b, std::uint32_t l, bool volume,
+                std::vector<std::uint8_t>& reach, std::vector<std::int64_t>& stack,
+                std::vector<std::int64_t>* sizes = nullptr, bool* claimed = nullptr);
+
+// Cellpose's checks of the parameters and of the network's output: throws
+// Error(invalid_argument) for bad parameters (niter < 0, max_size_fraction
+// <= 0, thresholds not finite or flow_threshold < 0), and for NaN or
+// infinite values in any of `planes` (all of one size), naming the first.
+void check_params(const Params& p);
+void check_finite(std::initializer_list<std::span<const float>> planes);
+
+// Orders seeds (listed in raster order) by their histogram count as
+// Cellpose's torch argsort does: it is not stable; torch's CPU sort is
+// libstdc++'s std::sort over (value, index) pairs compared by value alone,
+// and doing the same gives the same order among equal counts, and so the
+// same winner where seed regions overlap.
+template <class Index>
+void sort_seeds_by_count(std::vector<Index>& seeds, const std::int32_t* hist) {
+  struct Keyed {
+    std::int32_t count;
+    Index seed;
+  };
+  std::vector<Keyed> keyed(seeds.size());
+  for (std::size_t i = 0; i < seeds.size(); ++i) keyed[i] = {hist[static_cast<std::size_t>(seeds[i])], seeds[i]};
+  std::sort(keyed.begin(), keyed.end(), [](const Keyed& a, const Keyed& b) { return a.count < b.count; });
+  for (std::size_t i = 0; i < seeds.size(); ++i) seeds[i] = keyed[i].seed;
+}
+
+// Counts the final positions' bins into `hist` (`size` bins, zeroed first)
+// and lists the bins with more than `min_count` of them, each once, in the
+// order they are first hit: the only bins that can be seeds.
+template <class Bin>
+std::vector<Bin> count_bins(std::span<const Bin> bin, std::int32_t* hist, std::size_t size, std::int32_t min_count) {
+  std::fill(hist, hist + size, 0);
+  for (const Bin b : bin) ++hist[b];
+  std::vector<Bin> over;
+  for (const Bin b : bin) {
+    std::int32_t& c = hist[b];
+    if (c > min_count) {  // negated while listed: taken once
+      over.push_back(b);
+      c = -c;
+    }
+  }
+  for (const Bin b : over) hist[b] = -hist[b];
+  return over;
+}
+
+// For labels 1..count: removes the labels with drop[l] from `data` and
+// numbers the rest 1..N keeping their order; sizes and boxes (indexed by
+// label) follow. Returns N.
+template <class BoxT>
+std::uint32_t drop_and_compact(std::vector<std::uint32_t>& data, std::uint32_t count, const std::vector<bool>& drop,
+                               std::vector<std::int64_t>& sizes, std::vector<BoxT>& boxes) {
+  std::vector<std::uint32_t> map(static_cast<std::size_t>(count) + 1, 0);
+  std::uint32_t next = 0;
+  for (std::uint32_t l = 1; l <= count; ++l) {
+    if (drop[l]) continue;
+    map[l] = ++next;
+    sizes[next] = sizes[l];
+    boxes[next] = boxes[l];
+  }
+  if (next == count) return count;
+  sizes.resize(static_cast<std::size_t>(next) + 1);
+  boxes.resize(static_cast<std::size_t>(next) + 1);
+  std::uint32_t* d = data.data();
+  const auto n = static_cast<std::int64_t>(data.size());
+#pragma omp parallel for schedule(static)
+  for (std::int64_t i = 0; i < n; ++i) d[i] = map[d[i]];
+  return next;
+}
 
 // Pixel counts and bounding boxes of labels 0..count (box 0 unused).
 struct Stats {

@@ -21,17 +21,8 @@ void check(const Flows& f, const Params& p) {
                                             std::to_string(f.dx.size()) + " and " + std::to_string(f.cellprob.size()) +
                                             " values)");
   }
-  if (p.niter < 0) throw Error(Errc::invalid_argument, "niter must be >= 0");
-  if (!(p.max_size_fraction > 0)) throw Error(Errc::invalid_argument, "max_size_fraction must be > 0");
-  if (!std::isfinite(p.cellprob_threshold) || !std::isfinite(p.flow_threshold) || p.flow_threshold < 0) {
-    throw Error(Errc::invalid_argument, "cellprob_threshold and flow_threshold must be finite, flow_threshold >= 0");
-  }
-  for (std::size_t i = 0; i < n; ++i) {
-    if (!std::isfinite(f.dy[i]) || !std::isfinite(f.dx[i]) || !std::isfinite(f.cellprob[i])) {
-      throw Error(Errc::invalid_argument, "flows hold NaN or infinite values (first at pixel " + std::to_string(i) +
-                                              "); check the network's output");
-    }
-  }
+  detail::check_params(p);
+  detail::check_finite({f.dy, f.dx, f.cellprob});
 }
 
 }  // namespace

@@ -55,23 +55,10 @@ Labels masks_from_bins(std::span<const std::int32_t> bin, std::span<const std::i
   const int wp = width + 2 * kPad;
   const std::size_t n = pixels.size();
 
-  // Histogram of final positions, padded.
-  std::fill(hist, hist + static_cast<std::size_t>(hp) * wp, 0);
-  for (std::size_t k = 0; k < n; ++k) ++hist[bin[k]];
-
   // Seeds: local maxima (over 5 x 5, truncated at the edges, as Cellpose's
   // max_pool) with enough pixels, in raster order. Only bins that pixels
-  // fell into can have a count, so they are the candidates (each marked by
-  // a negated count while it is collected).
-  std::vector<std::int32_t> seeds;
-  for (std::size_t k = 0; k < n; ++k) {
-    std::int32_t& c = hist[bin[k]];
-    if (c > kMinSeedCount) {
-      seeds.push_back(bin[k]);
-      c = -c;
-    }
-  }
-  for (const std::int32_t s : seeds) hist[s] = -hist[s];
+  // fell into can have a count, so they are the candidates.
+  std::vector<std::int32_t> seeds = count_bins(bin, hist, static_cast<std::size_t>(hp) * wp, kMinSeedCount);
   const int r = kPeakWindow / 2;
   std::erase_if(seeds, [&](std::int32_t s) {
     const int cy = s / wp, cx = s % wp;
@@ -85,20 +72,7 @@ Labels masks_from_bins(std::span<const std::int32_t> bin, std::span<const std::i
   });
   std::sort(seeds.begin(), seeds.end());
   if (seeds.empty()) return out;
-  // Cellpose orders seeds with torch's argsort, which is not stable: torch's
-  // CPU sort is libstdc++'s std::sort over (value, index) pairs compared by
-  // value alone. Doing the same gives the same order among equal counts, and
-  // so the same winner where seed regions overlap.
-  {
-    struct Keyed {
-      std::int32_t count;
-      std::int32_t seed;
-    };
-    std::vector<Keyed> keyed(seeds.size());
-    for (std::size_t i = 0; i < seeds.size(); ++i) keyed[i] = {hist[static_cast<std::size_t>(seeds[i])], seeds[i]};
-    std::sort(keyed.begin(), keyed.end(), [](const Keyed& a, const Keyed& b) { return a.count < b.count; });
-    for (std::size_t i = 0; i < seeds.size(); ++i) seeds[i] = keyed[i].seed;
-  }
+  detail::sort_seeds_by_count(seeds, hist);
 
   // Grow every seed in its patch (independent), then paint them in order.
   const std::size_t ns = seeds.size();

@@ -11,6 +11,18 @@ flow-error QC. Writes per case:
   <case>_masks_qc.npy    uint16/uint32     Cellpose's masks, flow_threshold 0.4
   <case>_masks_noqc.npy  uint16/uint32     Cellpose's masks, flow_threshold 0
 
+3-D cases (names ending in "3d"): Cellpose's 3-D masks_to_flows of
+synthetic ellipsoids, and compute_masks(do_3D=True) (no flow-error QC in
+3-D) + fill_holes_and_remove_small_masks:
+
+  <case>_labels.npy      uint8/uint16 [Z, Y, X]   the synthetic ground truth
+  <case>_flows.npy       float16 [4, Z, Y, X]     dZ, dY, dX, cellprob logit
+  <case>_masks.npy       uint16/uint32 [Z, Y, X]  Cellpose's masks
+
+The large 3-D case (bench3d, 64 x 512 x 512, for benchmarks only) takes flows
+that point at each ellipsoid's centre instead of the diffusion flows, which
+would take Cellpose many minutes to make at that size.
+
 Flows are stored as float16 and Cellpose runs on exactly those values
 (upcast to float32), so both sides see the same input.
 
@@ -52,6 +64,38 @@ def packed(h, w, n, rmin, rmax, rng, aspect=(1.0, 1.3), overlap=0.9):
     return lab
 
 
+def ellipsoid(lab, c, r, angle, value):
+    """Fills an ellipsoid, centre c = (z, y, x), radii r, turned by `angle` in the YX plane."""
+    lo = [max(0, int(c[i] - max(r) - 2)) for i in range(3)]
+    hi = [min(lab.shape[i], int(c[i] + max(r) + 3)) for i in range(3)]
+    if any(lo[i] >= hi[i] for i in range(3)):
+        return
+    zz, yy, xx = np.mgrid[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+    co, si = np.cos(angle), np.sin(angle)
+    u = ((yy - c[1]) * co + (xx - c[2]) * si) / r[1]
+    v = (-(yy - c[1]) * si + (xx - c[2]) * co) / r[2]
+    w = (zz - c[0]) / r[0]
+    lab[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]][(u * u + v * v + w * w) <= 1.0] = value
+
+
+def packed3d(shape, n, rmin, rmax, rng, zscale=1.0, overlap=0.85, dtype=np.uint8):
+    """Ellipsoids placed at random, allowed to touch (also along Z)."""
+    lab = np.zeros(shape, dtype)
+    centres = []
+    for _ in range(n * 60):
+        if len(centres) >= n:
+            break
+        r = rng.uniform(rmin, rmax)
+        c = [rng.uniform(0, s) for s in shape]
+        d2 = lambda o: ((c[0] - o[0]) / zscale) ** 2 + (c[1] - o[1]) ** 2 + (c[2] - o[2]) ** 2
+        if any(d2(o) < (overlap * (r + o[3])) ** 2 for o in centres):
+            continue
+        a = rng.uniform(1.0, 1.3)
+        ellipsoid(lab, c, (r * zscale, r * a, r / a), rng.uniform(0, np.pi), len(centres) + 1)
+        centres.append((*c, r))
+    return lab
+
+
 def case_labels(name):
     rng = np.random.default_rng(sum(map(ord, name)))
     if name == "touching":
@@ -73,6 +117,19 @@ def case_labels(name):
         return packed(192, 192, 26, 9, 15, rng, overlap=0.75)
     if name == "empty":
         return np.zeros((32, 32), np.uint16)
+    if name == "touching3d":  # ellipsoids that touch, in Z too
+        return packed3d((16, 56, 56), 14, 6, 9, rng, overlap=0.8)
+    if name == "aniso3d":  # flattened in Z, as a stack with coarse Z steps
+        return packed3d((10, 64, 64), 16, 7, 10, rng, zscale=0.35, overlap=0.85)
+    if name == "border3d":  # cells cut by every face of the stack
+        lab = packed3d((12, 48, 48), 5, 6, 8, rng)
+        for i, c in enumerate([(0, 20, 24), (6, 0, 30), (11, 40, 10), (5, 24, 47), (6, 47, 47), (0, 0, 0)]):
+            ellipsoid(lab, c, (5, 8, 7), 0.4 * i, lab.max() + 1)
+        return lab
+    if name == "empty3d":
+        return np.zeros((4, 16, 16), np.uint8)
+    if name == "bench3d":
+        return packed3d((64, 512, 512), 700, 9, 14, rng, zscale=0.6, overlap=0.9, dtype=np.uint16)
     if name == "dense384":
         return packed(384, 384, 110, 10, 17, rng, overlap=0.8)
     if name == "dense512":
@@ -84,8 +141,10 @@ def case_labels(name):
     raise ValueError(name)
 
 
-COMMITTED = ["touching", "elongated", "border", "tiny", "empty", "qc", "dense384"]
-LARGE = ["dense512", "dense1024", "dense2048"]  # for benchmarks/run_dynamics_bench.sh; not committed
+COMMITTED = ["touching", "elongated", "border", "tiny", "empty", "qc", "dense384",
+             "touching3d", "aniso3d", "border3d", "empty3d"]
+# for benchmarks/run_dynamics_bench.sh and dynamics3d_bench.py; not committed
+LARGE = ["dense512", "dense1024", "dense2048", "bench3d"]
 
 
 def flows_for(labels, name):
@@ -104,6 +163,47 @@ def flows_for(labels, name):
     cellprob = np.where(fg, 4.0, -4.0) + rng.normal(0, 1.0, labels.shape)
     flows = np.concatenate([dP, cellprob[None]], 0).astype(np.float16)
     return flows, mu.astype(np.float16)
+
+
+def flows_for_3d(labels, name):
+    """Cellpose's 3-D flows from the labels (x5, plus noise) and a cellprob logit."""
+    import torch
+    from cellpose import dynamics
+    if name == "bench3d":
+        mu = centre_flows(labels)
+    elif labels.max() == 0:  # Cellpose's masks_to_flows_gpu_3d fails on an empty stack
+        mu = np.zeros((3, *labels.shape))
+    else:
+        mu = dynamics.masks_to_flows_gpu_3d(labels.astype(np.int64), device=torch.device("cpu"))
+    rng = np.random.default_rng(1000 + sum(map(ord, name)))
+    fg = labels > 0
+    dP = 5.0 * mu + rng.normal(0, 0.25, mu.shape) * fg
+    cellprob = np.where(fg, 4.0, -4.0) + rng.normal(0, 1.0, labels.shape)
+    return np.concatenate([dP, cellprob[None]], 0).astype(np.float16)
+
+
+def centre_flows(labels):
+    """Unit vectors from each voxel towards its object's centroid (0 at the centroid and outside)."""
+    from scipy import ndimage
+    n = int(labels.max())
+    idx = np.arange(1, n + 1)
+    cz, cy, cx = (np.array(v) for v in zip(*ndimage.center_of_mass(np.ones(labels.shape), labels, idx)))
+    z, y, x = np.nonzero(labels)
+    l = labels[z, y, x].astype(np.int64) - 1
+    d = np.stack([cz[l] - z, cy[l] - y, cx[l] - x])
+    d /= 1e-6 + np.sqrt((d ** 2).sum(0))
+    mu = np.zeros((3, *labels.shape), np.float32)
+    mu[:, z, y, x] = d
+    return mu
+
+
+def cellpose_masks_3d(flows):
+    import torch
+    from cellpose import dynamics, utils
+    f = flows.astype(np.float32)
+    masks = dynamics.compute_masks(f[:3], f[3], niter=200, cellprob_threshold=0.0, flow_threshold=0.4, do_3D=True,
+                                   max_size_fraction=0.4, device=torch.device("cpu"))
+    return utils.fill_holes_and_remove_small_masks(masks, min_size=15)
 
 
 def cellpose_masks(flows, flow_threshold):
@@ -127,6 +227,17 @@ def main():
     summary = {"cellpose": version("cellpose"), "cases": {}}
     for name in names:
         labels = case_labels(name)
+        if labels.ndim == 3:
+            flows = flows_for_3d(labels, name)
+            t0 = time.perf_counter()
+            masks = cellpose_masks_3d(flows)
+            t1 = time.perf_counter()
+            for suffix, arr in [("labels", labels), ("flows", flows), ("masks", masks)]:
+                np.save(os.path.join(args.out, f"{name}_{suffix}.npy"), np.ascontiguousarray(arr))
+            summary["cases"][name] = {"shape": list(labels.shape), "labels": int(labels.max()),
+                                      "masks": int(masks.max()), "cellpose_s": round(t1 - t0, 3)}
+            print(name, summary["cases"][name], flush=True)
+            continue
         flows, mu = flows_for(labels, name)
         t0 = time.perf_counter()
         qc = cellpose_masks(flows, 0.4)

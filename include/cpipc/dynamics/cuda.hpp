@@ -33,6 +33,23 @@ std::uint32_t masks_from_flows(const DeviceFlows& flows, std::uint32_t* labels, 
 // cuda` and callers without device buffers of their own.
 [[nodiscard]] Labels masks_from_flows_via_device(const Flows& flows, const Params& params = {});
 
+// Device flows of a [Z, Y, X] stack: four device pointers to depth x height
+// x width float32 volumes (dZ, dY, dX, cellprob).
+struct DeviceFlows3D {
+  const float *dz = nullptr, *dy = nullptr, *dx = nullptr, *cellprob = nullptr;
+  int depth = 0, height = 0, width = 0;
+};
+
+// masks_from_flows_3d (dynamics.hpp) on the device, the same masks as the
+// CPU backend: `labels` must hold depth x height x width uint32 on the
+// device. Returns the object count; params.flow_threshold is ignored (no QC
+// in 3-D, as Cellpose). Stream and errors as masks_from_flows.
+std::uint32_t masks_from_flows_3d(const DeviceFlows3D& flows, std::uint32_t* labels, const Params& params = {},
+                                  cuda::StreamView stream = {});
+
+// Host in, host out, through the device.
+[[nodiscard]] Labels3D masks_from_flows_3d_via_device(const Flows3D& flows, const Params& params = {});
+
 // True if a CUDA device can be used; `why` says why not.
 [[nodiscard]] bool available(std::string* why = nullptr) noexcept;
 

@@ -2,7 +2,8 @@
 // to flows (for the flow-error quality control and training targets). The
 // order of operations and the defaults are Cellpose 4's (see
 // shared/CELLPOSE.md); this is our own implementation, multi-threaded on
-// the CPU (OpenMP). Images are 2-D, row-major.
+// the CPU (OpenMP). Images are 2-D or 3-D
+// stacks ([Z, Y, X]), row-major.
 #pragma once
 
 #include <cstdint>
@@ -61,6 +62,35 @@ struct UnitFlows {
 // Masks to unit flows by heat diffusion from each mask's centre (Cellpose
 // 4's masks_to_flows: 2 * max(h + w + 2) iterations, float64, normalised).
 [[nodiscard]] UnitFlows flows_from_masks(const Labels& labels);
+
+// --- 3-D -------------------------------------------------------------------
+
+// Read-only flows of a [Z, Y, X] stack from the network: dZ, dY, dX and the
+// cellprob logit, each depth x height x width float32, row-major (Cellpose's
+// do_3D flows; ~5x unit).
+struct Flows3D {
+  std::span<const float> dz, dy, dx, cellprob;
+  int depth = 0, height = 0, width = 0;
+};
+
+// Label stack: [Z, Y, X], 0 background, 1..count numbered in order of first
+// appearance in raster order.
+struct Labels3D {
+  int depth = 0, height = 0, width = 0;
+  std::uint32_t count = 0;
+  std::vector<std::uint32_t> data;
+  [[nodiscard]] bool fits_uint16() const noexcept { return count < 65536; }
+};
+
+// Flows to masks in 3-D, as Cellpose's compute_masks(do_3D=True) followed
+// by fill_holes_and_remove_small_masks: foreground, trilinear flow
+// following, seeds (5 x 5 x 5 maxima) and their growth (11 x 11 x 11), the
+// large-mask cut, min_size, holes filled in 3-D (6-connected background, as
+// fill_voids), renumbering. params.flow_threshold is ignored: Cellpose has
+// no flow-error QC in 3-D. Throws Error(invalid_argument) for mismatched
+// sizes, NaN or infinite flows, or bad parameters. A stack without
+// foreground gives an all-zero result.
+[[nodiscard]] Labels3D masks_from_flows_3d(const Flows3D& flows, const Params& params = {});
 
 // --- The steps, exposed for tests and benchmarks ---------------------------
 
