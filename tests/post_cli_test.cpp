@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <optional>
@@ -267,6 +268,94 @@ TEST_F(PostCli, UnwritableOutputExits1) {
 TEST_F(PostCli, NoNextFrameExits4) {
   const CommandResult r = run_cpipc({"stats", name_, "--frame", "next", "--wait-ms", "200", "-o", out("x.csv")});
   expect_failure(r, 4);
+}
+
+// A label volume (uint16 [6, 20, 24], tests/data/stats/labels_3d.npy)
+// published as a [Z, Y, X] frame: `cpipc stats` measures it in 3-D.
+class PostCli3D : public ::testing::Test {
+ protected:
+  void SetUp() override { publisher_.emplace(stats_data("labels_3d.npy"), name_); }
+  std::string out(const std::string& file) const { return dir_.file(file); }
+
+  test::TempDir dir_;
+  std::string name_ = test::unique_name();
+  std::optional<Publisher> publisher_;
+};
+
+TEST_F(PostCli3D, StatsOfAVolumeMatchRegionpropsIn3D) {
+  // gray_3d.npy names no axes: read as [Z, Y, X] beside a volume.
+  const CommandResult r =
+      run_cpipc({"stats", name_, "--image", stats_data("gray_3d.npy"), "-o", out("x.csv"), "--json"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto got = parse_csv(read_text(out("x.csv")));
+  const auto want = parse_csv(read_text(stats_data("stats_3d_gray.csv")));
+  EXPECT_EQ(got.header, want.header);
+  test::expect_table_near(got, want);
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["objects"], 11);
+  EXPECT_EQ(j["masks"], "uint16[6, 20, 24]");
+}
+
+TEST_F(PostCli3D, StatsOfAVolumeWithoutAnImage) {
+  const CommandResult r = run_cpipc({"stats", name_, "-o", "-"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto got = parse_csv(r.out);
+  EXPECT_EQ(got.header.back(), "equivalent_diameter");
+  EXPECT_EQ(got.rows.size(), 11u);
+  auto want = parse_csv(read_text(stats_data("stats_3d_gray.csv")));
+  want.header.resize(got.header.size());  // the columns before the intensity ones
+  EXPECT_EQ(got.header, want.header);
+  test::expect_table_near(got, want);
+}
+
+TEST_F(PostCli3D, StatsOfAVolumeWithZStackTiffs) {
+  SKIP_WITHOUT_IMAGE_CODECS();
+  const CommandResult gray = run_cpipc({"stats", name_, "--image", stats_data("gray_3d.tif"), "-o", out("g.csv")});
+  ASSERT_EQ(gray.status, 0) << gray.err;
+  test::expect_table_near(parse_csv(read_text(out("g.csv"))), parse_csv(read_text(stats_data("stats_3d_gray.csv"))));
+  // An ImageJ hyperstack ZCYX: two channels, columns per channel.
+  const CommandResult two = run_cpipc({"stats", name_, "--image", stats_data("two_3d.tif"), "-o", out("t.csv")});
+  ASSERT_EQ(two.status, 0) << two.err;
+  const auto got = parse_csv(read_text(out("t.csv")));
+  EXPECT_EQ(got.header.back(), "intensity_max_c1");
+  test::expect_table_near(got, parse_csv(read_text(stats_data("stats_3d_two.csv"))));
+}
+
+TEST_F(PostCli3D, StatsOfOneChannelOfAZStack) {
+  const CommandResult r =
+      run_cpipc({"stats", name_, "--image", stats_data("two_3d.npy"), "--channel", "1", "-o", out("x.csv")});
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto got = parse_csv(read_text(out("x.csv")));
+  EXPECT_EQ(got.header.back(), "intensity_max");
+  const auto want = parse_csv(read_text(stats_data("stats_3d_two.csv")));
+  ASSERT_EQ(got.rows.size(), want.rows.size());
+  for (std::size_t i = 0; i < want.rows.size(); ++i) {
+    EXPECT_EQ(got.rows[i].end()[-3], want.rows[i][4]);  // intensity_mean_c1
+    EXPECT_EQ(got.rows[i].back(), want.rows[i][6]);     // intensity_max_c1
+  }
+}
+
+TEST_F(PostCli3D, AStackMaskFileGivesTheSameTableAsItsSegment) {
+  ASSERT_EQ(run_cpipc({"stats", name_, "-o", out("seg.csv")}).status, 0);
+  std::vector<std::string> files = {out("m.npy")};
+  if (io::image_codecs_available()) files.push_back(out("m.tif"));
+  for (const std::string& file : files) {
+    ASSERT_EQ(run_cpipc({"save", name_, file}).status, 0) << file;
+    const CommandResult r = run_cpipc({"stats", file, "-o", out("f.csv")});
+    ASSERT_EQ(r.status, 0) << file << ": " << r.err;
+    EXPECT_EQ(read_text(out("f.csv")), read_text(out("seg.csv"))) << file;
+  }
+}
+
+TEST_F(PostCli3D, AnImageThatIsNotAMatchingZStackExits2) {
+  const CommandResult r = run_cpipc({"stats", name_, "--image", stats_data("gray.npy"), "-o", out("x.csv")});
+  expect_failure(r, 2);
+  EXPECT_NE(r.err.find("[6, 20, 24]"), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+}
+
+TEST_F(PostCli3D, OutlinesOfAVolumeAreRefusedWithExit2) {
+  expect_failure(run_cpipc({"outlines", name_, "-o", out("y.npy")}), 2);
 }
 
 TEST(PostCliInput, FloatFramesAreNotLabelsExit2) {

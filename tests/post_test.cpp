@@ -118,6 +118,77 @@ TEST(Stats, BadArgumentsThrowInvalidArgument) {
   EXPECT_THROW((void)post::object_stats(&one, 1, 1, &v, 0), Error);
 }
 
+// 3-D: labels_3d.npy [6, 20, 24] against regionprops of the same volume
+// (tools/stats/make_stats_3d_fixture.py).
+struct Volume3D {
+  std::vector<std::uint32_t> labels;
+  int depth = 0, height = 0, width = 0;
+};
+
+Volume3D fixture_volume() {
+  const io::Array a = io::read_npy(stats_data("labels_3d.npy"));
+  return {io::to_labels(a, "labels_3d.npy"), static_cast<int>(a.desc.shape[0]), static_cast<int>(a.desc.shape[1]),
+          static_cast<int>(a.desc.shape[2])};
+}
+
+TEST(Stats3D, MatchRegionpropsOnTheFixture) {
+  const Volume3D v = fixture_volume();
+  const std::vector<float> gray = fixture_image("gray_3d.npy");
+  const auto stats = post::object_stats_3d(v.labels.data(), v.depth, v.height, v.width, gray.data(), 1);
+  const auto got = parse_csv(post::stats_csv_3d(stats, 1));
+  const auto want = parse_csv(read_text(stats_data("stats_3d_gray.csv")));
+  EXPECT_EQ(got.header, want.header);
+  test::expect_table_near(got, want);
+}
+
+TEST(Stats3D, MultiChannelVolumesGetColumnsPerChannel) {
+  const Volume3D v = fixture_volume();
+  const std::vector<float> two = fixture_image("two_3d.npy");
+  const auto stats = post::object_stats_3d(v.labels.data(), v.depth, v.height, v.width, two.data(), 2);
+  const auto got = parse_csv(post::stats_csv_3d(stats, 2));
+  EXPECT_EQ(got.header.back(), "intensity_max_c1");
+  test::expect_table_near(got, parse_csv(read_text(stats_data("stats_3d_two.csv"))));
+}
+
+TEST(Stats3D, CubeMeasuresAsRegionpropsSays) {
+  // A 2x3x4 block of label 9 at z 1, y 2, x 3 in a 4x6x8 volume.
+  std::vector<std::uint32_t> l(4 * 6 * 8, 0);
+  for (int z = 1; z < 3; ++z)
+    for (int y = 2; y < 5; ++y)
+      for (int x = 3; x < 7; ++x) l[(z * 6 + y) * 8 + x] = 9;
+  const auto stats = post::object_stats_3d(l.data(), 4, 6, 8);
+  ASSERT_EQ(stats.size(), 1u);
+  const post::ObjectStats3D& s = stats[0];
+  EXPECT_EQ(s.label, 9u);
+  EXPECT_EQ(s.volume, 24);
+  EXPECT_DOUBLE_EQ(s.centroid_z, 1.5);
+  EXPECT_DOUBLE_EQ(s.centroid_y, 3.0);
+  EXPECT_DOUBLE_EQ(s.centroid_x, 4.5);
+  EXPECT_EQ(s.bbox_z0, 1);
+  EXPECT_EQ(s.bbox_y0, 2);
+  EXPECT_EQ(s.bbox_x0, 3);
+  EXPECT_EQ(s.bbox_z1, 3);
+  EXPECT_EQ(s.bbox_y1, 5);
+  EXPECT_EQ(s.bbox_x1, 7);
+  EXPECT_DOUBLE_EQ(s.equivalent_diameter, std::cbrt(6 * 24 / std::numbers::pi));
+  EXPECT_TRUE(s.intensity.empty());
+}
+
+TEST(Stats3D, EmptyVolumesHaveNoObjectsAndBadArgumentsThrow) {
+  EXPECT_TRUE(post::object_stats_3d(nullptr, 0, 4, 4).empty());
+  const std::vector<std::uint32_t> background(24, 0);
+  EXPECT_TRUE(post::object_stats_3d(background.data(), 2, 3, 4).empty());
+  EXPECT_EQ(post::stats_csv_3d({}, 0),
+            "label,volume,centroid_z,centroid_y,centroid_x,bbox_z0,bbox_y0,bbox_x0,bbox_z1,bbox_y1,bbox_x1,"
+            "equivalent_diameter\n");
+  EXPECT_THROW((void)post::object_stats_3d(nullptr, 2, 2, 2), Error);
+  EXPECT_THROW((void)post::object_stats_3d(background.data(), -1, 3, 4), Error);
+  const float v = 0;
+  EXPECT_THROW((void)post::object_stats_3d(background.data(), 2, 3, 4, &v, 0), Error);
+  const auto stats = post::object_stats_3d(fixture_volume().labels.data(), 6, 20, 24);
+  EXPECT_THROW((void)post::stats_csv_3d(stats, 1), Error);  // the objects have no intensity
+}
+
 TEST(Outlines, MaskEqualsCellposeMasksToOutlines) {
   const auto f = fixture_labels();
   const auto want = fixture_bytes("outlines.npy");

@@ -7,8 +7,8 @@
 #include <numbers>
 
 #include "cpipc/error.hpp"
-#include "label_index.hpp"
 #include "cpipc/post/detail/object_sums.hpp"
+#include "label_index.hpp"
 
 namespace cpipc::post {
 
@@ -39,6 +39,35 @@ void append(std::string& out, float v) {
 void append(std::string& out, std::int64_t v) {
   char buf[24];
   out.append(buf, std::to_chars(buf, buf + sizeof buf, v).ptr);
+}
+
+void append_intensity_header(std::string& out, int channels) {
+  for (int ch = 0; ch < channels; ++ch) {
+    const std::string suffix = channels == 1 ? "" : "_c" + std::to_string(ch);
+    for (const char* column : {"intensity_mean", "intensity_min", "intensity_max"}) {
+      out += ',';
+      out += column;
+      out += suffix;
+    }
+  }
+  out += '\n';
+}
+
+void append_intensity(std::string& out, std::uint32_t label, const std::vector<IntensityStats>& intensity,
+                      int channels) {
+  if (intensity.size() != static_cast<std::size_t>(channels)) {
+    throw Error(Errc::invalid_argument, "stats_csv: label " + std::to_string(label) + " has " +
+                                            std::to_string(intensity.size()) + " intensity channels, not " +
+                                            std::to_string(channels));
+  }
+  for (const IntensityStats& i : intensity) {
+    out += ',';
+    append(out, i.mean);
+    out += ',';
+    append(out, i.min);
+    out += ',';
+    append(out, i.max);
+  }
 }
 
 }  // namespace
@@ -138,21 +167,8 @@ std::vector<ObjectStats> object_stats(const std::uint32_t* labels, int height, i
 std::string stats_csv(const std::vector<ObjectStats>& stats, int channels) {
   if (channels < 0) throw Error(Errc::invalid_argument, "stats_csv: channels must not be negative");
   std::string out = "label,area,centroid_y,centroid_x,bbox_y0,bbox_x0,bbox_y1,bbox_x1,perimeter,equivalent_diameter";
-  for (int ch = 0; ch < channels; ++ch) {
-    const std::string suffix = channels == 1 ? "" : "_c" + std::to_string(ch);
-    for (const char* column : {"intensity_mean", "intensity_min", "intensity_max"}) {
-      out += ',';
-      out += column;
-      out += suffix;
-    }
-  }
-  out += '\n';
+  append_intensity_header(out, channels);
   for (const ObjectStats& s : stats) {
-    if (s.intensity.size() != static_cast<std::size_t>(channels)) {
-      throw Error(Errc::invalid_argument, "stats_csv: label " + std::to_string(s.label) + " has " +
-                                              std::to_string(s.intensity.size()) + " intensity channels, not " +
-                                              std::to_string(channels));
-    }
     append(out, static_cast<std::int64_t>(s.label));
     out += ',';
     append(out, s.area);
@@ -168,14 +184,108 @@ std::string stats_csv(const std::vector<ObjectStats>& stats, int channels) {
       out += ',';
       append(out, v);
     }
-    for (const IntensityStats& i : s.intensity) {
-      out += ',';
-      append(out, i.mean);
-      out += ',';
-      append(out, i.min);
-      out += ',';
-      append(out, i.max);
+    append_intensity(out, s.label, s.intensity, channels);
+    out += '\n';
+  }
+  return out;
+}
+
+std::vector<ObjectStats3D> object_stats_3d(const std::uint32_t* labels, int depth, int height, int width,
+                                           const float* intensity, int channels) {
+  if (depth < 0 || height < 0 || width < 0 || (labels == nullptr && depth > 0 && height > 0 && width > 0)) {
+    throw Error(Errc::invalid_argument, "object_stats_3d: bad volume (" + std::to_string(depth) + " x " +
+                                            std::to_string(height) + " x " + std::to_string(width) +
+                                            (labels ? ")" : ", no data)"));
+  }
+  if (channels < 1) throw Error(Errc::invalid_argument, "object_stats_3d: channels must be at least 1");
+  const std::size_t d = static_cast<std::size_t>(depth);
+  const std::size_t h = static_cast<std::size_t>(height);
+  const std::size_t w = static_cast<std::size_t>(width);
+  const std::size_t c = intensity ? static_cast<std::size_t>(channels) : 0;
+  const detail::LabelIndex ix = detail::index_labels(labels, d * h * w);
+  const std::size_t count = ix.labels.size();
+
+  struct Sums {
+    std::int64_t volume = 0, sum_z = 0, sum_y = 0, sum_x = 0;
+    int z0, y0, x0, z1 = 0, y1 = 0, x1 = 0;
+  };
+  std::vector<Sums> sums(count, Sums{0, 0, 0, 0, depth, height, width});
+  std::vector<double> sum_i(count * c, 0.0);
+  std::vector<float> min_i(count * c, std::numeric_limits<float>::infinity());
+  std::vector<float> max_i(count * c, -std::numeric_limits<float>::infinity());
+  std::size_t i = 0;
+  for (int z = 0; z < depth; ++z) {
+    for (int y = 0; y < height; ++y) {
+      for (int x = 0; x < width; ++x, ++i) {
+        if (!ix.object_of_pixel[i]) continue;
+        const std::size_t k = ix.object_of_pixel[i] - 1;
+        Sums& s = sums[k];
+        ++s.volume;
+        s.sum_z += z;
+        s.sum_y += y;
+        s.sum_x += x;
+        s.z0 = std::min(s.z0, z);
+        s.y0 = std::min(s.y0, y);
+        s.x0 = std::min(s.x0, x);
+        s.z1 = std::max(s.z1, z + 1);
+        s.y1 = std::max(s.y1, y + 1);
+        s.x1 = std::max(s.x1, x + 1);
+        for (std::size_t ch = 0; ch < c; ++ch) {
+          const float v = intensity[i * c + ch];
+          sum_i[k * c + ch] += v;
+          min_i[k * c + ch] = std::min(min_i[k * c + ch], v);
+          max_i[k * c + ch] = std::max(max_i[k * c + ch], v);
+        }
+      }
     }
+  }
+  std::vector<ObjectStats3D> out(count);
+  for (std::size_t k = 0; k < count; ++k) {
+    const Sums& s = sums[k];
+    ObjectStats3D& o = out[k];
+    const double volume = static_cast<double>(s.volume);
+    o.label = ix.labels[k];
+    o.volume = s.volume;
+    o.centroid_z = static_cast<double>(s.sum_z) / volume;
+    o.centroid_y = static_cast<double>(s.sum_y) / volume;
+    o.centroid_x = static_cast<double>(s.sum_x) / volume;
+    o.bbox_z0 = s.z0;
+    o.bbox_y0 = s.y0;
+    o.bbox_x0 = s.x0;
+    o.bbox_z1 = s.z1;
+    o.bbox_y1 = s.y1;
+    o.bbox_x1 = s.x1;
+    // regionprops: (2 * ndim * area / pi) ** (1 / ndim), in that order.
+    o.equivalent_diameter = std::pow(6 * volume / std::numbers::pi, 1.0 / 3.0);
+    o.intensity.resize(c);
+    for (std::size_t ch = 0; ch < c; ++ch) {
+      o.intensity[ch] = {sum_i[k * c + ch] / volume, min_i[k * c + ch], max_i[k * c + ch]};
+    }
+  }
+  return out;
+}
+
+std::string stats_csv_3d(const std::vector<ObjectStats3D>& stats, int channels) {
+  if (channels < 0) throw Error(Errc::invalid_argument, "stats_csv: channels must not be negative");
+  std::string out =
+      "label,volume,centroid_z,centroid_y,centroid_x,bbox_z0,bbox_y0,bbox_x0,bbox_z1,bbox_y1,bbox_x1,"
+      "equivalent_diameter";
+  append_intensity_header(out, channels);
+  for (const ObjectStats3D& s : stats) {
+    append(out, static_cast<std::int64_t>(s.label));
+    out += ',';
+    append(out, s.volume);
+    for (const double v : {s.centroid_z, s.centroid_y, s.centroid_x}) {
+      out += ',';
+      append(out, v);
+    }
+    for (const int v : {s.bbox_z0, s.bbox_y0, s.bbox_x0, s.bbox_z1, s.bbox_y1, s.bbox_x1}) {
+      out += ',';
+      append(out, static_cast<std::int64_t>(v));
+    }
+    out += ',';
+    append(out, s.equivalent_diameter);
+    append_intensity(out, s.label, s.intensity, channels);
     out += '\n';
   }
   return out;

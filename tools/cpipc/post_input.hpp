@@ -36,9 +36,11 @@ struct FrameOptions {
   }
 };
 
-// A label image from a segment, as uint32.
+// A label image from a segment, as uint32: [height, width], or with depth
+// > 0 a label volume [depth, height, width].
 struct LabelFrame {
   std::vector<std::uint32_t> labels;
+  int depth = 0;
   int height = 0;
   int width = 0;
   std::uint64_t frame_id = 0;
@@ -57,21 +59,39 @@ inline bool is_mask_file(const std::string& source) {
   return false;
 }
 
-// The label image of a mask file (`_cp_masks.png`, `.tif`, `.npy`): its one
-// [H, W] page of unsigned or non-negative integers. Throws what
-// io::read_image_file throws, and Error(invalid_argument) for anything else.
-inline LabelFrame read_label_file(const std::string& path) {
+// Reads `path` as io::read_image_file does; with `z_stack`, a 3-axis array
+// whose axes the file does not name (a .npy, a plain multi-page TIFF) is
+// read as [Z, Y, X] rather than guessed to have channels.
+inline io::ImageFile read_image_or_stack(const std::string& path, bool z_stack) {
   io::ImageFile file = io::read_image_file(path);
+  if (z_stack && file.frames.size() == 1 && file.frames.front().axes == "YXC" &&
+      file.decided_by == "guessed as Cellpose 4 does") {
+    io::AxisOptions axes;
+    axes.z_axis = 0;
+    file = io::read_image_file(path, axes);
+  }
+  return file;
+}
+
+// The label image of a mask file (`_cp_masks.png`, `.tif`, `.npy`): its one
+// [H, W] page of unsigned or non-negative integers, or with `volumes` also
+// one [Z, Y, X] stack. Throws what io::read_image_file throws, and
+// Error(invalid_argument) for anything else.
+inline LabelFrame read_label_file(const std::string& path, bool volumes = false) {
+  io::ImageFile file = read_image_or_stack(path, volumes);
   const ipc::TensorDesc& desc = file.frames.front().array.desc;
-  if (file.frames.size() != 1 || desc.ndim != 2) {
-    throw Error(Errc::invalid_argument, "'" + path + "' holds " + std::to_string(file.frames.size()) +
-                                            " image(s) of " + desc.to_string() + " (" + file.frames.front().axes +
-                                            "); expected one label image [H, W]");
+  const bool volume = volumes && file.frames.front().axes == "ZYX";
+  if (file.frames.size() != 1 || (desc.ndim != 2 && !volume)) {
+    throw Error(Errc::invalid_argument, "'" + path + "' holds " + std::to_string(file.frames.size()) + " image(s) of " +
+                                            desc.to_string() + " (" + file.frames.front().axes +
+                                            (volumes ? "); expected one label image [H, W] or stack [Z, Y, X]"
+                                                     : "); expected one label image [H, W]"));
   }
   LabelFrame f;
   f.labels = io::to_labels(file.frames.front().array, "'" + path + "'");
-  f.height = static_cast<int>(desc.shape[0]);
-  f.width = static_cast<int>(desc.shape[1]);
+  f.depth = volume ? static_cast<int>(desc.shape[0]) : 0;
+  f.height = static_cast<int>(desc.shape[desc.ndim - 2]);
+  f.width = static_cast<int>(desc.shape[desc.ndim - 1]);
   f.desc = desc;
   return f;
 }
@@ -83,18 +103,21 @@ inline LabelFrame read_label_file(const std::string& path) {
 // frame, Error(producer_gone) when its producer is gone, Error(timed_out)
 // when no next frame comes, Error(invalid_argument) for another tensor.
 // A mask file (is_mask_file) is read as it is; `o` then must ask for the
-// latest frame.
-inline LabelFrame read_label_frame(const std::string& name, const FrameOptions& o) {
+// latest frame. With `volumes`, a [Z, Y, X] frame (or stack file) is read
+// too, as a LabelFrame with depth > 0.
+inline LabelFrame read_label_frame(const std::string& name, const FrameOptions& o, bool volumes = false) {
   if (is_mask_file(name)) {
     if (o.frame == "next")
       throw Error(Errc::invalid_argument, "--frame next needs a segment, not the file '" + name + "'");
-    return read_label_file(name);
+    return read_label_file(name, volumes);
   }
   const ipc::SegmentReader reader = ipc::SegmentReader::attach(name);
   const ipc::TensorDesc& desc = reader.desc();
-  if (desc.ndim != 2 || !desc.is_contiguous()) {
-    throw Error(Errc::invalid_argument,
-                "segment '" + name + "' holds " + desc.to_string() + "; expected a label image [H, W] (C-contiguous)");
+  if (!(desc.ndim == 2 || (volumes && desc.ndim == 3)) || !desc.is_contiguous()) {
+    throw Error(Errc::invalid_argument, "segment '" + name + "' holds " + desc.to_string() +
+                                            (volumes ? "; expected a label image [H, W] or volume [Z, Y, X]"
+                                                     : "; expected a label image [H, W]") +
+                                            " (C-contiguous)");
   }
   io::Array frame{desc, {}};
   std::optional<ipc::FrameInfo> info;
@@ -116,8 +139,9 @@ inline LabelFrame read_label_frame(const std::string& name, const FrameOptions& 
   }
   LabelFrame f;
   f.labels = io::to_labels(frame, "segment '" + name + "'");
-  f.height = static_cast<int>(desc.shape[0]);
-  f.width = static_cast<int>(desc.shape[1]);
+  f.depth = desc.ndim == 3 ? static_cast<int>(desc.shape[0]) : 0;
+  f.height = static_cast<int>(desc.shape[desc.ndim - 2]);
+  f.width = static_cast<int>(desc.shape[desc.ndim - 1]);
   f.frame_id = info->frame_id;
   f.desc = desc;
   return f;
@@ -131,21 +155,32 @@ struct SourceImage {
 };
 
 // The first frame of image file `path`, which must be `masks.height` x
-// `masks.width`; `channel` >= 0 keeps only that channel (0-based).
-// Throws what io::read_image_file throws, and Error(invalid_argument) for
-// another size or a channel the image does not have.
+// `masks.width`; for a label volume (masks.depth > 0), a z-stack [Z, Y, X]
+// or [Z, Y, X, C] of the masks' depth, height and width (a .npy or plain
+// TIFF with 3 axes is read as [Z, Y, X]). `channel` >= 0 keeps only that
+// channel (0-based). Throws what io::read_image_file throws, and
+// Error(invalid_argument) for another size or a channel the image lacks.
 inline SourceImage read_source_image(const std::string& path, const LabelFrame& masks, const std::string& name,
                                      int channel) {
-  io::ImageFile file = io::read_image_file(path);
+  io::ImageFile file = read_image_or_stack(path, masks.depth > 0);
   io::Array& image = file.frames.front().array;
   const ipc::TensorDesc& d = image.desc;
-  if (d.shape[0] != masks.height || d.shape[1] != masks.width) {
+  const std::string& axes = file.frames.front().axes;
+  if (masks.depth > 0) {
+    if (!axes.starts_with("ZYX") || d.shape[0] != masks.depth || d.shape[1] != masks.height ||
+        d.shape[2] != masks.width) {
+      throw Error(Errc::invalid_argument, "image '" + path + "' is " + d.to_string() + " (" + axes +
+                                              ") but the masks of '" + name + "' are " + masks.desc.to_string() +
+                                              " (ZYX); a z-stack of the same depth, height and width is needed");
+    }
+  } else if (d.shape[0] != masks.height || d.shape[1] != masks.width) {
     throw Error(Errc::invalid_argument, "image '" + path + "' is " + d.to_string() + " but the masks of '" + name +
                                             "' are " + masks.desc.to_string() + "; height and width must match");
   }
+  const int channel_axis = masks.depth > 0 ? 3 : 2;
   SourceImage s;
   s.desc = d;
-  s.channels = d.ndim == 3 ? static_cast<int>(d.shape[2]) : 1;
+  s.channels = d.ndim == static_cast<std::uint32_t>(channel_axis) + 1 ? static_cast<int>(d.shape[channel_axis]) : 1;
   s.pixels = io::to_float32(image, "image '" + path + "'");
   if (channel >= 0) {
     if (channel >= s.channels) {

@@ -65,4 +65,47 @@ struct ObjectStats {
 // number of intensity channels.
 [[nodiscard]] std::string stats_csv(const std::vector<ObjectStats>& stats, int channels);
 
+// One object of a 3-D label volume (all voxels of one label). Coordinates
+// are voxel indices: plane z, row y, column x, voxel centres at integers.
+struct ObjectStats3D {
+  std::uint32_t label = 0;
+  std::int64_t volume = 0;  // voxels (regionprops' area of a 3-D image)
+  // Mean plane, row and column of the object's voxels (regionprops' centroid).
+  double centroid_z = 0;
+  double centroid_y = 0;
+  double centroid_x = 0;
+  // Bounding box, end exclusive: [bbox_z0, bbox_z1) x [bbox_y0, bbox_y1) x
+  // [bbox_x0, bbox_x1) (regionprops' bbox).
+  int bbox_z0 = 0;
+  int bbox_y0 = 0;
+  int bbox_x0 = 0;
+  int bbox_z1 = 0;
+  int bbox_y1 = 0;
+  int bbox_x1 = 0;
+  // cbrt(6 * volume / pi) (as pow(6 * volume / pi, 1 / 3.)): the diameter of
+  // a ball of the same volume (regionprops' equivalent_diameter_area in 3-D).
+  double equivalent_diameter = 0;
+  // One entry per channel of the intensity volume; empty without one.
+  std::vector<IntensityStats> intensity;
+};
+
+// The objects of the label volume `labels` ([depth, height, width],
+// row-major, 0 = background), one per label present, in increasing label
+// order. `intensity`, when not null, is a float volume of the same shape
+// with `channels` values per voxel (channels last, interleaved); each
+// object then gets the mean, min and max of each channel under its mask.
+// Labels may be any uint32 values. No perimeter (regionprops has none in
+// 3-D). CPU only: the CUDA stats (cpipc/cuda/post.hpp) are 2-D.
+// Throws Error(invalid_argument) for a negative size, channels < 1, or null
+// labels with voxels.
+[[nodiscard]] std::vector<ObjectStats3D> object_stats_3d(const std::uint32_t* labels, int depth, int height, int width,
+                                                         const float* intensity = nullptr, int channels = 1);
+
+// The CSV table of 3-D `stats`, as stats_csv. Columns: label, volume,
+// centroid_z, centroid_y, centroid_x, bbox_z0, bbox_y0, bbox_x0, bbox_z1,
+// bbox_y1, bbox_x1, equivalent_diameter, then the intensity columns as
+// stats_csv names them. Throws Error(invalid_argument) when an object has a
+// different number of intensity channels.
+[[nodiscard]] std::string stats_csv_3d(const std::vector<ObjectStats3D>& stats, int channels);
+
 }  // namespace cpipc::post
