@@ -170,6 +170,9 @@ class Client:
                normalize: Optional[bool] = None, norm_percentile: Optional[Sequence[float]] = None,
                invert: Optional[bool] = None, exclude_on_edges: Optional[bool] = None,
                resample: Optional[bool] = None, augment: Optional[bool] = None,
+               do_3d: Optional[bool] = None, stitch_threshold: Optional[float] = None,
+               anisotropy: Optional[float] = None,
+               flow3d_smooth: Optional[Union[float, Sequence[float]]] = None,
                timeout: Optional[float] = None,
                progress: Optional[Callable[[Dict[str, Any]], None]] = None) -> Future:
         """Sends one image and returns its Future at once.
@@ -184,7 +187,12 @@ class Client:
         name the array's axes as Cellpose's do. ``normalize=False``,
         ``norm_percentile=(low, high)``, ``invert``, ``exclude_on_edges``,
         ``resample=False`` and ``augment`` are Cellpose's eval options of the
-        same names (docs/PROTOCOL.md). ``progress`` is called with each
+        same names (docs/PROTOCOL.md). A z-stack ([Z, H, W] or
+        [Z, H, W, C], or a file with Z) is segmented in 3-D with ``do_3d=True``
+        (``anisotropy``: Z spacing over XY spacing; ``flow3d_smooth``: one
+        Gaussian sigma or (z, y, x)), or plane by plane and stitched with
+        ``stitch_threshold`` (an IoU); without either, each plane in 2-D.
+        ``progress`` is called with each
         progress message (stage, tiles_done, tiles_total) from the thread
         that waits.
         """
@@ -192,6 +200,7 @@ class Client:
         request: Dict[str, Any] = {"type": "submit", "id": self._prefix + str(next(self._ids))}
         for key, value in (("diameter", diameter), ("flow_threshold", flow_threshold),
                            ("cellprob_threshold", cellprob_threshold), ("max_size_fraction", max_size_fraction),
+                           ("stitch_threshold", stitch_threshold), ("anisotropy", anisotropy),
                            ("timeout_s", timeout)):
             if value is not None:
                 request[key] = float(value)
@@ -204,9 +213,14 @@ class Client:
         if channels is not None:
             request["channels"] = [int(c) for c in channels]
         for key, value in (("normalize", normalize), ("invert", invert), ("exclude_on_edges", exclude_on_edges),
-                           ("resample", resample), ("augment", augment)):
+                           ("resample", resample), ("augment", augment), ("do_3d", do_3d)):
             if value is not None:
                 request[key] = bool(value)
+        if flow3d_smooth is not None:
+            sigmas = [float(flow3d_smooth)] * 3 if np.isscalar(flow3d_smooth) else [float(v) for v in flow3d_smooth]
+            if len(sigmas) != 3 or not all(math.isfinite(v) and v >= 0 for v in sigmas):
+                raise BadInput(f"flow3d_smooth must be a sigma >= 0 or three (z, y, x), not {flow3d_smooth!r}")
+            request["flow3d_smooth"] = sigmas
         if norm_percentile is not None:
             request["norm_percentile"] = _percentiles(norm_percentile)
         if self._gone is not None:
