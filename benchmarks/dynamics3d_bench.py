@@ -6,7 +6,10 @@ fill_holes_and_remove_small_masks (torch on the CPU) on the same flows: a
 table header with --header), and whether the masks are identical.
 
     ~/.cache/cpipc/cellpose-venv/bin/python benchmarks/dynamics3d_bench.py \\
-        [--cpipc build-release/cpipc] [--repeats 3] [--work DIR] [--header]
+        [--cpipc build-release/cpipc] [--repeats 3] [--cellpose-repeats N] [--work DIR] [--header]
+
+Cellpose takes minutes a run at this size: --cellpose-repeats (default
+--repeats) can ask for fewer of its runs.
 
 Run it with the Cellpose venv's python (it imports cellpose and torch).
 """
@@ -28,6 +31,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--cpipc", default=os.path.join(repo, "build-release", "cpipc"))
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--cellpose-repeats", type=int, default=None)
     ap.add_argument("--work", default=os.path.join(repo, "benchmarks", "results", "dynamics3d"))
     ap.add_argument("--header", action="store_true")
     args = ap.parse_args()
@@ -45,7 +49,7 @@ def main():
 
     import torch
     times = []
-    for _ in range(args.repeats):
+    for _ in range(args.cellpose_repeats or args.repeats):
         t0 = time.perf_counter()
         theirs = cellpose_run(flows)
         times.append(time.perf_counter() - t0)
@@ -55,7 +59,7 @@ def main():
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     if args.header:
         print(f"Measured {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC with `benchmarks/dynamics3d_bench.py "
-              f"--repeats {args.repeats}` on {cpu}, {os.cpu_count()} cores, Linux {platform.release()}; medians; "
+              f"--repeats {args.repeats} --cellpose-repeats {args.cellpose_repeats or args.repeats}` on {cpu}, {os.cpu_count()} cores, Linux {platform.release()}; medians; "
               f"Cellpose on torch CPU ({torch.get_num_threads()} threads), cpipc with OpenMP.\n")
         print("| stack | foreground voxels | Cellpose 3-D | cpipc 3-D | speed-up | objects (Cellpose / cpipc) "
               "| identical masks |")

@@ -400,5 +400,21 @@ TEST_F(Cli, UsageErrorsExit2) {
   expect_failure(run_cpipc({"publish", input("labels.npy"), unique_name(), "--slots", "9"}), 2);
 }
 
+// `cpipc masks` on a stack's [4, Z, Y, X] flows runs the 3-D dynamics and
+// writes Cellpose's masks, [Z, Y, X]; image formats cannot hold a stack.
+TEST_F(Cli, MasksOfAStackAreCellposes3DMasks) {
+  const std::string fixtures = CPIPC_SOURCE_DIR "/tests/data/dynamics/";
+  const std::string out = dir_.file("masks.npy");
+  const CommandResult r = run_cpipc({"masks", "--flows", fixtures + "touching3d_flows.npy", "-o", out, "--json"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j.at("shape"), nlohmann::json::array({16, 56, 56}));
+  const io::Array ours = io::read_npy(out);
+  const io::Array cellpose = io::read_npy(fixtures + "touching3d_masks.npy");
+  EXPECT_TRUE(ours.desc.same_layout(cellpose.desc)) << ours.desc.to_string();
+  EXPECT_EQ(ours.data, cellpose.data);
+  expect_failure(run_cpipc({"masks", "--flows", fixtures + "touching3d_flows.npy", "-o", dir_.file("m.png")}), 2);
+}
+
 }  // namespace
 }  // namespace cpipc

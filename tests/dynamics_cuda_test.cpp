@@ -96,7 +96,8 @@ TEST_P(GpuAgainstCpu3D, SameLabelsVoxelForVoxel) {
   EXPECT_EQ(differ, 0u) << "of " << cpu.data.size() << " voxels";
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, GpuAgainstCpu3D, ::testing::Values("touching3d", "aniso3d", "border3d", "empty3d"));
+INSTANTIATE_TEST_SUITE_P(Fixtures, GpuAgainstCpu3D,
+                         ::testing::Values("touching3d", "aniso3d", "border3d", "hollow3d", "empty3d"));
 
 TEST(GpuDynamics3D, NaNFlowsAreAClearError) {
   REQUIRE_GPU();

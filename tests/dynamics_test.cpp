@@ -163,7 +163,22 @@ TEST_P(CellposeFixture3D, MasksFindTheSyntheticObjects) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, CellposeFixture3D,
-                         ::testing::Values("touching3d", "aniso3d", "border3d", "empty3d"));
+                         ::testing::Values("touching3d", "aniso3d", "border3d", "hollow3d", "empty3d"));
+
+// Holes are filled in 3-D, as fill_voids: the void inside a closed shell
+// joins the shell; the bore of a tube open at both ends is no hole (filling
+// plane by plane would fill it).
+TEST(Dynamics3D, HolesAreFilledInThreeDimensions) {
+  const Case3D c = load_case_3d("hollow3d");
+  const dyn::Labels3D l = dyn::masks_from_flows_3d(c.view());
+  const auto at = [&](int z, int y, int x) {
+    return l.data[(static_cast<std::size_t>(z) * l.height + y) * l.width + x];
+  };
+  ASSERT_EQ(l.count, 2u);
+  EXPECT_NE(at(5, 10, 10), 0u) << "the shell's void is filled";
+  EXPECT_EQ(at(5, 10, 10), at(1, 10, 10)) << "with the shell's label";
+  EXPECT_EQ(at(5, 25, 25), 0u) << "the tube's bore stays empty";
+}
 
 TEST(Dynamics3D, FlowThresholdIsIgnoredAsInCellpose) {
   const Case3D c = load_case_3d("touching3d");

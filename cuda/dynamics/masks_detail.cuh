@@ -142,9 +142,13 @@ __global__ void gather_counts(const Index* seeds, std::int64_t n, const std::int
   if (i < n) counts[i] = hist[seeds[i]];
 }
 
+// From this many values on, torch's CPU argsort of a 1-D integer tensor is
+// fbgemm's radix sort, which is stable (at::internal::GRAIN_SIZE).
+constexpr std::size_t kTorchRadixSortFrom = 32768;
+
 // Seeds (raster order) sorted by their count on the host, as torch's
-// (unstable) argsort: libstdc++'s std::sort over (count, index) pairs
-// compared by count alone.
+// argsort: libstdc++'s std::sort over (count, index) pairs compared by count
+// alone (not stable), or a stable sort from kTorchRadixSortFrom seeds on.
 template <class Index>
 void sort_seeds_by_count(std::vector<Index>& seeds, const std::int32_t* hist, cudaStream_t s) {
   const auto ns = static_cast<std::int64_t>(seeds.size());
@@ -160,7 +164,12 @@ void sort_seeds_by_count(std::vector<Index>& seeds, const std::int32_t* hist, cu
   };
   std::vector<Keyed> keyed(seeds.size());
   for (std::size_t i = 0; i < seeds.size(); ++i) keyed[i] = {counts[i], seeds[i]};
-  std::sort(keyed.begin(), keyed.end(), [](const Keyed& a, const Keyed& b) { return a.count < b.count; });
+  const auto by_count = [](const Keyed& a, const Keyed& b) { return a.count < b.count; };
+  if (keyed.size() >= kTorchRadixSortFrom) {
+    std::stable_sort(keyed.begin(), keyed.end(), by_count);
+  } else {
+    std::sort(keyed.begin(), keyed.end(), by_count);
+  }
   for (std::size_t i = 0; i < seeds.size(); ++i) seeds[i] = keyed[i].seed;
 }
 

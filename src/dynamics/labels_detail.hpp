@@ -53,11 +53,16 @@ void fill_holes(std::uint32_t* data, int height, int width, const Box3& b, std::
 void check_params(const Params& p);
 void check_finite(std::initializer_list<std::span<const float>> planes);
 
+// From this many values on, torch's CPU argsort of a 1-D integer tensor is
+// fbgemm's radix sort, which is stable (at::internal::GRAIN_SIZE).
+constexpr std::size_t kTorchRadixSortFrom = 32768;
+
 // Orders seeds (listed in raster order) by their histogram count as
-// Cellpose's torch argsort does: it is not stable; torch's CPU sort is
-// libstdc++'s std::sort over (value, index) pairs compared by value alone,
-// and doing the same gives the same order among equal counts, and so the
-// same winner where seed regions overlap.
+// Cellpose's torch argsort does: below kTorchRadixSortFrom seeds it is not
+// stable, torch's CPU sort being libstdc++'s std::sort over (value, index)
+// pairs compared by value alone, and doing the same gives the same order
+// among equal counts, and so the same winner where seed regions overlap;
+// from there on, a stable sort.
 template <class Index>
 void sort_seeds_by_count(std::vector<Index>& seeds, const std::int32_t* hist) {
   struct Keyed {
@@ -66,7 +71,12 @@ void sort_seeds_by_count(std::vector<Index>& seeds, const std::int32_t* hist) {
   };
   std::vector<Keyed> keyed(seeds.size());
   for (std::size_t i = 0; i < seeds.size(); ++i) keyed[i] = {hist[static_cast<std::size_t>(seeds[i])], seeds[i]};
-  std::sort(keyed.begin(), keyed.end(), [](const Keyed& a, const Keyed& b) { return a.count < b.count; });
+  const auto by_count = [](const Keyed& a, const Keyed& b) { return a.count < b.count; };
+  if (keyed.size() >= kTorchRadixSortFrom) {
+    std::stable_sort(keyed.begin(), keyed.end(), by_count);
+  } else {
+    std::sort(keyed.begin(), keyed.end(), by_count);
+  }
   for (std::size_t i = 0; i < seeds.size(); ++i) seeds[i] = keyed[i].seed;
 }
 

@@ -126,6 +126,14 @@ def case_labels(name):
         for i, c in enumerate([(0, 20, 24), (6, 0, 30), (11, 40, 10), (5, 24, 47), (6, 47, 47), (0, 0, 0)]):
             ellipsoid(lab, c, (5, 8, 7), 0.4 * i, lab.max() + 1)
         return lab
+    if name == "hollow3d":  # a closed shell (its void is a 3-D hole) and a tube open at both ends (not one)
+        lab = np.zeros((12, 36, 36), np.uint8)
+        zz, yy, xx = np.mgrid[:12, :36, :36]
+        r = ((zz - 5.5) / 5.0) ** 2 + ((yy - 10) / 8.5) ** 2 + ((xx - 10) / 8.5) ** 2
+        lab[(r <= 1.0) & (((zz - 5.5) / 2.2) ** 2 + ((yy - 10) / 4.0) ** 2 + ((xx - 10) / 4.0) ** 2 > 1.0)] = 1
+        d2 = (yy - 25) ** 2 + (xx - 25) ** 2
+        lab[(zz >= 2) & (zz <= 9) & (d2 <= 8.5 ** 2) & (d2 > 3.5 ** 2)] = 2
+        return lab
     if name == "empty3d":
         return np.zeros((4, 16, 16), np.uint8)
     if name == "bench3d":
@@ -142,7 +150,7 @@ def case_labels(name):
 
 
 COMMITTED = ["touching", "elongated", "border", "tiny", "empty", "qc", "dense384",
-             "touching3d", "aniso3d", "border3d", "empty3d"]
+             "touching3d", "aniso3d", "border3d", "hollow3d", "empty3d"]
 # for benchmarks/run_dynamics_bench.sh and dynamics3d_bench.py; not committed
 LARGE = ["dense512", "dense1024", "dense2048", "bench3d"]
 
