@@ -38,6 +38,14 @@ if(EXISTS "${CPIPC_CELLPOSE3_PYTHON}")
                    --out ${CMAKE_BINARY_DIR}/flag-live-fixtures
                    --compare ${CMAKE_CURRENT_LIST_DIR}/../../tests/data/flags)
   set_tests_properties(flag_fixtures_live PROPERTIES LABELS model TIMEOUT 600 ENVIRONMENT "PYTHONWARNINGS=ignore")
+  # 3-D: segment --do-3d / --stitch-threshold against Cellpose's eval(do_3D / stitch_threshold) on five
+  # stacks; Cellpose's outputs cached in the cache dir (minutes each to make).
+  if(TARGET cpipc-torch)
+    add_test(NAME volume_parity
+             COMMAND ${CPIPC_CELLPOSE3_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/volume_parity.py --cpipc $<TARGET_FILE:cpipc>)
+    set_tests_properties(volume_parity PROPERTIES SKIP_RETURN_CODE 77 RUN_SERIAL TRUE TIMEOUT 3600 LABELS "model;3d"
+                         ENVIRONMENT "PYTHONWARNINGS=ignore;CPIPC_CACHE_DIR=${CPIPC_CACHE_DIR}")
+  endif()
 else()
   message(STATUS "cpipc: ${CPIPC_CELLPOSE3_PYTHON} not found; live model parity fixtures are off")
 endif()
