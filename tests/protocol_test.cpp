@@ -125,6 +125,36 @@ TEST(Protocol, CellposeNormalisationAndEdgeOptionsRoundTripAndAreChecked) {
   EXPECT_NE(bad_message(both).find("contradict"), std::string::npos);
 }
 
+TEST(Protocol, ThreeDOptionsRoundTripAndAreChecked) {
+  SubmitRequest r;
+  r.id = "v";
+  r.image = "/data/stack.tif";
+  r.do_3d = true;
+  r.anisotropy = 2.5;
+  r.flow3d_smooth = std::array<double, 3>{2.0, 1.0, 1.0};
+  const json j = r.to_json();
+  EXPECT_EQ(j["do_3d"], true);
+  EXPECT_EQ(j["flow3d_smooth"], json({2.0, 1.0, 1.0}));
+  EXPECT_FALSE(j.contains("stitch_threshold"));
+  const auto back = std::get<SubmitRequest>(decode_client_message(j));
+  EXPECT_EQ(back.to_json(), j);
+
+  const json base{{"type", "submit"}, {"id", "v"}, {"image", "/x"}};
+  const auto with = [&](std::initializer_list<std::pair<const char*, json>> fields) {
+    json m = base;
+    for (const auto& [k, v] : fields) m[k] = v;
+    return bad_message(m);
+  };
+  EXPECT_EQ(with({{"stitch_threshold", 0.5}}), "");
+  EXPECT_EQ(with({{"do_3d", true}, {"stitch_threshold", 0}}), "");
+  EXPECT_NE(with({{"do_3d", true}, {"stitch_threshold", 0.5}}).find("exclude each other"), std::string::npos);
+  EXPECT_NE(with({{"stitch_threshold", 1.5}}).find("IoU"), std::string::npos);
+  EXPECT_NE(with({{"anisotropy", 0}}).find("anisotropy"), std::string::npos);
+  EXPECT_NE(with({{"flow3d_smooth", {1, 1}}}).find("[z, y, x]"), std::string::npos);
+  EXPECT_NE(with({{"flow3d_smooth", {1, -1, 1}}}).find("[z, y, x]"), std::string::npos);
+  EXPECT_NE(with({{"do_3d", "yes"}}).find("true or false"), std::string::npos);
+}
+
 TEST(Protocol, AnErrorReplyAlwaysFitsAFrame) {
   const ErrorReply e = error_reply(std::string(600000, 'x'), codes::bad_request, std::string(2000000, 'm'));
   EXPECT_EQ(e.id, "");

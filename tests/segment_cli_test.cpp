@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -183,6 +184,65 @@ TEST_F(Segment, AZStackGivesOneMaskStackOfItsPlanes) {
   expect_failure(segment({dir_.file("stack.tif"), "--z-axis", "5"}), 2);
 }
 
+// --do-3d and --stitch-threshold (parity with Cellpose's own 3-D eval is
+// tools/parity/volume_parity.py): a stack of 6 copies of one image is one
+// [Z, H, W] label volume numbered 1..N; stitched, every object has the same
+// footprint in each plane; without a Z axis both are refused in one line.
+TEST_F(Segment, AZStackInThreeDIsOneLabelVolume) {
+  const io::Array img = io::read_npy(kFixtures + "/gray8_nodiam/image.npy");
+  const std::int64_t h = img.desc.shape[0], w = img.desc.shape[1], planes = 6;
+  io::Array stack;
+  const std::int64_t shape[3] = {planes, h, w};
+  stack.desc = ipc::TensorDesc::contiguous(img.desc.dtype, shape);
+  for (int z = 0; z < planes; ++z) stack.data.insert(stack.data.end(), img.data.begin(), img.data.end());
+  io::write_tiff(dir_.file("stack.tif"), stack.view(), "ZYX");
+
+  const auto volume = [&](const nlohmann::json& line) {
+    const io::ImageFile masks = io::read_image_file(line["masks"].get<std::string>());
+    EXPECT_EQ(masks.frames.at(0).axes, "ZYX");
+    return io::to_labels(masks.frames.at(0).array, "masks");
+  };
+  for (const char* mode : {"--do-3d", "--stitch-threshold"}) {
+    std::vector<std::string> args = {dir_.file("stack.tif"), "--json", "--save-flows", mode};
+    if (std::string(mode) == "--stitch-threshold") args.push_back("0.5");
+    const CommandResult r = segment(args);
+    ASSERT_EQ(r.status, 0) << mode << ": " << r.err;
+    const nlohmann::json line = json_lines(r.out).at(0);
+    EXPECT_EQ(line["shape"], nlohmann::json({planes, h, w}));
+    EXPECT_EQ(line["mode"], std::string(mode) == "--do-3d" ? "3-D" : "stitched");
+    const std::vector<std::uint32_t> labels = volume(line);
+    ASSERT_EQ(labels.size(), static_cast<std::size_t>(planes * h * w));
+    const std::uint32_t n = line["objects"];
+    EXPECT_GT(n, 3u) << mode;
+    // Numbered 1..n, each present.
+    std::vector<int> seen(n + 1, 0);
+    for (std::uint32_t v : labels) {
+      ASSERT_LE(v, n);
+      seen[v] = 1;
+    }
+    EXPECT_EQ(std::count(seen.begin() + 1, seen.end(), 1), n) << mode;
+    if (std::string(mode) == "--do-3d") {
+      const io::Array flows = io::read_npy(line["flows"].get<std::string>());
+      ASSERT_EQ(flows.desc.ndim, 4);
+      EXPECT_EQ(flows.desc.dtype, ipc::kFloat32);
+      EXPECT_EQ(flows.desc.shape[0], 4);
+      EXPECT_EQ(flows.desc.shape[1], planes);
+    } else {
+      // Identical planes stitch into columns: plane z equals plane 0.
+      for (std::int64_t z = 1; z < planes; ++z) {
+        EXPECT_TRUE(std::equal(labels.begin(), labels.begin() + h * w, labels.begin() + z * h * w)) << "plane " << z;
+      }
+    }
+  }
+  const CommandResult flat = segment({kFixtures + "/gray8_nodiam/image.npy", "--do-3d"});
+  expect_failure(flat, 2);
+  EXPECT_NE(flat.err.find("needs a z-stack"), std::string::npos) << flat.err;
+  expect_failure(segment({dir_.file("stack.tif"), "--do-3d", "--stitch-threshold", "0.5"}), 2);
+  expect_failure(segment({dir_.file("stack.tif"), "--do-3d", "--flow3d-smooth", "1,2"}), 2);
+  expect_failure(segment({dir_.file("stack.tif"), "--stitch-threshold", "1.5"}), 2);
+  expect_failure(segment({dir_.file("stack.tif"), "--do-3d", "--anisotropy", "0"}), 2);
+}
+
 TEST_F(Segment, AOnePixelImageGivesEmptyMasks) {
   io::Array one;
   const std::int64_t shape[2] = {1, 1};
@@ -289,6 +349,23 @@ TEST_F(Segment, AnImageLargerThanTheProcessMemoryLimitIsRefused) {
                       "ulimit -v " + std::to_string(test::torch_address_space_kib()));
   expect_failure(r, 5);
   EXPECT_NE(r.err.find("needs about"), std::string::npos) << r.err;
+}
+
+// The same for a z-stack in 3-D: 40 MB on disk, several GB to segment in 3-D.
+TEST_F(Segment, AStackLargerThanTheProcessMemoryLimitIsRefusedIn3D) {
+  io::Array big;
+  const std::int64_t shape[3] = {40, 1000, 1000};
+  big.desc = ipc::TensorDesc::contiguous(ipc::kUInt8, shape);
+  big.data.assign(big.desc.nbytes(), std::byte{0});
+  io::write_npy(dir_.file("stack.npy"), big.view());
+  for (const char* mode : {"--do-3d", "--stitch-threshold"}) {
+    std::vector<std::string> args = {"segment", dir_.file("stack.npy"), "--z-axis", "0", "--device", "cpu",
+                                     "-o",      dir_.path().string(),   mode};
+    if (std::string(mode) == "--stitch-threshold") args.push_back("0.5");
+    const CommandResult r = test::run_cpipc(args, 120s, "ulimit -v " + std::to_string(test::torch_address_space_kib()));
+    expect_failure(r, 5);
+    EXPECT_NE(r.err.find("z-stack 40x1000x1000 needs about"), std::string::npos) << mode << ": " << r.err;
+  }
 }
 
 TEST_F(Segment, ARandomBlobIsNotAModel) {

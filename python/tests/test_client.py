@@ -92,6 +92,32 @@ def test_cellpose_eval_options_match_the_cli(producer, tmp_path, options, flags)
     assert not np.array_equal(r.masks, plain.masks), f"{options} changed nothing: was it sent?"
 
 
+def read_stack(path) -> np.ndarray:
+    """A multi-page TIFF (cpipc's [Z, H, W] masks) as an array."""
+    from PIL import ImageSequence
+    with PIL.open(path) as im:
+        return np.stack([np.array(page) for page in ImageSequence.Iterator(im)])
+
+
+@pytest.mark.parametrize("options,flags", [({"do_3d": True}, ["--do-3d"]),
+                                           ({"stitch_threshold": 0.5}, ["--stitch-threshold", "0.5"])],
+                         ids=["do_3d", "stitch_threshold"])
+def test_a_z_stack_in_3d_matches_the_cli(producer, tmp_path, options, flags):
+    base = crop()[:96, :96]
+    stack = np.stack([np.roll(base, 2 * z, axis=1) for z in range(5)])  # cells drift across planes
+    np.save(tmp_path / "stack.npy", stack)
+    subprocess.run([cpipc_binary(), "segment", str(tmp_path / "stack.npy"), "--device", "cpu", "-o", str(tmp_path),
+                    "--z-axis", "0", "--diameter", "24", *flags], check=True, capture_output=True)
+    expected = read_stack(tmp_path / "stack_cp_masks.tif")
+    with cpipc.Client(socket=producer.socket) as c:
+        r = c.segment(stack, z_axis=0, diameter=24, **options)
+        with pytest.raises(cpipc.BadInput, match="z-stack"):
+            c.segment(base, diameter=24, **options)
+    assert r.axes == "ZYX" and r.masks.shape == stack.shape
+    assert r.objects == expected.max() > 3
+    np.testing.assert_array_equal(r.masks, expected)
+
+
 def test_a_bad_norm_percentile_is_bad_input(producer):
     with cpipc.Client(socket=producer.socket) as c:
         for bad in [(1,), "ab", (float("nan"), 99)]:

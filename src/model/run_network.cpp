@@ -60,17 +60,21 @@ at::Tensor resize_planes(const at::Tensor& planes, std::int64_t height, std::int
 
 NetworkResult run_network(const Model& model, const at::Tensor& input, const NetworkOptions& options) {
   c10::InferenceMode guard;
-  if (input.dim() != 3 || input.size(0) != model.info().input_channels) {
-    throw Error(Errc::invalid_argument,
-                "network input must be [" + std::to_string(model.info().input_channels) + ", H, W]");
+  const std::int64_t channels = model.info().input_channels;
+  if (!((input.dim() == 3 && input.size(0) == channels) ||
+        (input.dim() == 4 && input.size(1) == channels && input.size(0) >= 1))) {
+    throw Error(Errc::invalid_argument, "network input must be [" + std::to_string(channels) + ", H, W] or [N, " +
+                                            std::to_string(channels) + ", H, W]");
   }
-  const std::int64_t height = input.size(1);
-  const std::int64_t width = input.size(2);
+  const bool one = input.dim() == 3;
+  const std::int64_t images = one ? 1 : input.size(0);
+  const std::int64_t height = input.size(-2);
+  const std::int64_t width = input.size(-1);
   if (!(options.rescale > 0.0)) throw Error(Errc::invalid_argument, "rescale must be > 0");
   if (options.batch_size < 1) throw Error(Errc::invalid_argument, "batch size must be >= 1");
 
   // Rescale so that cells have the network's diameter.
-  at::Tensor x = input;
+  at::Tensor x = one ? input.unsqueeze(0) : input;  // [N, C, H, W]
   std::int64_t ly = height;
   std::int64_t lx = width;
   if (options.rescale != 1.0) {
@@ -85,7 +89,7 @@ NetworkResult run_network(const Model& model, const at::Tensor& input, const Net
                                               ") vanishes when rescaled by " + std::to_string(options.rescale) +
                                               "; give a smaller --diameter");
     }
-    x = resize(x, ly, lx);
+    x = resize(x.reshape({images * channels, height, width}), ly, lx).reshape({images, channels, ly, lx});
   }
 
   // Pad to a multiple of 16 plus 8 px each side, then cut overlapping tiles.
@@ -96,8 +100,8 @@ NetworkResult run_network(const Model& model, const at::Tensor& input, const Net
   const std::int64_t end_y = options.augment ? std::max<std::int64_t>(0, tile - (ly + py.before + py.after)) : 0;
   const std::int64_t end_x = options.augment ? std::max<std::int64_t>(0, tile - (lx + px.before + px.after)) : 0;
   x = at::constant_pad_nd(x, {px.before, px.after + end_x, py.before, py.after + end_y}, 0.0);
-  const std::int64_t pad_h = x.size(1);
-  const std::int64_t pad_w = x.size(2);
+  const std::int64_t pad_h = x.size(2);
+  const std::int64_t pad_w = x.size(3);
   const TileAxis ty = options.augment ? augmented_tile_axis(pad_h, tile) : tile_axis(pad_h, tile, options.tile_overlap);
   const TileAxis tx = options.augment ? augmented_tile_axis(pad_w, tile) : tile_axis(pad_w, tile, options.tile_overlap);
   const std::vector<double> mask_host = taper_mask(ty.size, tx.size);
@@ -106,14 +110,17 @@ NetworkResult run_network(const Model& model, const at::Tensor& input, const Net
                                            torch::TensorOptions().dtype(torch::kDouble))
                               .to(opts.dtype(torch::kFloat).device(x.device()));
 
+  // The tiles of every image, batched across images as Cellpose batches a stack's.
   struct Tile {
-    std::int64_t y, x;
+    std::int64_t n, y, x;
     bool flip_y = false, flip_x = false;  // augment: by the tile's row j and column i parity
   };
   std::vector<Tile> tiles;
-  for (std::size_t j = 0; j < ty.starts.size(); ++j) {
-    for (std::size_t i = 0; i < tx.starts.size(); ++i) {
-      tiles.push_back({ty.starts[j], tx.starts[i], options.augment && i % 2 == 1, options.augment && j % 2 == 1});
+  for (std::int64_t n = 0; n < images; ++n) {
+    for (std::size_t j = 0; j < ty.starts.size(); ++j) {
+      for (std::size_t i = 0; i < tx.starts.size(); ++i) {
+        tiles.push_back({n, ty.starts[j], tx.starts[i], options.augment && i % 2 == 1, options.augment && j % 2 == 1});
+      }
     }
   }
   // Flips a [C, H, W] tile as its position asks; flows back with the flipped
@@ -132,7 +139,7 @@ NetworkResult run_network(const Model& model, const at::Tensor& input, const Net
   };
   const int ntiles = static_cast<int>(tiles.size());
 
-  at::Tensor sum = torch::zeros({3, pad_h, pad_w}, opts);
+  at::Tensor sum = torch::zeros({images, 3, pad_h, pad_w}, opts);
   at::Tensor weight = torch::zeros({pad_h, pad_w}, opts);
   at::Tensor style;
   for (int first = 0; first < ntiles; first += options.batch_size) {
@@ -141,13 +148,15 @@ NetworkResult run_network(const Model& model, const at::Tensor& input, const Net
     batch.reserve(static_cast<std::size_t>(last - first));
     for (int j = first; j < last; ++j) {
       batch.push_back(
-          flip(x.slice(1, tiles[j].y, tiles[j].y + ty.size).slice(2, tiles[j].x, tiles[j].x + tx.size), tiles[j]));
+          flip(x[tiles[j].n].slice(1, tiles[j].y, tiles[j].y + ty.size).slice(2, tiles[j].x, tiles[j].x + tx.size),
+               tiles[j]));
     }
     const NetOutput out = model.forward(torch::stack(batch));
     for (int j = first; j < last; ++j) {
       const Tile& t = tiles[j];
-      sum.slice(1, t.y, t.y + ty.size).slice(2, t.x, t.x + tx.size).add_(unflip(out.y[j - first], t) * mask);
-      weight.slice(0, t.y, t.y + ty.size).slice(1, t.x, t.x + tx.size).add_(mask);
+      sum[t.n].slice(1, t.y, t.y + ty.size).slice(2, t.x, t.x + tx.size).add_(unflip(out.y[j - first], t) * mask);
+      // Every image has the same tiles: their weights are counted once.
+      if (t.n == 0) weight.slice(0, t.y, t.y + ty.size).slice(1, t.x, t.x + tx.size).add_(mask);
     }
     if (out.style.defined()) {
       const at::Tensor s = out.style.sum(0);
@@ -155,11 +164,13 @@ NetworkResult run_network(const Model& model, const at::Tensor& input, const Net
     }
     if (options.on_tiles) options.on_tiles(last, ntiles);
   }
-  at::Tensor flows = (sum / weight).slice(1, py.before, py.before + ly).slice(2, px.before, px.before + lx);
-  if (options.resample && (ly != height || lx != width)) flows = resize(flows, height, width);
+  at::Tensor flows = (sum / weight).slice(2, py.before, py.before + ly).slice(3, px.before, px.before + lx);
+  if (options.resample && (ly != height || lx != width)) {
+    flows = resize(flows.reshape({images * 3, ly, lx}), height, width).reshape({images, 3, height, width});
+  }
 
   NetworkResult result;
-  result.flows = flows.contiguous();
+  result.flows = one ? flows.squeeze(0).contiguous() : flows.contiguous();
   // CP-SAM's style is all zeros (Cellpose 4 keeps it for compatibility): it stays zeros, not NaN.
   result.style = style.defined() ? style / style.pow(2).sum().sqrt().clamp_min(1e-30) : torch::zeros({256}, opts);
   result.tiles = ntiles;

@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -92,7 +93,9 @@ at::Tensor gaussian_along(const at::Tensor& v, int64_t dim, double sigma) {
 // The network on every plane of the three orthogonal stacks (Cellpose's
 // run_3D): YX planes give dY, dX; ZX planes dZ, dX; ZY planes dZ, dY; each
 // pass adds its cellprob. `x` is [C, Z, Y, X]; returns [4, Z, Y, X]
-// (dZ, dY, dX, cellprob), summed in Cellpose's order.
+// (dZ, dY, dX, cellprob), summed in Cellpose's order. The planes of a pass
+// go to the network together, their tiles batched across planes (as
+// Cellpose's run_net batches a stack's), a bounded number at a time.
 at::Tensor run_three_passes(const Model& model, const at::Tensor& x, NetworkOptions net,
                             const std::function<void(int, int)>& on_plane, int& tiles) {
   const std::int64_t z = x.size(1), y = x.size(2), w = x.size(3);
@@ -109,15 +112,28 @@ at::Tensor run_three_passes(const Model& model, const at::Tensor& x, NetworkOpti
   int done = 0;
   net.on_tiles = nullptr;
   for (const Pass& p : passes) {
-    const std::int64_t n = x.size(p.axis);
-    for (std::int64_t i = 0; i < n; ++i) {
-      const NetworkResult r = run_network(model, x.select(p.axis, i).contiguous(), net);
+    // [planes, C, A, B]: the pass's axis first.
+    std::vector<std::int64_t> order{p.axis, 0};
+    for (std::int64_t d = 1; d < 4; ++d) {
+      if (d != p.axis) order.push_back(d);
+    }
+    const at::Tensor planes = x.permute(order);
+    at::Tensor target = flows.permute(order);  // [planes, 4, A, B], a view of flows
+    const std::int64_t n = planes.size(0);
+    const std::int64_t plane = planes.size(2) * planes.size(3);
+    // At most ~16 M pixels of planes per call: bounded blend buffers.
+    const std::int64_t chunk =
+        std::clamp<std::int64_t>((std::int64_t{1} << 24) / std::max<std::int64_t>(1, plane), 1, n);
+    for (std::int64_t i = 0; i < n; i += chunk) {
+      const std::int64_t m = std::min(chunk, n - i);
+      const NetworkResult r = run_network(model, planes.narrow(0, i, m).contiguous(), net);
       tiles += r.tiles;
-      at::Tensor target = flows.select(p.axis, i);  // [4, A, B]
-      target[3].add_(r.flows[2]);
-      target[p.first].add_(r.flows[0]);
-      target[p.second].add_(r.flows[1]);
-      if (on_plane) on_plane(++done, total);
+      at::Tensor t = target.narrow(0, i, m);
+      t.select(1, 3).add_(r.flows.select(1, 2));
+      t.select(1, p.first).add_(r.flows.select(1, 0));
+      t.select(1, p.second).add_(r.flows.select(1, 1));
+      done += static_cast<int>(m);
+      if (on_plane) on_plane(done, total);
     }
   }
   return flows;

@@ -30,14 +30,16 @@ struct NetworkOptions {
 };
 
 struct NetworkResult {
-  at::Tensor flows;  // float32 [3, H, W] at the input's size (rescaled without resample): dY, dX, cellprob logit
-  at::Tensor style;  // float32 [S], L2-normalised sum over tiles; zeros if the net has none
+  at::Tensor flows;  // float32 [3, H, W] ([N, 3, H, W] for N images) at the input's size (rescaled
+                     // without resample): dY, dX, cellprob logit
+  at::Tensor style;  // float32 [S], L2-normalised sum over tiles (of all N images); zeros if the net has none
   int tiles = 0;
 };
 
 // `input` is float32 [C, H, W] (the normalised network input) on the model's
-// device. Throws Error(invalid_argument) if the rescaled image is empty or
-// the network breaks its contract.
+// device, or [N, C, H, W]: N images of one size, their tiles batched
+// together (a stack's planes, as Cellpose's run_net batches them). Throws Error(invalid_argument) if the rescaled image
+// is empty or the network breaks its contract.
 [[nodiscard]] NetworkResult run_network(const Model& model, const at::Tensor& input, const NetworkOptions& options);
 
 // Bilinear resize of float32 [C, H, W] planes to height x width, as
