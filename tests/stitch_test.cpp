@@ -180,6 +180,18 @@ TEST(Stitch, MismatchedSizesAreAClearError) {
   EXPECT_THROW(dyn::stitch_planes(l, -1, 1, 3, 0.25f), cpipc::Error);
 }
 
+TEST(Stitch, IdsPastUint32AreAClearError) {
+  // Plane 0 holds id 2^32 - 1; plane 1's label 1 overlaps nothing and would
+  // take id 2^32.
+  std::vector<std::uint32_t> l = {0xFFFFFFFFu, 0, 0, 1};
+  try {
+    (void)dyn::stitch_planes(l, 2, 1, 2, 0.25f);
+    FAIL() << "no throw";
+  } catch (const cpipc::Error& e) {
+    EXPECT_EQ(e.code(), cpipc::Errc::invalid_argument);
+  }
+}
+
 TEST(Stitch, EmptyVolumeGivesNoObjects) {
   std::vector<std::uint32_t> l;
   EXPECT_EQ(dyn::stitch_planes(l, 0, 4, 4, 0.25f), 0u);
