@@ -4,7 +4,10 @@
 // tests/data/dynamics; CPIPC_STITCH_FIXTURES points at a freshly made set).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -107,6 +110,44 @@ TEST(Stitch, FillHolesWithoutMinSizeNumbersByRankAsCellpose) {
   EXPECT_EQ(v.labels, want.labels) << first_difference(want, v.labels);
 }
 
+// The random volumes `make_stitch_fixtures.py --random N` packs (the live
+// ctest makes 300 with the installed Cellpose; none are committed).
+TEST(Stitch, RandomVolumesEqualTheInstalledCellpose) {
+  const std::string dir = fixture_dir();
+  if (!std::filesystem::exists(dir + "/stitch_random_index.npy")) {
+    GTEST_SKIP() << "no random volumes in " << dir << " (make_stitch_fixtures.py --random N makes them)";
+  }
+  const io::Array index = io::read_npy(dir + "/stitch_random_index.npy");
+  ASSERT_EQ(index.desc.ndim, 2u);
+  ASSERT_EQ(index.desc.shape[1], 4);
+  std::vector<std::int64_t> rows(static_cast<std::size_t>(index.desc.shape[0]) * 4);
+  ASSERT_EQ(index.data.size(), rows.size() * sizeof(std::int64_t));
+  std::memcpy(rows.data(), index.data.data(), index.data.size());
+  const std::vector<float> thresholds =
+      io::to_float32(io::read_npy(dir + "/stitch_random_threshold.npy"), "thresholds");
+  const auto flat = [&](const char* name) {
+    return io::to_labels(io::read_npy(dir + "/stitch_random_" + name + ".npy"), name);
+  };
+  const std::vector<std::uint32_t> planes = flat("planes"), stitched = flat("stitched"), masks = flat("masks");
+  std::size_t at = 0;
+  for (std::size_t k = 0; k < thresholds.size(); ++k) {
+    const int d = static_cast<int>(rows[k * 4]), h = static_cast<int>(rows[k * 4 + 1]),
+              w = static_cast<int>(rows[k * 4 + 2]), min_size = static_cast<int>(rows[k * 4 + 3]);
+    const std::size_t n = static_cast<std::size_t>(d) * h * w;
+    ASSERT_LE(at + n, planes.size());
+    std::vector<std::uint32_t> v(planes.begin() + at, planes.begin() + at + n);
+    const std::vector<std::uint32_t> want_stitched(stitched.begin() + at, stitched.begin() + at + n);
+    const std::vector<std::uint32_t> want_masks(masks.begin() + at, masks.begin() + at + n);
+    at += n;
+    dyn::stitch_planes(v, d, h, w, thresholds[k]);
+    ASSERT_EQ(v, want_stitched) << "volume " << k << " (" << d << " x " << h << " x " << w << ", threshold "
+                                << thresholds[k] << ")";
+    dyn::fill_holes_and_remove_small_masks_3d(v, d, h, w, min_size);
+    ASSERT_EQ(v, want_masks) << "volume " << k << " (min_size " << min_size << ")";
+  }
+  EXPECT_EQ(at, planes.size());
+}
+
 TEST(Stitch, OnePlaneKeepsItsLabels) {
   std::vector<std::uint32_t> l = {0, 7, 7, 0, 3, 0};
   EXPECT_EQ(dyn::stitch_planes(l, 1, 2, 3, 0.25f), 2u);
@@ -137,6 +178,18 @@ TEST(Stitch, MismatchedSizesAreAClearError) {
   EXPECT_THROW(dyn::stitch_planes(l, 2, 1, 3, 0.25f), cpipc::Error);
   EXPECT_THROW(dyn::fill_holes_and_remove_small_masks_3d(l, 1, 2, 3, 15), cpipc::Error);
   EXPECT_THROW(dyn::stitch_planes(l, -1, 1, 3, 0.25f), cpipc::Error);
+}
+
+TEST(Stitch, IdsPastUint32AreAClearError) {
+  // Plane 0 holds id 2^32 - 1; plane 1's label 1 overlaps nothing and would
+  // take id 2^32.
+  std::vector<std::uint32_t> l = {0xFFFFFFFFu, 0, 0, 1};
+  try {
+    (void)dyn::stitch_planes(l, 2, 1, 2, 0.25f);
+    FAIL() << "no throw";
+  } catch (const cpipc::Error& e) {
+    EXPECT_EQ(e.code(), cpipc::Errc::invalid_argument);
+  }
 }
 
 TEST(Stitch, EmptyVolumeGivesNoObjects) {

@@ -23,7 +23,20 @@ Made with cellpose==3.1.1.2 (tools venv: ~/.cache/cpipc/cellpose3-venv);
 Cellpose 4.2.1.1 gives the same files for these cases (the ctest
 stitch_against_live_cellpose remakes them with it).
 
-    python make_stitch_fixtures.py [OUT_DIR]
+With --random N, also N small random volumes (1-6 planes of 3-13 x 3-13,
+random blobs per plane, some planes empty, some with gapped, permuted label
+values; random thresholds 0-0.9 and min_size -1..15), packed in four files
+(not committed; the live ctest makes 300 with the installed Cellpose):
+
+  stitch_random_index.npy     int64 [N, 4]: depth, height, width, min_size
+  stitch_random_threshold.npy float64 [N]
+  stitch_random_{planes,stitched,masks}.npy  uint32, the volumes one after another
+
+Cellpose 3.1.1.2 removes small masks by position among the labels present,
+Cellpose 4 (and cpipc) by value: their masks differ for some random cases
+with gapped labels, so check these against Cellpose 4.
+
+    python make_stitch_fixtures.py [OUT_DIR] [--random N]
 """
 import os
 import sys
@@ -137,13 +150,51 @@ def case_empty(rng):
     return per_plane(vol, rng)
 
 
+def random_cases(out, n, rng):
+    index, thresholds, planes_all, stitched_all, masks_all = [], [], [], [], []
+    for _ in range(n):
+        z, h, w = rng.integers(1, 7), rng.integers(3, 14), rng.integers(3, 14)
+        planes = np.zeros((z, h, w), np.uint32)
+        for k in range(z):
+            if rng.random() < 0.15:
+                continue
+            m = rng.random((h, w)) < rng.uniform(0.2, 0.8)
+            if rng.random() < 0.5:
+                m = ndi.binary_opening(m)
+            lab, count = ndi.label(m)
+            if count and count < 59 and rng.random() < 0.3:
+                values = rng.permutation(np.sort(rng.choice(np.arange(1, 60), size=count, replace=False)))
+                lab = np.concatenate([[0], values])[lab]
+            planes[k] = lab
+        t = float(rng.choice([0.0, 0.1, 0.25, 0.3, 0.5, 0.75, 0.9]))
+        min_size = int(rng.choice([-1, 0, 3, 8, 15]))
+        stitched = utils.stitch3D(planes.copy(), stitch_threshold=t)
+        masks = utils.fill_holes_and_remove_small_masks(stitched.copy(), min_size=min_size)
+        index.append([z, h, w, min_size])
+        thresholds.append(t)
+        planes_all.append(planes.ravel())
+        stitched_all.append(stitched.astype(np.uint32).ravel())
+        masks_all.append(masks.astype(np.uint32).ravel())
+    np.save(os.path.join(out, "stitch_random_index.npy"), np.array(index, np.int64))
+    np.save(os.path.join(out, "stitch_random_threshold.npy"), np.array(thresholds, np.float64))
+    for name, arrays in (("planes", planes_all), ("stitched", stitched_all), ("masks", masks_all)):
+        np.save(os.path.join(out, f"stitch_random_{name}.npy"), np.concatenate(arrays).astype(np.uint32))
+    print(f"stitch_random: {n} random volumes")
+
+
 def small_dtype(a):
     m = int(a.max()) if a.size else 0
     return a.astype(np.uint8 if m < 256 else np.uint16 if m < 65536 else np.uint32)
 
 
 def main():
-    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "../../tests/data/dynamics")
+    args = sys.argv[1:]
+    n_random = 0
+    if "--random" in args:
+        at = args.index("--random")
+        n_random = int(args[at + 1])
+        del args[at:at + 2]
+    out = args[0] if args else os.path.join(os.path.dirname(__file__), "../../tests/data/dynamics")
     os.makedirs(out, exist_ok=True)
     rng = np.random.default_rng(19)
     cases = {"ellipsoids": case_ellipsoids(rng), "merge": case_merge(rng), "gaps": case_gaps(rng),
@@ -161,6 +212,8 @@ def main():
             if name == "ellipsoids" and t == 0.25:
                 nomin = utils.fill_holes_and_remove_small_masks(stitched.copy(), min_size=-1)
                 np.save(os.path.join(out, f"{tag}_masks_nomin.npy"), small_dtype(nomin))
+    if n_random:
+        random_cases(out, n_random, np.random.default_rng(1919))
     return 0
 
 

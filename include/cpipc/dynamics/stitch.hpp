@@ -28,7 +28,9 @@ namespace cpipc::dynamics {
 // met yet (they can then repeat ids of earlier planes), and after that
 // takes new ids (label r -> largest id + r).
 // `stitch_threshold` is compared as the double its shortest decimal form
-// reads as (0.1f as 0.1), as Cellpose compares a Python float.
+// reads as (0.1f as 0.1), as Cellpose compares a Python float. Ids are
+// uint32 throughout, as Cellpose 4 (which turns uint16 masks into uint32
+// when the ids would pass 65 535; Cellpose 3.1.1.2 keeps the planes' dtype).
 // Throws Error(invalid_argument) when labels.size() != depth * height *
 // width, a size is negative, or the ids would pass 2^32 - 1.
 std::uint32_t stitch_planes(std::span<std::uint32_t> labels, int depth, int height, int width, float stitch_threshold);
