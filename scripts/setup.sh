@@ -92,13 +92,19 @@ fi
 # pip builds the package with nanobind and scikit-build-core from PyPI; its
 # CMake build folder (python/build/) is kept, so a re-install rebuilds only
 # what changed. A failed build fails setup.
+# cpipc.dask's tests also need the [dask] extra (dask[distributed], zarr, scipy):
+# they run a real LocalCluster.
 py_env="$cache/python-venv"
-if ! "$py_env/bin/python" -c "import pytest, ml_dtypes, numpy, PIL" 2>/dev/null; then
+py_pkgs=(pytest "ml_dtypes>=0.3" numpy pillow "dask[array,distributed]" zarr scipy)
+if ! "$py_env/bin/python" -c "import numpy" 2>/dev/null; then
   say "creating the Python package's venv in $py_env"
   rm -rf "$py_env"
   mkdir -p "$cache"
   python3 -m venv "$py_env"
-  "$py_env/bin/pip" install -q --disable-pip-version-check pytest "ml_dtypes>=0.3" numpy pillow
+fi
+if ! "$py_env/bin/python" -c "import pytest, ml_dtypes, numpy, PIL, dask.array, distributed, zarr, scipy" 2>/dev/null; then
+  say "installing the Python package's test dependencies into $py_env: ${py_pkgs[*]}"
+  "$py_env/bin/pip" install -q --disable-pip-version-check "${py_pkgs[@]}"
 fi
 # Re-installed only when its sources changed (a pip install costs ~30 s even then).
 py_sources=$(cd "$repo" && find CMakeLists.txt cmake include/cpipc src/ipc src/service python/pyproject.toml python/CMakeLists.txt \

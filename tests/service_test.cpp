@@ -1,6 +1,7 @@
 // `cpipc serve` and its clients, as real processes: the producer is the real
 // binary with the embedded network; clients are the client library in this
 // process, raw sockets, and `cpipc submit` processes that get killed.
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -846,6 +847,38 @@ TEST(Service, StopSignalCancelsWorkTellsClientsAndRemovesEverything) {
   EXPECT_EQ(m.value("code", ""), "shutting_down") << m;
   EXPECT_FALSE(fs::exists(socket));
   EXPECT_FALSE(test::shm_exists(stream));
+}
+
+// --lifeline: the producer holds the read end of a pipe whose write end is
+// its parent's; when that end closes (the parent died, however it died), the
+// producer stops as on SIGTERM: exit 0, socket and segment removed.
+TEST(Service, AProducerWhoseLifelineHangsUpStopsAndRemovesEverything) {
+  test::TempDir dir;
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  ::fcntl(fds[1], F_SETFD, FD_CLOEXEC);  // only the read end reaches the producer
+  auto producer = std::make_unique<Producer>(dir, std::vector<std::string>{"--lifeline", std::to_string(fds[0])});
+  ::close(fds[0]);
+  const std::string socket = producer->socket();
+  const std::string stream = producer->stream();
+  service::Client client = service::Client::connect(socket);
+  (void)client.segment(request("first", kFixtures + "/tiny16/image.npy"));
+  ASSERT_TRUE(test::shm_exists(stream));
+  ASSERT_EQ(::write(fds[1], "x", 1), 1);  // bytes on the lifeline are not a hang-up
+  (void)client.segment(request("second", kFixtures + "/tiny16/image.npy"));
+  ::close(fds[1]);
+  EXPECT_EQ(producer->process().wait(20s), 0);
+  EXPECT_FALSE(fs::exists(socket));
+  EXPECT_FALSE(test::shm_exists(stream));
+}
+
+TEST(Service, ALifelineThatIsNotAnOpenDescriptorIsRefused) {
+  test::TempDir dir;
+  const test::CommandResult r = test::run_cpipc({"serve", "--name", test::unique_name("s"), "--socket",
+                                                 dir.file("l.sock"), "--device", "cpu", "--lifeline", "987"},
+                                                120s);
+  test::expect_failure(r, 2);
+  EXPECT_NE(r.err.find("--lifeline 987 is not an open file descriptor"), std::string::npos) << r.err;
 }
 
 }  // namespace

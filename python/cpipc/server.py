@@ -38,13 +38,30 @@ class Server:
     unlinks its segment, and exits 0.
     """
 
-    def __init__(self, argv: List[str], name: str, socket: str, timeout: float):
+    def __init__(self, argv: List[str], name: str, socket: str, timeout: float, lifeline: bool = True):
         self.name = name
         """The stream: the result segment's name."""
         self.socket = socket
         """The socket clients connect to (``cpipc.Client(socket=server.socket)``)."""
-        self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, text=True, errors="backslashreplace")
+        # The lifeline: the producer holds the read end of a pipe and stops
+        # cleanly when it hangs up, which it does when this process dies in
+        # any way (SIGKILL included): no orphaned producer keeps a model loaded.
+        self._lifeline: Optional[int] = None
+        pass_fds: tuple = ()
+        if lifeline:
+            read_end, self._lifeline = os.pipe()
+            argv = argv + ["--lifeline", str(read_end)]
+            pass_fds = (read_end,)
+        try:
+            self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                            stderr=subprocess.PIPE, text=True, errors="backslashreplace",
+                                            pass_fds=pass_fds)
+        except BaseException:
+            self._close_lifeline()
+            raise
+        finally:
+            for fd in pass_fds:
+                os.close(fd)
         # Its stderr goes on to ours, line by line; the last line is kept to
         # say why it stopped if it does not start.
         self._last_error = ""
@@ -93,7 +110,16 @@ class Server:
                 self.process.wait()
         if self.process.stdout and not self.process.stdout.closed:
             self.process.stdout.close()
+        self._close_lifeline()
         return self.process.returncode
+
+    def _close_lifeline(self) -> None:
+        if self._lifeline is not None:
+            os.close(self._lifeline)
+            self._lifeline = None
+
+    def __del__(self):
+        self._close_lifeline()
 
     def __enter__(self) -> "Server":
         return self
@@ -107,7 +133,7 @@ class Server:
 
 def serve(name: Optional[str] = None, *, model: Optional[str] = None, device: str = "auto",
           socket: Optional[str] = None, args: Optional[List[str]] = None, binary: Optional[str] = None,
-          timeout: float = 120.0) -> Server:
+          timeout: float = 120.0, lifeline: bool = True) -> Server:
     """Starts ``cpipc serve`` and returns once it is serving (the model is loaded).
 
     ``name``: the stream (default ``py<pid>``); ``model``: a TorchScript file
@@ -124,4 +150,4 @@ def serve(name: Optional[str] = None, *, model: Optional[str] = None, device: st
         argv += ["--socket", os.fspath(socket)]
     argv += list(args or [])
     from .client import default_socket_path
-    return Server(argv, name, os.fspath(socket) if socket else default_socket_path(name), timeout)
+    return Server(argv, name, os.fspath(socket) if socket else default_socket_path(name), timeout, lifeline)

@@ -2,6 +2,7 @@
 
 import os
 import subprocess
+import sys
 import threading
 import time
 
@@ -303,3 +304,32 @@ def test_the_producer_recreates_its_segment_after_pythons_shared_memory_unlinked
         np.testing.assert_array_equal(again.masks, first.masks)
         with cpipc.attach(producer.name) as seg:  # a new reader finds the segment by its name
             np.testing.assert_array_equal(seg.latest(), first.masks)
+
+
+def test_a_producer_outlives_no_python_parent_even_one_killed_with_sigkill(tmp_path):
+    """cpipc.serve() hands the producer a lifeline: when the Python process that
+    started it dies (here SIGKILL, no cleanup of any kind), the producer stops
+    by itself and removes its socket and segment."""
+    name = f"pytest-{os.getpid()}-orphan"
+    socket = tmp_path / "orphan.sock"
+    script = ("import sys, time, cpipc\n"
+              f"s = cpipc.serve({name!r}, device='cpu', socket={str(socket)!r}, binary={cpipc_binary()!r})\n"
+              "print(s.pid, flush=True)\n"
+              "time.sleep(600)\n")
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        serve_pid = int(parent.stdout.readline())
+        assert os.path.exists(socket)
+        with cpipc.Client(socket=str(socket)) as c:
+            assert c.segment(crop()).objects > 0
+        parent.kill()
+        parent.wait(10)
+        deadline = time.monotonic() + 20
+        while os.path.exists(f"/proc/{serve_pid}") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not os.path.exists(f"/proc/{serve_pid}"), "the producer outlived its parent"
+        assert not os.path.exists(socket)
+        assert not os.path.exists(f"/dev/shm/cpipc.{os.geteuid()}.{name}")
+    finally:
+        parent.kill()
+        subprocess.run([cpipc_binary(), "rm", name], capture_output=True)

@@ -1,12 +1,16 @@
 // cpipc serve: the producer. Loads a model once and serves segmentation to
 // clients over a Unix socket until SIGINT/SIGTERM (docs/PROTOCOL.md).
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <memory>
+#include <thread>
 
 #include "cpipc/error.hpp"
 #include "cpipc/model/segmenter.hpp"
@@ -25,7 +29,52 @@ struct ServeArgs {
   std::string channels = "0,0";
   double diameter = 0.0;
   int release_wait_ms = 5000;
+  int lifeline_fd = -1;
   service::ServerOptions server;
+};
+
+// --lifeline FD: the read end of a pipe whose write end only the parent
+// holds. When the parent dies, however it dies, the kernel closes that end
+// and the pipe hangs up: the producer then stops as on SIGTERM (socket and
+// segments removed) instead of living on as an orphan. A pipe rather than
+// PR_SET_PDEATHSIG, which fires when the parent's spawning *thread* exits.
+class Lifeline {
+ public:
+  explicit Lifeline(int fd) : fd_(fd) {
+    if (fd_ < 0) return;
+    if (::fcntl(fd_, F_GETFD) < 0)
+      throw Error(Errc::invalid_argument, "--lifeline " + std::to_string(fd_) +
+                                              " is not an open file descriptor: pass the read end of a pipe the "
+                                              "parent keeps open");
+    ::fcntl(fd_, F_SETFD, FD_CLOEXEC);  // not handed on to anything this process starts
+    watcher_ = std::thread([this] { watch(); });
+  }
+  ~Lifeline() {
+    done_ = true;
+    if (watcher_.joinable()) watcher_.join();
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Lifeline(const Lifeline&) = delete;
+  Lifeline& operator=(const Lifeline&) = delete;
+
+ private:
+  void watch() {
+    char buf[256];
+    while (!done_) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 200) <= 0) continue;
+      // Bytes the parent writes are ignored; end of file or a hang-up is its death.
+      if ((p.revents & POLLIN) && ::read(fd_, buf, sizeof buf) > 0) continue;
+      if (p.revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) {
+        ::kill(::getpid(), SIGTERM);  // blocked in every thread: the server's signalfd takes it
+        return;
+      }
+    }
+  }
+
+  int fd_;
+  std::atomic<bool> done_{false};
+  std::thread watcher_;
 };
 
 void run_serve(ServeArgs a) {
@@ -42,6 +91,8 @@ void run_serve(ServeArgs a) {
     int fd;
     ~Closer() { ::close(fd); }
   } closer{stop_fd};
+  // Started after the mask is set, so its thread leaves SIGTERM to the signalfd too.
+  Lifeline lifeline(a.lifeline_fd);
 
   a.server.defaults.channels = model::ChannelSpec::parse(a.channels);
   if (a.diameter > 0) a.server.defaults.diameter = a.diameter;
@@ -80,6 +131,10 @@ void register_serve(CLI::App& app) {
                   "Default cell diameter, px (default: estimated per image by the model's size model)")
       ->check(diameter_pixels());
   cmd->add_option("--channels", a->channels, "Default SEG,NUC channels (0,0)");
+  cmd->add_option("--lifeline", a->lifeline_fd,
+                  "Stop (cleanly, as on SIGTERM) when this inherited file descriptor hangs up: the read end of a pipe "
+                  "the parent holds, so the producer never outlives it")
+      ->check(CLI::NonNegativeNumber);
   cmd->callback([a] { run_serve(*a); });
 }
 

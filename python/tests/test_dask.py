@@ -1,0 +1,230 @@
+"""cpipc.dask on a real dask.distributed LocalCluster (2 worker processes):
+a 4096² image in 1024² zarr blocks against one whole-image segmentation,
+a worker killed mid-run, dask arrays in and out, foreground masks, and
+every producer gone afterwards."""
+
+import importlib.util
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("dask.array", reason="cpipc.dask needs the [dask] extra: pip install './python[dask]'")
+pytest.importorskip("distributed", reason="cpipc.dask needs the [dask] extra: pip install './python[dask]'")
+pytest.importorskip("zarr", reason="cpipc.dask needs the [dask] extra: pip install './python[dask]'")
+pytest.importorskip("scipy", reason="cpipc.dask needs the [dask] extra: pip install './python[dask]'")
+
+import dask.array as da  # noqa: E402
+import zarr  # noqa: E402
+from distributed import Client as DaskClient  # noqa: E402
+from distributed import LocalCluster  # noqa: E402
+from scipy import ndimage  # noqa: E402
+
+import cpipc  # noqa: E402
+import cpipc.dask  # noqa: E402
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+SIZE, BLOCK, DIAMETER = 4096, 1024, 30.0
+
+
+def _synth():
+    spec = importlib.util.spec_from_file_location("synth", os.path.join(REPO, "tools", "synth", "synth.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def field_of_cells(size: int, seed: int) -> np.ndarray:
+    """A uint16 field of nuclei-like cells (tools/synth's shapes, rendering and
+    camera) with the same statistics everywhere: a jittered grid of centres,
+    so that thousands of cells are placed in seconds."""
+    synth = _synth()
+    rng = np.random.default_rng(seed)
+    step = DIAMETER * 1.25
+    centres = np.arange(step / 2, size, step)
+    cy, cx = np.meshgrid(centres, centres, indexing="ij")
+    keep = rng.random(cy.shape) < 0.7
+    cy = cy[keep] + rng.uniform(-0.2, 0.2, keep.sum()) * step
+    cx = cx[keep] + rng.uniform(-0.2, 0.2, keep.sum()) * step
+    cells = [dict(cy=y, cx=x, shape=synth.star_shape(rng, DIAMETER / 2 * rng.uniform(0.8, 1.15), 0.15))
+             for y, x in zip(cy, cx)]
+    labels, rho, nuc_rho = synth.rasterize(cells, size, rng)
+    clean, _ = synth.render(rng, labels, rho, nuc_rho, "nuclei", size)
+    return synth.degrade(rng, clean, np.ones((size, size)), 16)
+
+
+def average_precision(truth: np.ndarray, found: np.ndarray, threshold: float = 0.5):
+    """Cellpose's AP at one IoU threshold (TP / (TP + FP + FN)) and the two counts."""
+    t, f = truth.ravel().astype(np.int64), found.ravel().astype(np.int64)
+    nt, nf = int(t.max()) + 1, int(f.max()) + 1
+    both = (t > 0) & (f > 0)
+    pairs, inter = np.unique(t[both] * nf + f[both], return_counts=True)
+    area_t, area_f = np.bincount(t, minlength=nt), np.bincount(f, minlength=nf)
+    ti, fi = pairs // nf, pairs % nf
+    iou = inter / (area_t[ti] + area_f[fi] - inter)
+    tp = int((iou > threshold).sum())  # IoU > 0.5 pairs are one to one
+    n_true, n_found = int((area_t[1:] > 0).sum()), int((area_f[1:] > 0).sum())
+    return tp / max(n_true + n_found - tp, 1), n_true, n_found
+
+
+def assert_one_piece_per_id(labels: np.ndarray) -> None:
+    """Ids 1..M, each one connected object: no id is used for two objects."""
+    ids = np.unique(labels)
+    ids = ids[ids > 0]
+    assert np.array_equal(ids, np.arange(1, len(ids) + 1)), "label ids are not 1..M"
+    boxes = ndimage.find_objects(labels)
+    split = [i + 1 for i, box in enumerate(boxes)
+             if box is not None and ndimage.label(labels[box] == i + 1)[1] != 1]
+    assert not split, f"{len(split)} ids label more than one object, e.g. {split[:5]}"
+
+
+def serve_processes():
+    """pids of the cpipc serve producers that cpipc.dask starts (streams dask<pid>-<n>)."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if b"serve" in argv and b"--name" in argv:
+            name = argv[argv.index(b"--name") + 1]
+            if name.startswith(b"dask") and b"--lifeline" in argv:
+                found.append(int(pid))
+    return found
+
+
+def assert_producers_gone(timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while serve_processes() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not serve_processes(), "cpipc serve producers left running"
+    left = [f for f in os.listdir("/dev/shm") if f.startswith(f"cpipc.{os.geteuid()}.dask")]
+    assert not left, f"segments left in /dev/shm: {left}"
+    sockets = os.path.dirname(cpipc.default_socket_path("dask"))
+    if os.path.isdir(sockets):
+        left = [f for f in os.listdir(sockets) if f.startswith("dask")]
+        assert not left, f"sockets left in {sockets}: {left}"
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory):
+    """The 4096² image as a zarr array in 1024² chunks, and its whole-image segmentation."""
+    image = field_of_cells(SIZE, seed=0)
+    path = str(tmp_path_factory.mktemp("dask") / "image.zarr")
+    z = zarr.open_array(path, mode="w", shape=image.shape, chunks=(BLOCK, BLOCK), dtype=image.dtype)
+    z[...] = image
+    with cpipc.serve(f"pytest-whole-{os.getpid()}", device="cpu") as server, \
+            cpipc.Client(socket=server.socket) as client:
+        whole = client.segment(image, diameter=DIAMETER).masks
+    return path, image, whole
+
+
+@pytest.fixture(scope="module")
+def dask_client():
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            DaskClient(cluster) as client:
+        yield client
+    assert_producers_gone()
+
+
+def check_against_whole(labels: np.ndarray, whole: np.ndarray) -> None:
+    ap, n_whole, n_blocks = average_precision(whole, labels)
+    print(f"AP@0.5 {ap:.4f}: {n_blocks} objects in blocks, {n_whole} in the whole image")
+    assert n_whole > 5000, f"the fixture should hold thousands of cells, not {n_whole}"
+    assert ap >= 0.98, f"AP@0.5 {ap:.4f} against the whole-image segmentation ({n_blocks} vs {n_whole} objects)"
+    assert abs(n_blocks - n_whole) <= 0.01 * n_whole, f"{n_blocks} objects in blocks, {n_whole} in the whole image"
+    assert_one_piece_per_id(labels)
+
+
+def test_a_4096_image_in_1024_blocks_matches_the_whole_image(big, dask_client, tmp_path):
+    path, _, whole = big
+    out = cpipc.dask.segment_zarr(path, str(tmp_path / "labels.zarr"), blocksize=BLOCK, client=dask_client,
+                                  diameter=DIAMETER, device="cpu")
+    labels = np.asarray(out[...])
+    assert labels.dtype == np.uint32 and labels.shape == (SIZE, SIZE)
+    check_against_whole(labels, whole)
+    # The producers are stopped with the run; the blocks' scratch store is gone.
+    assert_producers_gone()
+    assert not [f for f in os.listdir(tmp_path) if f.startswith(".cpipc-blocks-")]
+
+
+def test_a_worker_killed_mid_run_is_replaced_and_the_result_still_matches(big, dask_client, tmp_path):
+    path, _, whole = big
+    workers = dask_client.run(os.getpid)
+    outcome = {}
+
+    def run():
+        try:
+            outcome["labels"] = cpipc.dask.segment_zarr(path, str(tmp_path / "labels.zarr"), blocksize=BLOCK,
+                                                        client=dask_client, diameter=DIAMETER, device="cpu")
+        except BaseException as e:  # noqa: BLE001 - handed to the test thread
+            outcome["error"] = e
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    # Kill a worker (SIGKILL: no teardown, no goodbye) once blocks are being written.
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and thread.is_alive():
+        done = dask_client.run_on_scheduler(
+            lambda dask_scheduler: sum(1 for k, t in dask_scheduler.tasks.items()
+                                       if "cpipc-block" in str(k) and t.state == "memory"))
+        if done >= 2:
+            break
+        time.sleep(0.5)
+    victim_address, victim_pid = sorted(workers.items())[0]
+    producers_before = set(serve_processes())
+    os.kill(victim_pid, signal.SIGKILL)
+    thread.join(900)
+    assert not thread.is_alive(), "segment_zarr did not finish after a worker was killed"
+    if "error" in outcome:
+        raise outcome["error"]
+    check_against_whole(np.asarray(outcome["labels"][...]), whole)
+    assert producers_before, "no producers were running while the blocks were segmented"
+    assert victim_pid not in dask_client.run(os.getpid).values(), "the killed worker is still listed"
+    assert_producers_gone()
+
+
+def test_dask_arrays_in_and_out_and_a_foreground_mask_skips_empty_blocks(big, dask_client):
+    _, image, _ = big
+    small = image[:1536, :1536]
+    with cpipc.serve(f"pytest-small-{os.getpid()}", device="cpu") as server, \
+            cpipc.Client(socket=server.socket) as client:
+        whole = client.segment(small, diameter=DIAMETER).masks
+    labels = cpipc.dask.segment_zarr(da.from_array(small, chunks=512), None, blocksize=768, client=dask_client,
+                                     diameter=DIAMETER, device="cpu")
+    assert isinstance(labels, da.Array) and labels.dtype == np.uint32 and labels.shape == small.shape
+    computed = labels.compute()
+    ap, n_whole, n_found = average_precision(whole, computed)
+    assert ap >= 0.98, f"AP@0.5 {ap:.4f} ({n_found} vs {n_whole} objects)"
+    assert_one_piece_per_id(computed)
+
+    # A quarter-resolution mask with foreground only in the top-left block.
+    mask = np.zeros((384, 384), bool)
+    mask[10:100, 10:100] = True
+    masked = cpipc.dask.segment_zarr(da.from_array(small, chunks=512), None, blocksize=768, client=dask_client,
+                                     diameter=DIAMETER, device="cpu", foreground_mask=mask).compute()
+    assert masked[768:].max() == 0 and masked[:, 768:].max() == 0, "blocks without foreground were segmented"
+    top_left = masked[:768, :768]
+    assert top_left.max() > 100
+    assert_one_piece_per_id(masked)
+    assert_producers_gone()
+
+
+def test_bad_arguments_are_refused_before_any_work():
+    image = np.zeros((64, 64), np.uint16)
+    with pytest.raises(cpipc.BadInput, match="overlap must be at least 1"):
+        cpipc.dask.segment_zarr(image, None, blocksize=32, overlap=0)
+    with pytest.raises(cpipc.BadInput, match="unknown option"):
+        cpipc.dask.segment_zarr(image, None, blocksize=32, flow_treshold=0.4)
+    with pytest.raises(cpipc.BadInput, match="blocksize needs 2 values"):
+        cpipc.dask.segment_zarr(image, None, blocksize=(8, 8, 8))
+    with pytest.raises(cpipc.BadInput, match=r"expected \[Y, X\]"):
+        cpipc.dask.segment_zarr(np.zeros((2, 3, 4, 5), np.uint16), None, blocksize=32)
+    with pytest.raises(cpipc.BadInput, match="cannot open"):
+        cpipc.dask.segment_zarr("/nonexistent/image.zarr", None, blocksize=32)
