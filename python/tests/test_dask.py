@@ -112,6 +112,25 @@ def assert_producers_gone(timeout: float = 30.0) -> None:
         assert not left, f"sockets left in {sockets}: {left}"
 
 
+def test_bad_arguments_are_refused_before_any_work():
+    """First in the module: no Dask client exists yet (the cluster fixture comes later)."""
+    image = np.zeros((64, 64), np.uint16)
+    with pytest.raises(cpipc.BadInput, match="overlap must be at least 1"):
+        cpipc.dask.segment_zarr(image, None, blocksize=32, overlap=0)
+    with pytest.raises(cpipc.BadInput, match="unknown option"):
+        cpipc.dask.segment_zarr(image, None, blocksize=32, flow_treshold=0.4)
+    with pytest.raises(cpipc.BadInput, match="blocksize needs 2 values"):
+        cpipc.dask.segment_zarr(image, None, blocksize=(8, 8, 8))
+    with pytest.raises(cpipc.BadInput, match=r"expected \[Y, X\]"):
+        cpipc.dask.segment_zarr(np.zeros((2, 3, 4, 5), np.uint16), None, blocksize=32)
+    with pytest.raises(cpipc.BadInput, match="2-D images for now"):
+        cpipc.dask.segment_zarr(np.zeros((4, 64, 64), np.uint16), None, blocksize=32, do_3d=True)
+    with pytest.raises(cpipc.BadInput, match="needs a Dask cluster"):
+        cpipc.dask.segment_zarr(image, None, blocksize=32)
+    with pytest.raises(cpipc.BadInput, match="cannot open"):
+        cpipc.dask.segment_zarr("/nonexistent/image.zarr", None, blocksize=32)
+
+
 @pytest.fixture(scope="module")
 def big(tmp_path_factory):
     """The 4096² image as a zarr array in 1024² chunks, and its whole-image segmentation."""
@@ -216,15 +235,56 @@ def test_dask_arrays_in_and_out_and_a_foreground_mask_skips_empty_blocks(big, da
     assert_producers_gone()
 
 
-def test_bad_arguments_are_refused_before_any_work():
-    image = np.zeros((64, 64), np.uint16)
-    with pytest.raises(cpipc.BadInput, match="overlap must be at least 1"):
-        cpipc.dask.segment_zarr(image, None, blocksize=32, overlap=0)
-    with pytest.raises(cpipc.BadInput, match="unknown option"):
-        cpipc.dask.segment_zarr(image, None, blocksize=32, flow_treshold=0.4)
-    with pytest.raises(cpipc.BadInput, match="blocksize needs 2 values"):
-        cpipc.dask.segment_zarr(image, None, blocksize=(8, 8, 8))
-    with pytest.raises(cpipc.BadInput, match=r"expected \[Y, X\]"):
-        cpipc.dask.segment_zarr(np.zeros((2, 3, 4, 5), np.uint16), None, blocksize=32)
-    with pytest.raises(cpipc.BadInput, match="cannot open"):
-        cpipc.dask.segment_zarr("/nonexistent/image.zarr", None, blocksize=32)
+def test_a_two_channel_image_with_its_channel_axis_first(big, dask_client):
+    """[C, Y, X] with channel_axis=0 and Cellpose's channels=(2, 0): the cells are in the second channel."""
+    _, image, _ = big
+    cells = image[:768, :768]
+    noise = np.random.default_rng(3).integers(0, 200, cells.shape).astype(np.uint16)
+    stack = np.stack([noise, cells])
+    with cpipc.serve(f"pytest-channels-{os.getpid()}", device="cpu") as server, \
+            cpipc.Client(socket=server.socket) as client:
+        whole = client.segment(np.moveaxis(stack, 0, -1), diameter=DIAMETER, channels=(2, 0)).masks
+    labels = cpipc.dask.segment_zarr(da.from_array(stack, chunks=(2, 384, 384)), None, blocksize=384,
+                                     client=dask_client, diameter=DIAMETER, channels=(2, 0), channel_axis=0,
+                                     device="cpu").compute()
+    assert labels.shape == cells.shape
+    ap, n_whole, n_found = average_precision(whole, labels)
+    assert n_whole > 200 and ap >= 0.98, f"AP@0.5 {ap:.4f} ({n_found} vs {n_whole} objects)"
+
+
+def test_a_producer_killed_under_a_living_worker_is_started_again(big, dask_client):
+    """SIGKILL one worker's cpipc serve while blocks run: the worker starts another
+    (which takes over the dead one's socket and segment) and retries its block."""
+    _, image, _ = big
+    small = image[:1536, :1536]
+    with cpipc.serve(f"pytest-restart-{os.getpid()}", device="cpu") as server, \
+            cpipc.Client(socket=server.socket) as client:
+        whole = client.segment(small, diameter=DIAMETER).masks
+    outcome = {}
+
+    def run():
+        try:
+            outcome["labels"] = cpipc.dask.segment_zarr(da.from_array(small, chunks=768), None, blocksize=512,
+                                                        client=dask_client, diameter=DIAMETER,
+                                                        device="cpu").compute()
+        except BaseException as e:  # noqa: BLE001 - handed to the test thread
+            outcome["error"] = e
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    deadline = time.monotonic() + 120
+    while len(serve_processes()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    first = serve_processes()
+    assert len(first) == 2, "the workers' producers did not start"
+    time.sleep(1.0)  # into the first blocks
+    os.kill(first[0], signal.SIGKILL)
+    thread.join(600)
+    assert not thread.is_alive(), "segment_zarr did not finish after a producer was killed"
+    if "error" in outcome:
+        raise outcome["error"]
+    ap, n_whole, n_found = average_precision(whole, outcome["labels"])
+    assert ap >= 0.98, f"AP@0.5 {ap:.4f} ({n_found} vs {n_whole} objects)"
+    assert_one_piece_per_id(outcome["labels"])
+    assert_producers_gone()
+

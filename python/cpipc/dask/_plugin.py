@@ -85,7 +85,9 @@ class Producers(WorkerPlugin):
     def _start(self) -> None:
         self._stop()
         self._starts += 1
-        stream = f"dask{os.getpid()}-{self._starts}"
+        # The same stream on every start: a producer started again after one was
+        # killed takes over the socket and segment that the dead one left.
+        stream = f"dask{os.getpid()}-{self.name[-6:]}"
         self._server = serve(stream, model=self.model, device=self._pick_device(), args=self.args,
                              binary=self.binary, timeout=self.start_timeout)
         self._client = Client(socket=self._server.socket)

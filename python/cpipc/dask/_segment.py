@@ -28,6 +28,8 @@ __all__ = ["segment_zarr"]
 _OPTIONS = set(inspect.signature(Client.submit).parameters) - {"self", "image", "channel_axis", "z_axis", "progress"}
 # Cellpose's distributed_eval: twice the diameter of context around every block.
 _OVERLAP_DIAMETERS = 2.0
+# How long one block may take in its producer unless the caller says (Client.segment's timeout).
+_BLOCK_TIMEOUT_S = 3600.0
 # The diameter a network without a size model is run at (Cellpose's diam_mean): the overlap without a diameter.
 _DEFAULT_DIAMETER = 30.0
 
@@ -150,8 +152,8 @@ def segment_zarr(input: Any, output: Any = None, blocksize: Union[int, Sequence[
     """Segments an image larger than memory, block by block, on a Dask cluster.
 
     ``input``: a zarr array or its path, or a dask (or numpy) array:
-    ``[Y, X]``, ``[Y, X, C]`` (``channel_axis`` says where C is, default
-    last), or with ``do_3d=True`` / ``stitch_threshold`` ``[Z, Y, X(, C)]``.
+    ``[Y, X]`` or ``[Y, X, C]`` (``channel_axis`` says where C is, default
+    last). 3-D (``do_3d``, ``stitch_threshold``) is not done yet.
     ``output``: a path (a uint32 zarr array is created there, chunked by
     ``blocksize``) or a zarr array of the image's spatial shape whose chunks
     divide ``blocksize``; None returns a dask array of the labels, held in
@@ -161,7 +163,8 @@ def segment_zarr(input: Any, output: Any = None, blocksize: Union[int, Sequence[
     model's size model. ``foreground_mask``: a boolean array over the same
     field of view at any resolution: blocks without foreground are skipped
     (their labels stay 0). ``cellpose_options``: ``cpipc.Client.segment``'s
-    (flow_threshold, cellprob_threshold, min_size, normalize, ...).
+    (flow_threshold, cellprob_threshold, min_size, normalize, ...;
+    ``timeout``: seconds one block may take, default 3600).
     ``client``: the Dask client (default: the current one). Every worker
     runs one ``cpipc serve --model MODEL --device DEVICE SERVE_ARGS``
     (see :class:`cpipc.dask.Producers`), stopped at the end unless
@@ -175,7 +178,12 @@ def segment_zarr(input: Any, output: Any = None, blocksize: Union[int, Sequence[
     if unknown:
         raise BadInput(f"segment_zarr: unknown option(s) {sorted(unknown)}; it takes {sorted(_OPTIONS)}")
     image = _open_input(input)
-    nspatial = 3 if cellpose_options.get("do_3d") or cellpose_options.get("stitch_threshold") else 2
+    if cellpose_options.get("do_3d") or cellpose_options.get("stitch_threshold"):
+        # The grid, the faces and the merge are N-D already; what is missing is a test
+        # against whole-volume 3-D segmentation, and Z overlap from the anisotropy.
+        raise BadInput("segment_zarr segments 2-D images for now: segment a z-stack whole with "
+                       "cpipc.Client.segment(stack, do_3d=True), or plane by plane with segment_zarr")
+    nspatial = 2
     if image.ndim == nspatial:
         channel_axis = None
     elif image.ndim == nspatial + 1:
@@ -199,8 +207,16 @@ def segment_zarr(input: Any, output: Any = None, blocksize: Union[int, Sequence[
         if min(overlap) < 1:
             raise BadInput(f"overlap must be at least 1 px (blocks are merged where they overlap), not {overlap}")
 
-    client = client or get_client()
+    if client is None:
+        try:
+            client = get_client()
+        except ValueError:
+            raise BadInput("segment_zarr needs a Dask cluster: pass client=, or create a "
+                           "distributed.Client first (e.g. Client(LocalCluster()))") from None
     options = dict(cellpose_options, channels=tuple(int(c) for c in channels))
+    # Every wait has a deadline: a block that a producer has not finished in this
+    # long fails (and Dask retries it) instead of holding the run forever.
+    options.setdefault("timeout", _BLOCK_TIMEOUT_S)
     plugin = _plugin_name(model, device, serve_args)
     client.register_plugin(Producers(plugin, model=model, device=device, args=serve_args, binary=binary), name=plugin)
     tmp = None
