@@ -127,7 +127,8 @@ def run_cellpose(image: str, out: str, blocksize: int, diameter: float) -> dict:
         source = zarr.open_array(image + ".zyx", mode="r")
         start = time.perf_counter()
         ds.distributed_eval(source, (1, blocksize, blocksize), out, model_kwargs={},
-                            eval_kwargs={"diameter": diameter, "channels": [0, 0]}, cluster=cluster,
+                            # its overlap is 2 x diameter, used in slices: an int
+                            eval_kwargs={"diameter": int(diameter), "channels": [0, 0]}, cluster=cluster,
                             temporary_directory=scratch)
         wall = time.perf_counter() - start
         worker_kib = client.run(lambda: vm_hwm_kib(os.getpid()))
@@ -177,7 +178,7 @@ def main() -> None:
     ap.add_argument("paths", nargs="+")
     ap.add_argument("--size", type=int, default=4096)
     ap.add_argument("--blocksize", type=int, default=1024)
-    ap.add_argument("--diameter", type=float, default=30.0)
+    ap.add_argument("--diameter", type=int, default=30)
     a = ap.parse_args()
     if a.what == "make":
         make(a.paths[0], a.size, a.blocksize)

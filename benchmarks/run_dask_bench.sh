@@ -14,8 +14,9 @@ py=$cache/python-venv/bin/python
 cp3=$cache/cellpose3-venv/bin/python
 export CPIPC_BIN=${CPIPC_BIN:-$repo/build/cpipc}
 [ -x "$cp3" ] || { echo "run_dask_bench.sh: no cellpose3 venv: run scripts/setup.sh --reference" >&2; exit 2; }
-"$cp3" -c "import dask_image, dask_jobqueue, distributed, zarr, yaml" 2>/dev/null ||
-  "$cp3" -m pip install -q --disable-pip-version-check "dask[array,distributed]" dask_image dask_jobqueue zarr pyyaml
+# distributed_eval 3.1.1.2 calls zarr 2's API (zarr.open(path, 'w', ...)): zarr<3 there.
+"$cp3" -c "import sys, dask_image, dask_jobqueue, distributed, zarr, yaml; sys.exit(zarr.__version__ >= '3')" 2>/dev/null ||
+  "$cp3" -m pip install -q --disable-pip-version-check "dask[array,distributed]" dask_image dask_jobqueue "zarr<3" pyyaml
 mkdir -p "$out"
 [ -d "$out/image.zarr" ] || "$py" "$repo/benchmarks/dask_bench.py" make "$out/image.zarr" --size "$size"
 results=()
