@@ -288,3 +288,20 @@ def test_a_producer_killed_under_a_living_worker_is_started_again(big, dask_clie
     assert_one_piece_per_id(outcome["labels"])
     assert_producers_gone()
 
+
+def test_without_a_diameter_the_middle_block_sets_one_for_all(big, dask_client):
+    """diameter=None: the size model runs once, on the middle block, and every block
+    is segmented at that diameter (so borders agree), as the whole image is at its own."""
+    _, image, _ = big
+    small = image[:1024, :1024]
+    with cpipc.serve(f"pytest-estimate-{os.getpid()}", device="cpu") as server, \
+            cpipc.Client(socket=server.socket) as client:
+        whole = client.segment(small)
+    assert whole.diameter_estimated
+    labels = cpipc.dask.segment_zarr(da.from_array(small, chunks=512), None, blocksize=512, client=dask_client,
+                                     device="cpu").compute()
+    ap, n_whole, n_found = average_precision(whole.masks, labels)
+    print(f"estimated {whole.diameter:.1f} px on the whole image; AP@0.5 {ap:.4f} ({n_found} vs {n_whole})")
+    assert ap >= 0.95, f"AP@0.5 {ap:.4f} ({n_found} vs {n_whole} objects) against the whole image at its estimate"
+    assert_one_piece_per_id(labels)
+
