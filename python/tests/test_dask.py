@@ -26,8 +26,23 @@ from scipy import ndimage  # noqa: E402
 import cpipc  # noqa: E402
 import cpipc.dask  # noqa: E402
 
+from producer import cpipc_binary  # noqa: E402
+
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 SIZE, BLOCK, DIAMETER = 4096, 1024, 30.0
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cpipc_program():
+    """The CLI under test (the default build's unless $CPIPC_BIN says otherwise), for
+    cpipc.serve here and for the producers the workers start (segment_zarr resolves it)."""
+    before = os.environ.get("CPIPC_BIN")
+    os.environ["CPIPC_BIN"] = cpipc_binary()
+    yield
+    if before is None:
+        del os.environ["CPIPC_BIN"]
+    else:
+        os.environ["CPIPC_BIN"] = before
 
 
 def _synth():
