@@ -121,6 +121,10 @@ def assert_producers_gone(timeout: float = 30.0) -> None:
     assert not serve_processes(), "cpipc serve producers left running"
     left = [f for f in os.listdir("/dev/shm") if f.startswith(f"cpipc.{os.geteuid()}.dask")]
     assert not left, f"segments left in /dev/shm: {left}"
+    # Input segments of a worker killed with SIGKILL are collected by the plugin.
+    orphans = [s["name"] for s in cpipc.list_segments()
+               if s["name"].startswith("py") and s.get("producer_alive") is False]
+    assert not orphans, f"input segments of dead clients left behind: {orphans}"
     sockets = os.path.dirname(cpipc.default_socket_path("dask"))
     if os.path.isdir(sockets):
         left = [f for f in os.listdir(sockets) if f.startswith("dask")]

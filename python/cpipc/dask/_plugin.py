@@ -12,6 +12,7 @@ from distributed import WorkerPlugin, get_worker
 
 from ..client import Client, Result
 from ..errors import Error, ProducerGone
+from ..registry import gc, list_segments
 from ..server import Server, find_binary, serve
 
 __all__ = ["Producers", "producers_on_this_worker"]
@@ -59,12 +60,14 @@ class Producers(WorkerPlugin):
 
     def setup(self, worker) -> None:
         self._worker_name = worker.name
+        _collect_dead_inputs()  # a worker this one replaces may have been killed
         with self._lock:
             self._start()
 
     def teardown(self, worker) -> None:
         with self._lock:
             self._stop()
+        _collect_dead_inputs()
 
     def _pick_device(self) -> str:
         if self.device != "auto":
@@ -128,6 +131,20 @@ class Producers(WorkerPlugin):
                 if attempt == 2 or not self._producer_died():
                     raise
         raise AssertionError("unreachable")
+
+
+def _collect_dead_inputs() -> None:
+    """Unlinks the input segments of Python clients on this node whose process
+    is gone: a worker killed with SIGKILL cannot unlink its own. ``cpipc gc``'s
+    rule (the C++ side checks each producer's liveness again), limited to the
+    Python clients' input segments (named ``py<pid>-...``)."""
+    try:
+        dead = [s["name"] for s in list_segments()
+                if s["name"].startswith("py") and s.get("producer_alive") is False]
+        if dead:
+            gc(dead, min_age=0.0)
+    except Error as e:  # housekeeping: never a reason to fail a worker
+        log.warning("could not collect dead input segments: %s", e)
 
 
 def producers_on_this_worker(name: str) -> Producers:
