@@ -1,4 +1,5 @@
-"""Cytoplasm: large (30-80 px), lobed and irregular, dim, with a nucleus inside.
+"""Cytoplasm: large (30-80 px), lobed and ruffled or smooth and blobby, dim, with a
+nucleus inside.
 
 Models cytoplasm stains (phalloidin, CellMask, GFP): outlines with many harmonics
 (lobes, ruffles), a granular texture (vesicles), a darker hole where the nucleus is,
@@ -22,11 +23,14 @@ def make(rng, size, bits, channels):
     bright = render.cell_brightness(rng, len(centres), rng.choice([2.0, 4.0, 10.0]))
     level = np.zeros(shape)
     nuc = np.zeros(shape)  # nucleus intensity profile, 0 outside nuclei
-    irregular = rng.uniform(0.2, 0.6)
+    # ruffled (many harmonics: lobes) or blobby (a few low ones: kidney, pear, triangle)
+    ruffled = rng.random() < 0.5
+    irregular = rng.uniform(0.2, 0.6) if ruffled else rng.uniform(0.3, 0.7)
+    harmonics = range(2, 9) if ruffled else range(1, 4)
     for i, (cy, cx) in enumerate(centres):
         r = radii[i]
         got = painter.paint(cy, cx, 2.0 * r, render.radial_outline(
-            rng, r, rng.uniform(1.0, 1.8), irregular, harmonics=range(2, 9)))
+            rng, r, rng.uniform(1.0, 1.8), irregular, harmonics=harmonics))
         if got is None:
             continue
         sl, win = got

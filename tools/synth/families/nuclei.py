@@ -1,4 +1,5 @@
-"""Nuclei: round to oval, bright, 8-40 px, chromatin texture and nucleoli.
+"""Nuclei: round to oval, bright, 8-40 px, chromatin texture and nucleoli; sometimes
+overlapping (the upper nucleus hides part of the lower one).
 
 Models DAPI/Hoechst-stained nuclei: smooth convex outlines, a bright rim-to-centre
 profile, grainy chromatin, one to four nucleoli (darker, sometimes brighter spots),
@@ -17,9 +18,10 @@ def make(rng, size, bits, channels):
     radii = diam / 2 * rng.uniform(0.7, 1.3, 4000)
     density = rng.uniform(0.1, 0.5)
     n = int(density * size * size / (np.pi * (diam / 2) ** 2)) + 1
-    gap = rng.uniform(0.8, 1.05)  # below 1: touching neighbours
+    occlude = rng.random() < 0.3  # nuclei on top of one another, partly hidden
+    gap = rng.uniform(0.5, 0.9) if occlude else rng.uniform(0.8, 1.05)  # below 1: touching
     centres = render.scatter(rng, shape, n, lambda i, k: gap * (radii[i] + radii[k]))
-    painter = render.Painter(shape)
+    painter = render.Painter(shape, occlude)
     bright = render.cell_brightness(rng, len(centres), rng.choice([2.0, 10.0]))
     level = np.zeros(shape)
     nucleoli = np.zeros(shape)

@@ -79,13 +79,45 @@ def varying_blur(rng, img, sigma_min, sigma_max):
 
 
 def camera(rng, scene, bits, photons=None, read_sd=None):
-    """Poisson shot noise at `photons` per unit intensity (sets the SNR), Gaussian read
-    noise, gain, bias and quantisation to 8 or 16 bits."""
+    """A CCD: Poisson shot noise at `photons` per unit intensity (sets the SNR), Gaussian
+    read noise, gain, bias and quantisation to 8 or 16 bits."""
     photons = rng.choice([15.0, 50.0, 150.0, 500.0]) * rng.uniform(0.8, 1.25) \
         if photons is None else photons
     read_sd = rng.uniform(0.5, 5.0) if read_sd is None else read_sd
     counts = rng.poisson(np.clip(scene, 0, None) * photons).astype(np.float64)
     counts += rng.normal(0, read_sd, scene.shape)
+    return digitise(rng, counts, bits, photons, read_sd)
+
+
+def emccd(rng, scene, bits, photons):
+    """An electron-multiplying CCD at low light: each photo-electron is multiplied by a
+    random stochastic gain (an exponential per electron, so n electrons give a
+    Gamma(n) sum: the excess noise that makes EMCCD images look grainy), plus rare
+    clock-induced single-electron events and a little read noise after the gain."""
+    electrons = rng.poisson(np.clip(scene, 0, None) * photons)
+    electrons += rng.random(scene.shape) < rng.uniform(0.0, 0.01)  # clock-induced charge
+    em_gain = rng.uniform(30, 300)
+    out = np.zeros(scene.shape)
+    hit = electrons > 0
+    out[hit] = rng.gamma(electrons[hit], em_gain)
+    out += rng.normal(0, rng.uniform(10, 60), scene.shape)  # read noise, in EM-gained units
+    return digitise(rng, out / em_gain, bits, photons, 0.5)
+
+
+def scmos(rng, scene, bits, photons):
+    """A scientific CMOS: every pixel has its own offset, gain and read noise (a few
+    pixels noisy), and each column its own offset (faint vertical stripes)."""
+    h, w = scene.shape
+    counts = rng.poisson(np.clip(scene, 0, None) * photons).astype(np.float64)
+    counts *= 1 + rng.normal(0, 0.015, scene.shape)
+    read = rng.lognormal(np.log(rng.uniform(0.8, 2.0)), 0.5, scene.shape)
+    counts += rng.normal(0, 1, scene.shape) * read
+    counts += rng.normal(0, rng.uniform(0.1, 0.8), (1, w))
+    return digitise(rng, counts, bits, photons, float(np.median(read)))
+
+
+def digitise(rng, counts, bits, photons, read_sd):
+    """Gain, bias and quantisation: 8-bit with auto-exposure, or 16-bit with a camera bias."""
     if bits == 8:
         top = np.percentile(counts, 99.9) + 1e-6  # auto-exposure: rarely clipped
         gain = rng.uniform(150, 250) / top
@@ -95,26 +127,51 @@ def camera(rng, scene, bits, photons=None, read_sd=None):
     return np.clip(np.round(counts * gain + offset), 0, 65535).astype(np.uint16)
 
 
+def defocus_disk(img, radius):
+    """A uniform disk PSF (a defocused widefield image): flat-topped, hard-edged blur."""
+    r = int(np.ceil(radius))
+    yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
+    k = (np.hypot(yy, xx) <= radius + 0.5).astype(float)
+    return ndimage.convolve(img, k / k.sum(), mode="reflect")
+
+
 def finish(rng, layers, labels, bits, channels, blur=(0.6, 2.5)):
     """Common optics and camera for a family's noise-free layers.
 
-    layers: [main] or [main, nuclear] float images; one illumination field and one blur
-    map for all channels (same optics), independent noise per channel."""
+    layers: [main] or [main, nuclear] float images; one illumination field, one blur map
+    and one camera for all channels (same optics), independent noise per channel.
+    Cameras: half CCD (15-500 photons per unit intensity), a quarter EMCCD at low light
+    (3-40), a quarter sCMOS (10-300); a third of images are defocused by a disk PSF on
+    top of the Gaussian blur."""
     shape = labels.shape
     clean = cleanup(labels)
     dropped = (labels > 0) & (clean == 0)  # slivers: not drawn, so no unlabelled bright bits
     layers = [np.where(dropped, 0.0, layer) for layer in layers]
     illum = illumination(rng, shape)
-    photons = rng.choice([15.0, 50.0, 150.0, 500.0]) * rng.uniform(0.8, 1.25)
+    kind = rng.choice(["ccd", "emccd", "scmos"], p=[0.5, 0.25, 0.25])
+    if kind == "ccd":
+        photons = rng.choice([15.0, 50.0, 150.0, 500.0]) * rng.uniform(0.8, 1.25)
+    elif kind == "emccd":
+        photons = float(np.exp(rng.uniform(np.log(3), np.log(40))))
+    else:
+        photons = float(np.exp(rng.uniform(np.log(10), np.log(300))))
     read_sd = rng.uniform(0.5, 5.0)
     lo = rng.uniform(blur[0], (blur[0] + blur[1]) / 2)
     hi = rng.uniform(lo, blur[1])
+    disk = rng.uniform(0.8, 2.5) if rng.random() < 1 / 3 else 0.0
     blur_seed = int(rng.integers(2 ** 31))
     out = []
     for layer in layers[:channels]:
         scene = (layer + background(rng, shape)) * illum
         scene = varying_blur(np.random.default_rng(blur_seed), scene, lo, hi)
-        out.append(camera(rng, scene, bits, photons, read_sd))
+        if disk:
+            scene = defocus_disk(scene, disk)
+        if kind == "ccd":
+            out.append(camera(rng, scene, bits, photons, read_sd))
+        elif kind == "emccd":
+            out.append(emccd(rng, scene, bits, photons))
+        else:
+            out.append(scmos(rng, scene, bits, photons))
     img = np.stack(out, axis=-1)
     return (img[..., 0] if channels == 1 else img), label_dtype(clean)
 
@@ -123,9 +180,12 @@ class Painter:
     """Rasterises shapes given as rho(dy, dx) maps (rho < 1 inside, 1 on the outline).
 
     Where outlines overlap a pixel goes to the shape with the smaller rho, so crowded
-    cells meet along a shared border instead of one covering the other."""
+    cells meet along a shared border instead of one covering the other; with `occlude`
+    the later shape covers the earlier ones instead (cells above others in a widefield
+    image, or a squash preparation)."""
 
-    def __init__(self, shape):
+    def __init__(self, shape, occlude=False):
+        self.occlude = occlude
         self.labels = np.zeros(shape, np.int32)
         self.best = np.full(shape, np.inf)
         self.rho = np.full(shape, np.inf)  # the owner's rho, for radial shading
@@ -142,7 +202,7 @@ class Painter:
         yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float64)
         rho = rho_fn(yy - cy, xx - cx)
         sl = (slice(y0, y1), slice(x0, x1))
-        win = (rho < 1) & (rho < self.best[sl])
+        win = (rho < 1) & ((rho < self.best[sl]) | self.occlude)
         if not win.any():
             return None
         self.n += 1
