@@ -11,9 +11,10 @@ reported is the median over the rounds; a ratio (Cellpose / cpipc: > 1 means
 cpipc is faster) is the median over the rounds of the ratio within the round
 (the two sides ran back to back), with its range. AP@0.5 compares cpipc's
 masks with Cellpose's (cellpose.metrics.average_precision, Cellpose's masks as
-the reference) on the last round's images. With run_model_bench.sh --plain-too,
-cpipcplain-r-s.* (cpipc with CPIPC_CPU_INFERENCE=plain, its CPU path before
-channels-last) get a table of their own: Cellpose / plain / fast.
+the reference) on the last round's images. With run_model_bench.sh --other MODE,
+cpipcother-r-s.* (cpipc with CPIPC_CPU_INFERENCE=MODE; other_mode.txt names it;
+runs of --plain-too before 2026-12-07 wrote cpipcplain-r-s.*) get a table of their
+own: Cellpose / MODE / default.
 """
 
 import datetime
@@ -26,6 +27,9 @@ import statistics
 import sys
 
 import cv2
+
+# cpipc's CPU inference when CPIPC_CPU_INFERENCE is not set (src/model/model.cpp).
+DEFAULT_MODE = "fused"
 import numpy as np
 from cellpose import metrics
 
@@ -82,10 +86,12 @@ def main():
         for r in rounds:
             cp = read_json(os.path.join(run, f"cellpose-{r}-{s}.json"))
             ours = cpipc_round(os.path.join(run, f"cpipc-{r}-{s}.jsonl"))
-            plain_path = os.path.join(run, f"cpipcplain-{r}-{s}.jsonl")
+            # The third side ("plain" here for history: CPIPC_CPU_INFERENCE=other_mode).
+            prefix = "cpipcother" if os.path.exists(os.path.join(run, f"cpipcother-{r}-{s}.jsonl")) else "cpipcplain"
+            plain_path = os.path.join(run, f"{prefix}-{r}-{s}.jsonl")
             if os.path.exists(plain_path):
                 plain = cpipc_round(plain_path)
-                plain_once = read_json(os.path.join(run, f"once-cpipcplain-{r}-{s}.time"))
+                plain_once = read_json(os.path.join(run, f"once-{prefix}-{r}-{s}.time"))
             else:
                 plain = plain_once = None
             per_round.append({
@@ -144,12 +150,15 @@ def main():
     with open(os.path.join(run, "results.json"), "w") as f:
         json.dump({"meta": meta, "rows": rows, "rounds": raw}, f, indent=1)
 
+    mode_file = os.path.join(run, "other_mode.txt")
+    other = open(mode_file).read().strip() if os.path.exists(mode_file) else "plain"
+
     def rr(x):
         return f"{x['median']:.2f}x ({x['min']:.2f}–{x['max']:.2f})"
 
     out = [
         f"Measured {meta['measured']} with `benchmarks/run_model_bench.sh --rounds {len(rounds)} --repeat {rows[0]['repeat']}"
-        f"{' --plain-too' if 'plain_s' in rows[0] else ''}` "
+        f"{f' --other {other}' if 'plain_s' in rows[0] else ''}` "
         f"on {meta['cpu']}, {meta['nproc']} cores, Linux {meta['kernel']}; OMP_NUM_THREADS={meta['omp_num_threads']}, "
         f"Cellpose {meta['cellpose_version']} on torch {meta['torch_version']} "
         f"({rows[0]['cellpose_torch_threads']} threads). {len(rounds)} rounds, each size's two sides back to back; "
@@ -173,12 +182,12 @@ def main():
             f"| {r['cellpose_peak_rss_mib']:.0f} / {r['cpipc_peak_rss_mib']:.0f} MiB "
             f"| {r['cellpose_objects']} / {r['cpipc_objects']} | {r['ap50']:.3f} |")
     if all("plain_s" in r for r in rows):
-        out += ["", "cpipc's CPU network before (CPIPC_CPU_INFERENCE=plain: NCHW input, as Cellpose) and after "
-                "(the default, fast: channels-last input), "
+        o = other
+        out += ["", f"cpipc with CPIPC_CPU_INFERENCE={o} and with the default ({DEFAULT_MODE}), "
                 "each round's three processes back to back:", "",
-                "| image | s/image Cellpose / plain / fast | Cellpose / plain | Cellpose / fast | plain / fast "
-                "| network s Cellpose / plain / fast | network Cellpose / fast | network plain / fast "
-                "| one-image process wall Cellpose / plain / fast |",
+                f"| image | s/image Cellpose / {o} / {DEFAULT_MODE} | Cellpose / {o} | Cellpose / {DEFAULT_MODE} "
+                f"| {o} / {DEFAULT_MODE} | network s Cellpose / {o} / {DEFAULT_MODE} | network Cellpose / {DEFAULT_MODE} "
+                f"| network {o} / {DEFAULT_MODE} | one-image process wall Cellpose / {o} / {DEFAULT_MODE} |",
                 "|---|---|---|---|---|---|---|---|---|"]
         for r in rows:
             out.append(

@@ -5,7 +5,7 @@
 # (512² and 1024², tools/synth/synth.py, seed 0), diameter 30, 2 threads.
 # Needs the Cellpose 3 venv (~/.cache/cpipc/cellpose3-venv) and build/cpipc.
 #
-#   benchmarks/run_model_bench.sh [--rounds 3] [--repeat 3] [--sizes 512,1024] [--threads 2] [--plain-too]
+#   benchmarks/run_model_bench.sh [--rounds 3] [--repeat 3] [--sizes 512,1024] [--threads 2] [--other MODE]
 #
 # Rounds alternate the two sides (Cellpose, cpipc, Cellpose, cpipc, ...) so
 # that a change in the machine's load hits both. Per round and size:
@@ -18,9 +18,9 @@
 #   - wall time of a whole one-image process on each side (start-up, model
 #     load, reading the .npy, one segmentation; cpipc also writes its masks
 #     PNG and outlines; --no-npy: not the _seg.npy it writes by default).
-# --plain-too: each round also runs cpipc with CPIPC_CPU_INFERENCE=plain (the
-# network fed NCHW tensors: cpipc's CPU path before the channels-last one),
-# reported as a third side "cpipc plain".
+# --other MODE: each round also runs cpipc with CPIPC_CPU_INFERENCE=MODE
+# (plain: NCHW as Cellpose; channels-last: without the oneDNN fuser), reported
+# as a third side beside the default (fused). --plain-too is --other plain.
 # benchmarks/model_report.py then writes results.json and results.md (medians
 # over the rounds, ratios, AP@0.5 of cpipc's masks against Cellpose's) into
 # benchmarks/results/model-<time>/ (git-ignored), with every raw file.
@@ -29,15 +29,16 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cache=${CPIPC_CACHE_DIR:-$HOME/.cache/cpipc}
 py="$cache/cellpose3-venv/bin/python"
 cpipc="$repo/build/cpipc"
-rounds=3 repeat=3 sizes=512,1024 threads=2 plain_too=0
+rounds=3 repeat=3 sizes=512,1024 threads=2 other=
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) rounds=$2; shift 2 ;;
     --repeat) repeat=$2; shift 2 ;;
     --sizes) sizes=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
-    --plain-too) plain_too=1; shift ;;
-    *) echo "usage: $0 [--rounds N] [--repeat N] [--sizes 512,1024] [--threads N] [--plain-too]" >&2; exit 2 ;;
+    --other) other=$2; shift 2 ;;
+    --plain-too) other=plain; shift ;;
+    *) echo "usage: $0 [--rounds N] [--repeat N] [--sizes 512,1024] [--threads N] [--other plain|channels-last]" >&2; exit 2 ;;
   esac
 done
 [ -x "$py" ] || { echo "run_model_bench.sh: no Cellpose 3 venv at $cache/cellpose3-venv" >&2; exit 2; }
@@ -53,10 +54,11 @@ trap 'rm -rf "$tmp"' EXIT
 img="$tmp/images"
 timefmt='{"wall_s": %e, "max_rss_kb": %M, "user_s": %U, "sys_s": %S}'
 {
-  echo "command: benchmarks/run_model_bench.sh --rounds $rounds --repeat $repeat --sizes $sizes --threads $threads$([ $plain_too = 1 ] && echo ' --plain-too')"
+  echo "command: benchmarks/run_model_bench.sh --rounds $rounds --repeat $repeat --sizes $sizes --threads $threads${other:+ --other $other}"
   echo "OMP_NUM_THREADS=$OMP_NUM_THREADS"
   lscpu
 } >"$out/machine.txt"
+[ -n "$other" ] && echo "$other" >"$out/other_mode.txt"
 
 IFS=, read -r -a size_list <<<"$sizes"
 for r in $(seq "$rounds"); do
@@ -77,11 +79,11 @@ for r in $(seq "$rounds"); do
       >"$out/cpipc-$r-$s.jsonl" 2>"$out/cpipc-$r-$s.log"
     echo "  $s: cellpose $(cut -c1-120 "$out/cellpose-$r-$s.json")" >&2
     echo "  $s: cpipc    $(tail -1 "$out/cpipc-$r-$s.jsonl" | grep -o '"timings_s":{[^}]*}')" >&2
-    if [ "$plain_too" = 1 ]; then
-      CPIPC_CPU_INFERENCE=plain /usr/bin/time -f "$timefmt" -o "$out/cpipcplain-$r-$s.time" \
-        "$cpipc" segment "${paths[@]}" --json -o "$tmp/plain" --diameter 30 --device cpu --no-npy \
-        >"$out/cpipcplain-$r-$s.jsonl" 2>"$out/cpipcplain-$r-$s.log"
-      echo "  $s: plain    $(tail -1 "$out/cpipcplain-$r-$s.jsonl" | grep -o '"timings_s":{[^}]*}')" >&2
+    if [ -n "$other" ]; then
+      CPIPC_CPU_INFERENCE=$other /usr/bin/time -f "$timefmt" -o "$out/cpipcother-$r-$s.time" \
+        "$cpipc" segment "${paths[@]}" --json -o "$tmp/other" --diameter 30 --device cpu --no-npy \
+        >"$out/cpipcother-$r-$s.jsonl" 2>"$out/cpipcother-$r-$s.log"
+      echo "  $s: $other $(tail -1 "$out/cpipcother-$r-$s.jsonl" | grep -o '"timings_s":{[^}]*}')" >&2
     fi
   done
   for s in "${size_list[@]}"; do
@@ -92,10 +94,10 @@ for r in $(seq "$rounds"); do
     /usr/bin/time -f "$timefmt" -o "$out/once-cpipc-$r-$s.time" \
       "$cpipc" segment "$img/synth$s.npy" --json -o "$tmp/once" --diameter 30 --device cpu --no-npy \
       >/dev/null 2>>"$out/cpipc-$r-$s.log"
-    if [ "$plain_too" = 1 ]; then
-      CPIPC_CPU_INFERENCE=plain /usr/bin/time -f "$timefmt" -o "$out/once-cpipcplain-$r-$s.time" \
+    if [ -n "$other" ]; then
+      CPIPC_CPU_INFERENCE=$other /usr/bin/time -f "$timefmt" -o "$out/once-cpipcother-$r-$s.time" \
         "$cpipc" segment "$img/synth$s.npy" --json -o "$tmp/once" --diameter 30 --device cpu --no-npy \
-        >/dev/null 2>>"$out/cpipcplain-$r-$s.log"
+        >/dev/null 2>>"$out/cpipcother-$r-$s.log"
     fi
     echo "  $s: one-image process wall: cellpose $(cut -c1-30 "$out/once-cellpose-$r-$s.time"), cpipc $(cut -c1-30 "$out/once-cpipc-$r-$s.time")" >&2
   done

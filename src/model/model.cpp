@@ -1,6 +1,8 @@
 #include "cpipc/model/model.hpp"
 
+#include <ATen/Config.h>
 #include <sys/stat.h>
+#include <torch/csrc/jit/codegen/onednn/interface.h>
 #include <torch/csrc/jit/python/update_graph_executor_opt.h>
 #include <torch/cuda.h>
 #include <torch/script.h>
@@ -8,6 +10,9 @@
 #include <cstdlib>
 #include <fstream>
 #include <istream>
+#include <map>
+#include <mutex>
+#include <optional>
 #include <sstream>
 #include <streambuf>
 #include <unordered_map>
@@ -113,7 +118,22 @@ struct Model::Impl {
   Device device;
   Precision precision = Precision::fp32;
   std::string source;
-  bool channels_last = false;  // CPU: inputs go in as NHWC (cpu_inference())
+  CpuInference cpu = CpuInference::plain;  // how the CPU runs the network (cpu_inference_from_env())
+  // fused: the frozen module the profiling executor fuses, and how often each
+  // input shape has been seen (a shape's first calls run `module` instead).
+  static constexpr int kUnfusedCalls = 4;
+  std::optional<torch::jit::Module> frozen;
+  mutable std::mutex mutex;
+  mutable std::map<std::vector<std::int64_t>, int> shapes_seen;
+
+  // The module for this input (a handle: copies share it), and whether the
+  // profiling executor runs it.
+  std::pair<torch::jit::Module, bool> pick(const at::Tensor& x) const {
+    if (!frozen) return {module, false};
+    std::lock_guard lock(mutex);
+    if (shapes_seen[x.sizes().vec()]++ < kUnfusedCalls) return {module, false};
+    return {*frozen, true};
+  }
 };
 
 Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -124,6 +144,8 @@ Model::~Model() = default;
 const ModelInfo& Model::info() const noexcept { return impl_->info; }
 Device Model::device() const noexcept { return impl_->device; }
 Precision Model::precision() const noexcept { return impl_->precision; }
+CpuInference Model::cpu_inference() const noexcept { return impl_->cpu; }
+bool Model::fixed_batch_shapes() const noexcept { return impl_->frozen.has_value(); }
 const std::string& Model::source() const noexcept { return impl_->source; }
 
 struct ModelLoader {
@@ -135,19 +157,58 @@ namespace {
 // One tiny forward: the contract, checked before any image is segmented.
 void check_contract(const Model& model);
 
-// CPU inference: "fast" (the default) feeds the network channels-last (NHWC)
-// tensors, which oneDNN convolves without the reorders that NCHW costs
-// (~1.3x on CPnet's forward at both widths, [2,16,32,64,256] and
-// [2,32,64,128,256]); "plain" feeds it NCHW as Cellpose does. Set by
-// CPIPC_CPU_INFERENCE; flows differ between the two by ~4e-6 (summation
-// order). torch::jit::freeze (BatchNorm folded into the convolution before
-// it) measured no faster on top of this, so the module runs as loaded.
-bool cpu_fast_inference() {
+// CPU inference, set by CPIPC_CPU_INFERENCE (all give Cellpose's flows within
+// 1e-3; between them only the order of oneDNN's sums differs):
+//  - "plain": NCHW tensors, as Cellpose runs it;
+//  - "channels-last": NHWC tensors, which oneDNN convolves without the
+//    reorders that NCHW costs (~1.3x on CPnet's forward at both widths);
+//  - "fused" (the default, also "fast"): channels-last, and for CPnet a
+//    frozen copy of the module (weights become constants) run by TorchScript's
+//    profiling executor with the oneDNN Graph fuser, which merges each
+//    convolution with the BatchNorm, ReLU and residual add around it into one
+//    oneDNN kernel (~1.2x on top of channels-last: a third of an unfused
+//    forward is those memory-bound passes). The executor profiles a shape on
+//    its first call and compiles it on its second (~0.25 s or more each), so
+//    a shape's first 4 calls run the unfrozen module instead: one image of up
+//    to 1024² (4 full batches) costs what channels-last costs, and only shapes
+//    that keep coming (a larger image, a folder, a producer's later images)
+//    pay the compile, once. Other architectures (CP-SAM's transformer) run
+//    channels-last.
+CpuInference cpu_inference_from_env() {
   const char* env = std::getenv("CPIPC_CPU_INFERENCE");
-  if (env == nullptr || *env == '\0' || std::string(env) == "fast") return true;
-  if (std::string(env) == "plain") return false;
-  throw Error(Errc::invalid_argument, std::string("CPIPC_CPU_INFERENCE='") + env + "': expected fast or plain");
+  const std::string mode = env == nullptr ? "" : env;
+  if (mode.empty() || mode == "fast" || mode == "fused")
+    return AT_MKLDNN_ENABLED() ? CpuInference::fused : CpuInference::channels_last;
+  if (mode == "channels-last") return CpuInference::channels_last;
+  if (mode == "plain") return CpuInference::plain;
+  throw Error(Errc::invalid_argument,
+              "CPIPC_CPU_INFERENCE='" + mode + "': expected fused (the default), channels-last or plain");
 }
+
+// The oneDNN Graph fuser is a graph pass registered once per process; it only
+// runs where the profiling executor optimises, which Model::forward turns on
+// for fused models alone (the switch is per thread).
+void enable_onednn_fusion() {
+  static const bool once = [] {
+    torch::jit::RegisterLlgaFuseGraph::setEnabled(true);
+    return true;
+  }();
+  (void)once;
+}
+
+// Sets this thread's TorchScript executor mode for one scope.
+class ExecutorOptimize {
+ public:
+  explicit ExecutorOptimize(bool on) : before_(torch::jit::getGraphExecutorOptimize()) {
+    torch::jit::setGraphExecutorOptimize(on);
+  }
+  ~ExecutorOptimize() { torch::jit::setGraphExecutorOptimize(before_); }
+  ExecutorOptimize(const ExecutorOptimize&) = delete;
+  ExecutorOptimize& operator=(const ExecutorOptimize&) = delete;
+
+ private:
+  bool before_;
+};
 }  // namespace
 
 std::unique_ptr<Model::Impl> ModelLoader::load(std::istream& in, const std::string& source, Device device,
@@ -166,10 +227,6 @@ std::unique_ptr<Model::Impl> ModelLoader::load(std::istream& in, const std::stri
     throw Error(Errc::invalid_argument,
                 std::string("precision ") + to_string(precision) + " is for CUDA devices; use fp32 on the CPU");
   }
-  // TorchScript's profiling executor re-profiles and re-optimises the graph
-  // for each new input shape, which costs seconds on the first image of every
-  // size. A traced convolutional net gains nothing from it: run it as it is.
-  torch::jit::setGraphExecutorOptimize(false);
   auto impl = std::make_unique<Model::Impl>();
   impl->device = device;
   impl->precision = precision;
@@ -191,7 +248,12 @@ std::unique_ptr<Model::Impl> ModelLoader::load(std::istream& in, const std::stri
   // convolutions, convolution_precision.hpp); tf32 means TF32 in both.
   set_convolution_tf32(impl->module, precision == Precision::tf32);
   if (scalar_type(precision) != at::kFloat) impl->module.to(scalar_type(precision));
-  impl->channels_last = !device.cuda && cpu_fast_inference();
+  if (!device.cuda) impl->cpu = cpu_inference_from_env();
+  if (impl->cpu == CpuInference::fused && impl->info.architecture == "CPnet") {
+    enable_onednn_fusion();
+    ExecutorOptimize on(true);  // freezing needs the executor's passes
+    impl->frozen = torch::jit::freeze(impl->module);
+  }
   return impl;
 }
 
@@ -268,6 +330,11 @@ Model Model::load_bytes(std::span<const std::byte> bytes, const std::string& nam
 
 NetOutput Model::forward(const at::Tensor& x) const {
   c10::InferenceMode guard;
+  // The profiling executor re-profiles and re-optimises the graph for each new
+  // input shape; only the oneDNN fuser gains from that. Per thread: set here,
+  // in whichever thread runs the model (serve's worker, not the loader).
+  auto [module, optimize] = impl_->pick(x);
+  ExecutorOptimize executor(optimize);
   if (impl_->device.cuda) {
     // Process-wide switches in LibTorch for what the graph does not fix (a
     // scripted model's aten::conv2d, matmuls), on by default for
@@ -278,8 +345,9 @@ NetOutput Model::forward(const at::Tensor& x) const {
   }
   const at::ScalarType type = scalar_type(impl_->precision);
   at::Tensor input = type == at::kFloat ? x : x.to(type);
-  if (impl_->channels_last) input = input.contiguous(at::MemoryFormat::ChannelsLast);
-  const c10::IValue result = impl_->module.forward({input});
+  const bool channels_last = impl_->cpu != CpuInference::plain;
+  if (channels_last) input = input.contiguous(at::MemoryFormat::ChannelsLast);
+  const c10::IValue result = module.forward({input});
   NetOutput out;
   const auto contract = [&](const std::string& got) {
     return Error(Errc::invalid_argument, "'" + impl_->source + "' returned " + got + " for an input " +
@@ -305,7 +373,7 @@ NetOutput Model::forward(const at::Tensor& x) const {
     throw contract("style " + shape_string(out.style));
   }
   if (out.y.scalar_type() != at::kFloat) out.y = out.y.to(at::kFloat);
-  if (impl_->channels_last) out.y = out.y.contiguous();
+  if (channels_last) out.y = out.y.contiguous();
   if (out.style.defined() && out.style.scalar_type() != at::kFloat) out.style = out.style.to(at::kFloat);
   return out;
 }

@@ -35,6 +35,11 @@ enum class Precision { fp32, tf32, bf16, fp16 };
 [[nodiscard]] Precision parse_precision(const std::string& text);  // "fp32", "tf32", "bf16", "fp16"
 [[nodiscard]] const char* to_string(Precision p) noexcept;
 
+// How the network runs on a CPU (CPIPC_CPU_INFERENCE, model.cpp says why):
+// NCHW as Cellpose does, channels-last, or channels-last with the module
+// frozen and oneDNN Graph's fused kernels (the default).
+enum class CpuInference { plain, channels_last, fused };
+
 // Cellpose 3's size model (models.SizeModel, a `_size.npy`): a linear
 // regression from the style vector to log(diameter),
 // diameter = exp(A . (style - smean) + log(diam_mean) + ymean).
@@ -94,6 +99,10 @@ class Model {
   [[nodiscard]] const ModelInfo& info() const noexcept;
   [[nodiscard]] Device device() const noexcept;
   [[nodiscard]] Precision precision() const noexcept;
+  [[nodiscard]] CpuInference cpu_inference() const noexcept;  // plain on CUDA
+  // Whether each new input shape costs a compile (a fused CPnet on the CPU):
+  // callers then keep to few shapes (run_network: full batches, then singles).
+  [[nodiscard]] bool fixed_batch_shapes() const noexcept;
   [[nodiscard]] const std::string& source() const noexcept;  // path or name
 
   // Runs forward on x (float32 [B, C, H, W] on this model's device, H and W
