@@ -90,6 +90,16 @@ def evaluate(net, images, labels, channels=(0, 0)):
             "ap90": float(ap[:, 2].mean()), "n_images": len(images), "diameter": diameter}
 
 
+def load_weights(net, path):
+    """Weights of a file train.py saved (Exported(net) traced: parameters under "net.")."""
+    state = torch.jit.load(path, map_location="cpu").state_dict()
+    state = {k[len("net."):]: v for k, v in state.items() if k.startswith("net.")}
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        sys.exit(f"--init {path}: not a CPnet of these widths (missing {missing[:3]}, "
+                 f"unexpected {unexpected[:3]})")
+
+
 def load_export_tool():
     """tools/export/export.py as a module: size_model_meta writes cpipc.json's size model."""
     spec = importlib.util.spec_from_file_location(
@@ -163,6 +173,9 @@ def main():
                    help="0: 8 or 16 per image (not with --family star)")
     p.add_argument("--no-size-model", action="store_true",
                    help="skip train_size (minutes per image on a CPU); train_size.py adds it later")
+    p.add_argument("--init", default=None,
+                   help="start from this cpipc TorchScript file's weights (a CPnet of the same "
+                        "--nbase) instead of random init: a second stage of training")
     p.add_argument("--nbase", default=",".join(map(str, NBASE)),
                    help="CPnet widths, comma separated; the last must be 256")
     a = p.parse_args()
@@ -185,6 +198,8 @@ def main():
         test_x, test_y = synth_set(os.path.join(tmp, "test"), a.n_test, a.test_seed, a.size, **data)
 
         net = CPnet(nbase, nout=3, sz=3, mkldnn=False)
+        if a.init:
+            load_weights(net, a.init)
         t0 = time.time()
         train.train_seg(net, train_data=train_x, train_labels=train_y, channels=channels,
                         normalize=True, batch_size=a.batch, learning_rate=a.lr,
@@ -219,7 +234,8 @@ def main():
         "tile": TILE,
         "cellpose_version": cellpose.version,
         "torch_version": torch.__version__,
-        "source_checkpoint": "trained here by tools/train/train.py",
+        "source_checkpoint": "trained here by tools/train/train.py"
+                             + (f", continued from {os.path.basename(a.init)}" if a.init else ""),
         "training_data": f"tools/synth/synth.py seed {a.train_seed} n {a.n_train} {synth_args}",
         "training": {"epochs": a.epochs, "nimg_per_epoch": a.nimg_per_epoch or a.n_train,
                      "bsize": a.bsize, "batch_size": a.batch,
