@@ -85,14 +85,16 @@ def average_precision(truth: np.ndarray, found: np.ndarray, threshold: float = 0
     return tp / max(n_true + n_found - tp, 1), n_true, n_found
 
 
-def assert_one_piece_per_id(labels: np.ndarray) -> None:
-    """Ids 1..M, each one connected object: no id is used for two objects."""
+def assert_one_piece_per_id(labels: np.ndarray, connectivity: int = 1) -> None:
+    """Ids 1..M, each one connected object: no id is used for two objects
+    (connectivity as scipy.ndimage's: 1 faces only, labels.ndim also corners)."""
+    structure = ndimage.generate_binary_structure(labels.ndim, connectivity)
     ids = np.unique(labels)
     ids = ids[ids > 0]
     assert np.array_equal(ids, np.arange(1, len(ids) + 1)), "label ids are not 1..M"
     boxes = ndimage.find_objects(labels)
     split = [i + 1 for i, box in enumerate(boxes)
-             if box is not None and ndimage.label(labels[box] == i + 1)[1] != 1]
+             if box is not None and ndimage.label(labels[box] == i + 1, structure)[1] != 1]
     assert not split, f"{len(split)} ids label more than one object, e.g. {split[:5]}"
 
 
@@ -142,8 +144,12 @@ def test_bad_arguments_are_refused_before_any_work():
         cpipc.dask.segment_zarr(image, None, blocksize=(8, 8, 8))
     with pytest.raises(cpipc.BadInput, match=r"expected \[Y, X\]"):
         cpipc.dask.segment_zarr(np.zeros((2, 3, 4, 5), np.uint16), None, blocksize=32)
-    with pytest.raises(cpipc.BadInput, match="2-D images for now"):
-        cpipc.dask.segment_zarr(np.zeros((4, 64, 64), np.uint16), None, blocksize=32, do_3d=True)
+    with pytest.raises(cpipc.BadInput, match=r"expected \[Z, Y, X\]"):
+        cpipc.dask.segment_zarr(image, None, blocksize=32, do_3d=True)
+    with pytest.raises(cpipc.BadInput, match="blocksize needs 3 values"):
+        cpipc.dask.segment_zarr(np.zeros((4, 64, 64), np.uint16), None, blocksize=(32, 32), do_3d=True)
+    with pytest.raises(cpipc.BadInput, match="needs do_3d=True or stitch_threshold"):
+        cpipc.dask.segment_zarr(np.zeros((4, 64, 64, 2), np.uint16), None, blocksize=32)
     with pytest.raises(cpipc.BadInput, match="needs a Dask cluster"):
         cpipc.dask.segment_zarr(image, None, blocksize=32)
     with pytest.raises(cpipc.BadInput, match="cannot open"):
@@ -324,3 +330,54 @@ def test_without_a_diameter_the_middle_block_sets_one_for_all(big, dask_client):
     assert ap >= 0.95, f"AP@0.5 {ap:.4f} ({n_found} vs {n_whole} objects) against the whole image at its estimate"
     assert_one_piece_per_id(labels)
 
+
+
+def volume_of_cells(shape, seed: int, radius: float) -> np.ndarray:
+    """uint16 [Z, Y, X]: ellipsoidal cells on a jittered 3-D grid (many touch),
+    brighter inside than at their edges, blurred, with Poisson and read noise."""
+    rng = np.random.default_rng(seed)
+    step = 2 * radius * 1.1
+    grid = np.meshgrid(*[np.arange(step / 2, s, step) for s in shape], indexing="ij")
+    keep = rng.random(grid[0].shape) < 0.8
+    centres = np.stack([g[keep] for g in grid], 1) + rng.uniform(-0.15, 0.15, (int(keep.sum()), 3)) * step
+    labels = np.zeros(shape, np.int32)
+    rho = np.full(shape, np.inf)
+    for i, c in enumerate(centres, start=1):
+        r = radius * rng.uniform(0.85, 1.15, 3)
+        lo = np.maximum(np.floor(c - r).astype(int), 0)
+        hi = np.minimum(np.ceil(c + r).astype(int) + 1, shape)
+        zz, yy, xx = np.ogrid[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+        mine = ((zz - c[0]) / r[0]) ** 2 + ((yy - c[1]) / r[1]) ** 2 + ((xx - c[2]) / r[2]) ** 2
+        box = tuple(slice(a, b) for a, b in zip(lo, hi))
+        win = (mine < 1) & (mine < rho[box])
+        rho[box][win] = mine[win]
+        labels[box][win] = i
+    level = np.concatenate([[0.0], rng.uniform(0.5, 1.0, len(centres))])[labels]
+    scene = ndimage.gaussian_filter(level * (1 - 0.4 * np.where(labels > 0, rho, 1.0)), 1.0) + 0.05
+    counts = rng.poisson(scene * 400).astype(np.float64) + rng.normal(0, 2, shape)
+    return np.clip(counts * 20 + 100, 0, 65535).astype(np.uint16)
+
+
+@pytest.mark.parametrize("mode", [{"do_3d": True}, {"stitch_threshold": 0.5}], ids=["do_3d", "stitch_threshold"])
+def test_a_z_stack_in_3d_blocks_matches_the_whole_stack(dask_client, tmp_path, mode):
+    """2 x 2 x 2 blocks, merged across Z borders as across Y and X ones."""
+    volume = volume_of_cells((48, 144, 144), seed=3, radius=13.0)
+    with cpipc.serve(f"pytest-volume-{os.getpid()}", device="cpu") as server, \
+            cpipc.Client(socket=server.socket) as client:
+        whole = client.segment(volume, z_axis=0, diameter=DIAMETER, **mode).masks
+    path = str(tmp_path / "volume.zarr")
+    zarr.open_array(path, mode="w", shape=volume.shape, chunks=(24, 72, 72), dtype=volume.dtype)[...] = volume
+    out = cpipc.dask.segment_zarr(path, str(tmp_path / "labels.zarr"), blocksize=(24, 72, 72),
+                                  overlap=(16, 32, 32), client=dask_client, diameter=DIAMETER, device="cpu", **mode)
+    labels = np.asarray(out[...])
+    assert labels.dtype == np.uint32 and labels.shape == volume.shape
+    ap, n_whole, n_blocks = average_precision(whole, labels)
+    print(f"AP@0.5 {ap:.4f}: {n_blocks} objects in blocks, {n_whole} in the whole stack")
+    assert n_whole > 30, f"the stack should hold dozens of cells, not {n_whole}"
+    # Stitching links each plane's masks to the plane before, from a block's first plane on, so a
+    # cell can be linked differently in a block than in the whole stack: a looser bound there.
+    least = 0.95 if mode.get("do_3d") else 0.9
+    assert ap >= least, f"AP@0.5 {ap:.4f} against the whole stack ({n_blocks} vs {n_whole} objects)"
+    assert abs(n_blocks - n_whole) <= max(2, 0.03 * n_whole), f"{n_blocks} objects in blocks, {n_whole} whole"
+    assert_one_piece_per_id(labels, connectivity=3)
+    assert_producers_gone()

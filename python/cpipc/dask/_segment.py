@@ -6,7 +6,6 @@ import math
 import os
 import shutil
 import tempfile
-import time
 import uuid
 from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
@@ -18,7 +17,7 @@ from distributed import get_client, progress as dask_progress
 
 from ..client import Client
 from ..errors import BadInput
-from ._grid import Block, make_blocks, per_axis
+from ._grid import Block, grid_shape, make_blocks, per_axis
 from ._merge import block_faces, relabeling
 from ._plugin import Producers, producers_on_this_worker
 
@@ -59,9 +58,7 @@ def _segment_block(block: Block, image: Any, plugin: str, channel_axis: Optional
     """On a worker: read (or take) the block's pixels, segment them with
     this worker's producer, keep the core's objects numbered 1..n, store
     them, and return what the merge needs (counts and border planes)."""
-    start = time.perf_counter()
-    pixels = _read(image, block.crop, channel_axis) if not isinstance(image, np.ndarray) else image
-    result = producers_on_this_worker(plugin).segment(pixels, **_axes(channel_axis, nspatial), **options)
+    result = _segment_pixels(block, image, plugin, channel_axis, nspatial, options)
     labels = result.masks
     crop_shape = tuple(s.stop - s.start for s in block.crop)
     if labels.shape != crop_shape:
@@ -74,7 +71,7 @@ def _segment_block(block: Block, image: Any, plugin: str, channel_axis: Optional
     local = lut[core]
     stored = _store(sink, block, local)
     return {"index": block.index, "count": len(kept), "faces": block_faces(labels, lut, block.inner),
-            "stored": stored, "seconds": time.perf_counter() - start, "diameter": result.diameter}
+            "stored": stored, "diameter": result.diameter}
 
 
 def _store(sink: Any, block: Block, local: np.ndarray) -> Optional[np.ndarray]:
@@ -90,9 +87,8 @@ def _relabel_into(block: Block, sink: Any, table: np.ndarray, output: Any) -> in
     return int(table.max(initial=0))
 
 
-def _relabel(summary_or_local: Any, table: np.ndarray) -> np.ndarray:
-    local = summary_or_local["stored"] if isinstance(summary_or_local, dict) else summary_or_local
-    return table[local]
+def _relabel(summary: dict, table: np.ndarray) -> np.ndarray:
+    return table[summary["stored"]]
 
 
 def _estimate_diameter(client: DaskClient, image: Any, block: Block, plugin: str, channel_axis: Optional[int],
@@ -105,8 +101,14 @@ def _estimate_diameter(client: DaskClient, image: Any, block: Block, plugin: str
 
 def _diameter_of_block(block: Block, image: Any, plugin: str, channel_axis: Optional[int], nspatial: int,
                        options: Dict[str, Any]) -> float:
+    return float(_segment_pixels(block, image, plugin, channel_axis, nspatial, options).diameter)
+
+
+def _segment_pixels(block: Block, image: Any, plugin: str, channel_axis: Optional[int], nspatial: int,
+                    options: Dict[str, Any]):
+    """On a worker: the block's pixels (read from storage, or already computed), through this worker's producer."""
     pixels = _read(image, block.crop, channel_axis) if not isinstance(image, np.ndarray) else image
-    return float(producers_on_this_worker(plugin).segment(pixels, **_axes(channel_axis, nspatial), **options).diameter)
+    return producers_on_this_worker(plugin).segment(pixels, **_axes(channel_axis, nspatial), **options)
 
 
 def _axes(channel_axis: Optional[int], nspatial: int) -> Dict[str, int]:
@@ -126,6 +128,15 @@ def _input_for(client: DaskClient, image: Any, block: Block, channel_axis: Optio
             region.insert(channel_axis, slice(None))
         return client.compute(image[tuple(region)])
     return image
+
+
+def _default_overlap(diameter: float, nspatial: int, anisotropy: Optional[float]) -> Tuple[int, ...]:
+    """Twice the diameter of context on every side; in Z, in planes: a cell of
+    ``diameter`` px spans diameter / anisotropy planes (anisotropy: Z step / pixel size)."""
+    xy = math.ceil(_OVERLAP_DIAMETERS * diameter)
+    if nspatial == 2:
+        return (xy, xy)
+    return (max(1, math.ceil(_OVERLAP_DIAMETERS * diameter / float(anisotropy or 1.0))), xy, xy)
 
 
 def _plugin_name(model: Optional[str], device: str, args: Sequence[str]) -> str:
@@ -153,12 +164,15 @@ def segment_zarr(input: Any, output: Any = None, blocksize: Union[int, Sequence[
 
     ``input``: a zarr array or its path, or a dask (or numpy) array:
     ``[Y, X]`` or ``[Y, X, C]`` (``channel_axis`` says where C is, default
-    last). 3-D (``do_3d``, ``stitch_threshold``) is not done yet.
+    last); with ``do_3d=True`` or ``stitch_threshold`` a z-stack ``[Z, Y, X]``
+    or ``[Z, Y, X, C]``, cut into blocks in Z too (``blocksize`` and
+    ``overlap`` then take three values, or one for all axes).
     ``output``: a path (a uint32 zarr array is created there, chunked by
     ``blocksize``) or a zarr array of the image's spatial shape whose chunks
     divide ``blocksize``; None returns a dask array of the labels, held in
     the workers' memory. ``overlap``: px of context on every side of a
-    block (default twice the diameter, as Cellpose's distributed_eval).
+    block (default twice the diameter, as Cellpose's distributed_eval; in
+    Z twice the diameter / ``anisotropy`` planes).
     ``diameter``: None estimates it once, on the middle block, with the
     model's size model. ``foreground_mask``: a boolean array over the same
     field of view at any resolution: blocks without foreground are skipped
@@ -178,19 +192,17 @@ def segment_zarr(input: Any, output: Any = None, blocksize: Union[int, Sequence[
     if unknown:
         raise BadInput(f"segment_zarr: unknown option(s) {sorted(unknown)}; it takes {sorted(_OPTIONS)}")
     image = _open_input(input)
-    if cellpose_options.get("do_3d") or cellpose_options.get("stitch_threshold"):
-        # The grid, the faces and the merge are N-D already; what is missing is a test
-        # against whole-volume 3-D segmentation, and Z overlap from the anisotropy.
-        raise BadInput("segment_zarr segments 2-D images for now: segment a z-stack whole with "
-                       "cpipc.Client.segment(stack, do_3d=True), or plane by plane with segment_zarr")
-    nspatial = 2
+    # 3-D (do_3d, or 2-D planes stitched in Z): blocks are cut in Z too, and merged
+    # across Z borders as across Y and X ones.
+    nspatial = 3 if cellpose_options.get("do_3d") or cellpose_options.get("stitch_threshold") else 2
+    want = "Z, Y, X" if nspatial == 3 else "Y, X"
     if image.ndim == nspatial:
         channel_axis = None
     elif image.ndim == nspatial + 1:
         channel_axis = image.ndim - 1 if channel_axis is None else int(channel_axis) % image.ndim
     else:
-        want = "Z, Y, X" if nspatial == 3 else "Y, X"
-        raise BadInput(f"input of shape {tuple(image.shape)}: expected [{want}] or [{want}, C]")
+        hint = "" if nspatial == 3 or image.ndim != 4 else " (a z-stack needs do_3d=True or stitch_threshold)"
+        raise BadInput(f"input of shape {tuple(image.shape)}: expected [{want}] or [{want}, C]{hint}")
     shape = tuple(int(s) for i, s in enumerate(image.shape) if i != channel_axis)
     blocksize = per_axis(blocksize, nspatial, "blocksize")
     blocksize = tuple(min(b, s) for b, s in zip(blocksize, shape))
@@ -228,13 +240,13 @@ def segment_zarr(input: Any, output: Any = None, blocksize: Union[int, Sequence[
                                           options)
         options["diameter"] = float(diameter)
         if overlap is None:
-            overlap = math.ceil(_OVERLAP_DIAMETERS * float(diameter or _DEFAULT_DIAMETER))
-            overlap = per_axis(overlap, nspatial, "overlap")
+            overlap = _default_overlap(float(diameter or _DEFAULT_DIAMETER), nspatial, options.get("anisotropy"))
         blocks = make_blocks(shape, blocksize, overlap, foreground_mask)
 
         out = _open_output(output, shape, blocksize)
         if out is not None:
-            where = temp_dir or _zarr_path(out) and os.path.dirname(_zarr_path(out).rstrip("/")) or None
+            out_dir = _zarr_path(out)
+            where = temp_dir or (os.path.dirname(out_dir.rstrip("/")) if out_dir else None)
             tmp = tempfile.mkdtemp(prefix=".cpipc-blocks-", dir=where)
             sink = zarr.open_array(tmp, mode="w", shape=shape, chunks=blocksize, dtype="uint32", fill_value=0)
         else:
@@ -289,7 +301,6 @@ def _in_memory(client: DaskClient, blocks, futures, shape, blocksize, token) -> 
                                for i, f in enumerate(futures)])
     tables, _ = relabeling(summaries)
     by_index = {b.index: (b, f) for b, f in zip(blocks, futures)}
-    from ._grid import grid_shape
     grid = grid_shape(shape, blocksize)
     pieces = np.empty(grid, dtype=object)
     for index in np.ndindex(*grid):
