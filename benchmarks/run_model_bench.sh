@@ -60,6 +60,15 @@ timefmt='{"wall_s": %e, "max_rss_kb": %M, "user_s": %U, "sys_s": %S}'
 } >"$out/machine.txt"
 [ -n "$other" ] && echo "$other" >"$out/other_mode.txt"
 
+# timed_cpipc TIMEFILE OUTDIR IMAGE...: one `cpipc segment` process under /usr/bin/time;
+# stdout (JSON lines) to the caller, stderr appended to $log.
+timed_cpipc() {
+  local timefile=$1 outdir=$2
+  shift 2
+  /usr/bin/time -f "$timefmt" -o "$timefile" \
+    "$cpipc" segment "$@" --json -o "$outdir" --diameter 30 --device cpu --no-npy 2>>"$log"
+}
+
 IFS=, read -r -a size_list <<<"$sizes"
 for r in $(seq "$rounds"); do
   echo "round $r/$rounds: load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
@@ -74,15 +83,13 @@ for r in $(seq "$rounds"); do
     # cpipc: the same image 1 + repeat times in one process.
     paths=()
     for _ in $(seq $((repeat + 1))); do paths+=("$img/synth$s.npy"); done
-    /usr/bin/time -f "$timefmt" -o "$out/cpipc-$r-$s.time" \
-      "$cpipc" segment "${paths[@]}" --json -o "$out/masks" --diameter 30 --device cpu --no-npy \
-      >"$out/cpipc-$r-$s.jsonl" 2>"$out/cpipc-$r-$s.log"
+    log="$out/cpipc-$r-$s.log" timed_cpipc "$out/cpipc-$r-$s.time" "$out/masks" "${paths[@]}" \
+      >"$out/cpipc-$r-$s.jsonl"
     echo "  $s: cellpose $(cut -c1-120 "$out/cellpose-$r-$s.json")" >&2
     echo "  $s: cpipc    $(tail -1 "$out/cpipc-$r-$s.jsonl" | grep -o '"timings_s":{[^}]*}')" >&2
     if [ -n "$other" ]; then
-      CPIPC_CPU_INFERENCE=$other /usr/bin/time -f "$timefmt" -o "$out/cpipcother-$r-$s.time" \
-        "$cpipc" segment "${paths[@]}" --json -o "$tmp/other" --diameter 30 --device cpu --no-npy \
-        >"$out/cpipcother-$r-$s.jsonl" 2>"$out/cpipcother-$r-$s.log"
+      CPIPC_CPU_INFERENCE=$other log="$out/cpipcother-$r-$s.log" \
+        timed_cpipc "$out/cpipcother-$r-$s.time" "$tmp/other" "${paths[@]}" >"$out/cpipcother-$r-$s.jsonl"
       echo "  $s: $other $(tail -1 "$out/cpipcother-$r-$s.jsonl" | grep -o '"timings_s":{[^}]*}')" >&2
     fi
   done
@@ -91,13 +98,10 @@ for r in $(seq "$rounds"); do
     /usr/bin/time -f "$timefmt" -o "$out/once-cellpose-$r-$s.time" \
       "$py" benchmarks/segment_cellpose.py --sizes "$s" --repeat 0 --threads "$threads" \
       --images-from "$img" >/dev/null 2>>"$out/cellpose-$r-$s.log"
-    /usr/bin/time -f "$timefmt" -o "$out/once-cpipc-$r-$s.time" \
-      "$cpipc" segment "$img/synth$s.npy" --json -o "$tmp/once" --diameter 30 --device cpu --no-npy \
-      >/dev/null 2>>"$out/cpipc-$r-$s.log"
+    log="$out/cpipc-$r-$s.log" timed_cpipc "$out/once-cpipc-$r-$s.time" "$tmp/once" "$img/synth$s.npy" >/dev/null
     if [ -n "$other" ]; then
-      CPIPC_CPU_INFERENCE=$other /usr/bin/time -f "$timefmt" -o "$out/once-cpipcother-$r-$s.time" \
-        "$cpipc" segment "$img/synth$s.npy" --json -o "$tmp/once" --diameter 30 --device cpu --no-npy \
-        >/dev/null 2>>"$out/cpipcother-$r-$s.log"
+      CPIPC_CPU_INFERENCE=$other log="$out/cpipcother-$r-$s.log" \
+        timed_cpipc "$out/once-cpipcother-$r-$s.time" "$tmp/once" "$img/synth$s.npy" >/dev/null
     fi
     echo "  $s: one-image process wall: cellpose $(cut -c1-30 "$out/once-cellpose-$r-$s.time"), cpipc $(cut -c1-30 "$out/once-cpipc-$r-$s.time")" >&2
   done

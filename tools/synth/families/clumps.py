@@ -54,7 +54,8 @@ def make(rng, size, bits, channels):
     level = bright[labels]
     texture = 1 + rng.uniform(0.05, 0.3) * render.smooth_field(rng, shape, diam / 8)
     if rng.random() < 0.5:  # cytoplasmic stain: dimmer toward shared borders
-        main = level * (0.55 + 0.45 * np.sqrt(depth)) * texture * inside
+        main = level * (0.55 + 0.45 * np.sqrt(depth)) * render.thickness(rng, 1 - depth) \
+            * texture * inside
     else:  # membrane stain: bright borders, dim interior
         main = level * (0.25 + 0.75 * np.exp(-dist / 1.5)) * texture * inside
     nucleus = inside & (depth > rng.uniform(0.45, 0.65))

@@ -48,7 +48,8 @@ def make(rng, size, bits, channels):
     granules = ndimage.gaussian_filter(specks, rng.uniform(0.7, 1.5)) * 6
     texture = 1 + rng.uniform(0.1, 0.3) * render.smooth_field(rng, shape, diam / 10) + granules
     dim = rng.uniform(0.25, 0.7)  # cytoplasm is dimmer than a nuclear stain
-    main = dim * level * (1 - 0.4 * rho ** 2) * np.clip(texture, 0.2, None) * inside
+    main = dim * level * (1 - 0.4 * rho ** 2) * render.thickness(rng, rho) \
+        * np.clip(texture, 0.2, None) * inside
     main = np.where(nuc > 0, main * rng.uniform(0.4, 0.8), main)
     nuclear = level * nuc * (1 + 0.1 * render.smooth_field(rng, shape, 2.0))
     return render.finish(rng, [main, nuclear], painter.labels, bits, channels)

@@ -74,6 +74,6 @@ def make(rng, size, bits, channels):
     else:
         profile = 1 - 0.5 * rho ** 2
     texture = 1 + 0.1 * render.smooth_field(rng, shape, width / 4)
-    main = level * profile * texture * inside
+    main = level * profile * render.thickness(rng, rho) * texture * inside
     return render.finish(rng, [main, dna], painter.labels, bits, channels,
                          blur=(0.4, 1.8))

@@ -42,6 +42,7 @@ def make(rng, size, bits, channels):
     rho = np.where(inside, painter.rho, 1.0)
     chromatin = 1 + rng.uniform(0.05, 0.25) * render.smooth_field(rng, shape, diam / 12)
     profile = 1 - rng.uniform(0.1, 0.4) * rho ** 4  # dimmer toward the edge
-    main = level * profile * chromatin * (1 + nucleoli) * inside
-    second = level * (1 - 0.2 * rho ** 2) * (1 + 0.15 * render.smooth_field(rng, shape, diam / 8))
+    depth = render.thickness(rng, rho)
+    main = level * profile * depth * chromatin * (1 + nucleoli) * inside
+    second = level * depth * (1 - 0.2 * rho ** 2) * (1 + 0.15 * render.smooth_field(rng, shape, diam / 8))
     return render.finish(rng, [main, second * inside], painter.labels, bits, channels)

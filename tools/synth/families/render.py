@@ -46,6 +46,15 @@ def cell_brightness(rng, n, spread):
     return np.exp(rng.uniform(-np.log(spread), 0, n))
 
 
+def thickness(rng, rho):
+    """Projected thickness: a widefield image of a 3-D cell sums the stain along the
+    light path, so the signal falls to 0 at the outline, as sqrt(1 - rho^2) for a
+    sphere or a rod (rho: 0 at the centre, 1 on the outline). Per image: flat cells or
+    an optical section (exponent 0) half the time, else an exponent in 0.15-0.6."""
+    p = 0.0 if rng.random() < 0.5 else rng.uniform(0.15, 0.6)
+    return (1 - np.clip(rho, 0, 1) ** 2) ** p
+
+
 def illumination(rng, shape):
     """Uneven field: a tilt, a vignette-like falloff and slow blotches, about 0.5..1.2."""
     h, w = shape
@@ -78,13 +87,18 @@ def varying_blur(rng, img, sigma_min, sigma_max):
     return pick(lo) * (1 - frac) + pick(lo + 1) * frac
 
 
+def photo_electrons(rng, scene, photons):
+    """Shot noise: a Poisson count of photo-electrons at `photons` per unit intensity."""
+    return rng.poisson(np.clip(scene, 0, None) * photons)
+
+
 def camera(rng, scene, bits, photons=None, read_sd=None):
     """A CCD: Poisson shot noise at `photons` per unit intensity (sets the SNR), Gaussian
     read noise, gain, bias and quantisation to 8 or 16 bits."""
     photons = rng.choice([15.0, 50.0, 150.0, 500.0]) * rng.uniform(0.8, 1.25) \
         if photons is None else photons
     read_sd = rng.uniform(0.5, 5.0) if read_sd is None else read_sd
-    counts = rng.poisson(np.clip(scene, 0, None) * photons).astype(np.float64)
+    counts = photo_electrons(rng, scene, photons).astype(np.float64)
     counts += rng.normal(0, read_sd, scene.shape)
     return digitise(rng, counts, bits, photons, read_sd)
 
@@ -94,7 +108,7 @@ def emccd(rng, scene, bits, photons):
     random stochastic gain (an exponential per electron, so n electrons give a
     Gamma(n) sum: the excess noise that makes EMCCD images look grainy), plus rare
     clock-induced single-electron events and a little read noise after the gain."""
-    electrons = rng.poisson(np.clip(scene, 0, None) * photons)
+    electrons = photo_electrons(rng, scene, photons)
     electrons += rng.random(scene.shape) < rng.uniform(0.0, 0.01)  # clock-induced charge
     em_gain = rng.uniform(30, 300)
     out = np.zeros(scene.shape)
@@ -108,7 +122,7 @@ def scmos(rng, scene, bits, photons):
     """A scientific CMOS: every pixel has its own offset, gain and read noise (a few
     pixels noisy), and each column its own offset (faint vertical stripes)."""
     h, w = scene.shape
-    counts = rng.poisson(np.clip(scene, 0, None) * photons).astype(np.float64)
+    counts = photo_electrons(rng, scene, photons).astype(np.float64)
     counts *= 1 + rng.normal(0, 0.015, scene.shape)
     read = rng.lognormal(np.log(rng.uniform(0.8, 2.0)), 0.5, scene.shape)
     counts += rng.normal(0, 1, scene.shape) * read
