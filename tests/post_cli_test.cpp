@@ -21,6 +21,7 @@
 #include "cpipc/cuda/device_stream.hpp"
 #endif
 #include "cpipc/io/array_file.hpp"
+#include "cpipc/io/image.hpp"
 #include "cpipc/io/npy.hpp"
 #include "cpipc/util/child_process.hpp"
 #include "post_fixture.hpp"
@@ -225,6 +226,18 @@ TEST_F(PostCli, OutlinesAsNpyNeedNoCodecs) {
   EXPECT_EQ(io::read_npy(out("y.npy")).data, io::read_npy(stats_data("outlines_rgb.npy")).data);
 }
 
+// A .tif picture is RGB (one page, 3 samples per pixel), which Fiji shows in
+// colour, not a 3-channel hyperstack shown channel by channel in gray.
+TEST_F(PostCli, OutlinesAsTiffAreAnRgbPicture) {
+  SKIP_WITHOUT_IMAGE_CODECS();
+  const CommandResult r = run_cpipc({"outlines", name_, "--image", stats_data("gray.npy"), "-o", out("y.tif")});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(io::read_array(out("y.tif")).data, io::read_npy(stats_data("outlines_rgb.npy")).data);
+  const std::string bytes = read_text(out("y.tif"));
+  EXPECT_NE(bytes.find("ImageJ=1.11a\nimages=1\n"), std::string::npos);
+  EXPECT_EQ(bytes.find("channels="), std::string::npos);
+}
+
 TEST_F(PostCli, MissingSegmentExits3) {
   for (const char* command : {"stats", "outlines"}) {
     const CommandResult r = run_cpipc({command, name_ + "-nope", "-o", out("x.csv")});
@@ -354,8 +367,51 @@ TEST_F(PostCli3D, AnImageThatIsNotAMatchingZStackExits2) {
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
 }
 
-TEST_F(PostCli3D, OutlinesOfAVolumeAreRefusedWithExit2) {
-  expect_failure(run_cpipc({"outlines", name_, "-o", out("y.npy")}), 2);
+// Each plane's outlines are those of that plane alone, drawn on that plane.
+TEST_F(PostCli3D, OutlinesOfAVolumeArePlaneByPlane) {
+  const CommandResult r = run_cpipc({"outlines", name_, "-o", out("y.npy")});
+  ASSERT_EQ(r.status, 0) << r.err;
+  const io::Array got = io::read_npy(out("y.npy"));
+  ASSERT_EQ(got.desc.to_string(), "uint8[6, 20, 24, 3]");
+  const io::Array labels = io::read_npy(stats_data("labels_3d.npy"));
+  const std::int64_t plane_shape[2] = {20, 24};
+  const ipc::TensorDesc plane = ipc::TensorDesc::contiguous(labels.desc.dtype, plane_shape);
+  const std::size_t plane_bytes = static_cast<std::size_t>(plane.nbytes());
+  int drawn = 0;
+  for (int z = 0; z < 6; ++z) {
+    io::write_npy(out("p.npy"), {labels.data.data() + z * plane_bytes, plane});
+    const CommandResult p = run_cpipc({"outlines", out("p.npy"), "-o", out("p_rgb.npy")});
+    ASSERT_EQ(p.status, 0) << p.err;
+    const io::Array want = io::read_npy(out("p_rgb.npy"));
+    ASSERT_EQ(want.data.size(), 20u * 24u * 3u);
+    EXPECT_TRUE(std::equal(want.data.begin(), want.data.end(), got.data.begin() + z * want.data.size())) << z;
+    drawn += static_cast<int>(std::count(want.data.begin(), want.data.end(), std::byte{255}));
+  }
+  EXPECT_GT(drawn, 0);
+}
+
+// As a .tif the picture is an RGB stack (what Fiji opens in colour), the
+// same pixels as the .npy.
+TEST_F(PostCli3D, OutlinesOfAVolumeOnItsZStackAsAnRgbTiff) {
+  SKIP_WITHOUT_IMAGE_CODECS();
+  for (const char* file : {"y.npy", "y.tif"}) {
+    const CommandResult r = run_cpipc({"outlines", name_, "--image", stats_data("gray_3d.npy"), "-o", out(file)});
+    ASSERT_EQ(r.status, 0) << r.err;
+  }
+  const io::Array npy = io::read_npy(out("y.npy"));
+  const io::ImageFile tif = io::read_image_file(out("y.tif"));
+  ASSERT_EQ(tif.frames.size(), 1u);
+  EXPECT_EQ(tif.frames.front().axes, "ZYXC");
+  EXPECT_EQ(tif.frames.front().array.desc.to_string(), "uint8[6, 20, 24, 3]");
+  EXPECT_EQ(tif.frames.front().array.data, npy.data);
+  const std::string bytes = read_text(out("y.tif"));
+  EXPECT_NE(bytes.find("ImageJ=1.11a\nimages=6\nslices=6\n"), std::string::npos);
+}
+
+TEST_F(PostCli3D, OutlinesOfAVolumeToPngExit2) {
+  const CommandResult r = run_cpipc({"outlines", name_, "-o", out("y.png")});
+  expect_failure(r, 2);
+  EXPECT_NE(r.err.find(".tif"), std::string::npos) << r.err;
 }
 
 TEST(PostCliInput, FloatFramesAreNotLabelsExit2) {

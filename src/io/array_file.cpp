@@ -67,4 +67,15 @@ void write_tiff(const std::string& path, const ipc::HostView& view, std::string_
 
 bool image_codecs_available() noexcept { return detail::have_image_codecs(); }
 
+void write_picture(const std::string& path, const ipc::HostView& view) {
+  const ipc::TensorDesc& d = view.desc;
+  const std::string ext = extension_of(path);
+  if (ext == ".tif" || ext == ".tiff") return detail::write_tiff(path, view, d.ndim == 4 ? "ZYXS" : "YXS");
+  if (d.ndim == 4 && ext == ".png") {
+    throw Error(Errc::invalid_argument, "cannot write a stack of pictures (" + d.to_string() + ") to '" + path +
+                                            "': a .png holds one plane; write .tif (an RGB stack) or .npy");
+  }
+  write_array(path, view);
+}
+
 }  // namespace cpipc::io

@@ -78,12 +78,20 @@ std::string join(const std::vector<std::int64_t>& v) {
 
 void write_tiff(const std::string& path, const ipc::HostView& view, std::string_view axes) {
   const ipc::TensorDesc& d = view.desc;
-  const std::string_view allowed[] = {"YX", "YXC", "ZYX", "ZYXC", "TYX", "TYXC", "TZYX", "TZYXC"};
+  const std::string_view allowed[] = {"YX",   "YXC",   "ZYX", "ZYXC", "TYX",  "TYXC",
+                                      "TZYX", "TZYXC", "YXS", "ZYXS", "TYXS", "TZYXS"};
   if (std::find(std::begin(allowed), std::end(allowed), axes) == std::end(allowed) || axes.size() != d.ndim) {
     refuse(path, "axes '" + std::string(axes) + "' do not fit a " + d.to_string() +
-                     " array; give YX, YXC, ZYX or ZYXC (optionally after T)");
+                     " array; give YX, YXC, ZYX or ZYXC (optionally after T), or YXS / ZYXS for RGB");
   }
   const std::uint16_t format = sample_format(path, d.dtype);
+  // S: the three samples of an RGB pixel, stored interleaved in each page
+  // (PhotometricInterpretation RGB), which Fiji and viewers show in colour.
+  const bool rgb = axes.back() == 'S';
+  if (rgb && (d.dtype != ipc::kUInt8 || d.shape[d.ndim - 1] != 3 || d.strides[d.ndim - 1] != 1 ||
+              d.strides[d.ndim - 2] != 3)) {
+    refuse(path, "an RGB TIFF needs uint8 pixels of 3 interleaved samples; got " + d.to_string());
+  }
   const auto extent = [&](char letter) -> std::int64_t {
     const std::size_t i = axes.find(letter);
     return i == std::string_view::npos ? 1 : d.shape[i];
@@ -102,7 +110,13 @@ void write_tiff(const std::string& path, const ipc::HostView& view, std::string_
   // their axes through tifffile's description.
   const bool imagej = axes != "YX" && (d.dtype == ipc::kUInt8 || d.dtype == ipc::kUInt16 || d.dtype == ipc::kFloat32);
   std::string description;
-  if (imagej) {
+  if (imagej && rgb) {  // ImageJ reads RGB pages as RGB slices, never as a hyperstack's channels
+    description = "ImageJ=1.11a\nimages=" + std::to_string(t_n * z_n) + "\n";
+    if (z_n > 1) description += "slices=" + std::to_string(z_n) + "\n";
+    if (t_n > 1) description += "frames=" + std::to_string(t_n) + "\n";
+    if (t_n > 1 && z_n > 1) description += "hyperstack=true\n";
+    description += "loop=false\n";
+  } else if (imagej) {
     description = "ImageJ=1.11a\nimages=" + std::to_string(t_n * z_n * c_n) + "\n";
     if (c_n > 1) description += "channels=" + std::to_string(c_n) + "\n";
     if (z_n > 1) description += "slices=" + std::to_string(z_n) + "\n";
@@ -133,7 +147,8 @@ void write_tiff(const std::string& path, const ipc::HostView& view, std::string_
   };
   if (!tif) failed();
   TIFF* t = tif.get();
-  const std::size_t row_bytes = static_cast<std::size_t>(w) * item;
+  const std::size_t samples = rgb ? 3 : 1;
+  const std::size_t row_bytes = static_cast<std::size_t>(w) * item * samples;
   // Strips of about 256 KiB: large enough that Deflate compresses well and
   // decoding is not dominated by per-strip overhead.
   const auto rows_per_strip = static_cast<std::uint32_t>(std::clamp<std::int64_t>(
@@ -148,8 +163,8 @@ void write_tiff(const std::string& path, const ipc::HostView& view, std::string_
         TIFFSetField(t, TIFFTAG_IMAGELENGTH, static_cast<std::uint32_t>(h));
         TIFFSetField(t, TIFFTAG_BITSPERSAMPLE, static_cast<std::uint16_t>(d.dtype.bits));
         TIFFSetField(t, TIFFTAG_SAMPLEFORMAT, format);
-        TIFFSetField(t, TIFFTAG_SAMPLESPERPIXEL, std::uint16_t{1});
-        TIFFSetField(t, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_MINISBLACK);
+        TIFFSetField(t, TIFFTAG_SAMPLESPERPIXEL, static_cast<std::uint16_t>(samples));
+        TIFFSetField(t, TIFFTAG_PHOTOMETRIC, rgb ? PHOTOMETRIC_RGB : PHOTOMETRIC_MINISBLACK);
         TIFFSetField(t, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG);
         TIFFSetField(t, TIFFTAG_COMPRESSION, COMPRESSION_ADOBE_DEFLATE);
         TIFFSetField(t, TIFFTAG_ROWSPERSTRIP, rows_per_strip);
@@ -161,7 +176,7 @@ void write_tiff(const std::string& path, const ipc::HostView& view, std::string_
           char* out = strip.data();
           for (std::int64_t y = y0; y < y0 + rows; ++y) {
             const char* in = plane + y * sy * static_cast<std::int64_t>(item);
-            if (sx == 1) {
+            if (sx == static_cast<std::int64_t>(samples)) {
               std::memcpy(out, in, row_bytes);
               out += row_bytes;
             } else {

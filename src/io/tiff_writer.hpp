@@ -13,7 +13,9 @@
 namespace cpipc::io::detail {
 
 // Writes `view` (any strides), whose axes in cpipc's order are `axes`:
-// "YX", "YXC", "ZYX", "ZYXC", optionally with a leading T. Pages are
+// "YX", "YXC", "ZYX", "ZYXC", optionally with a leading T; or "YXS", "ZYXS"
+// (after an optional T) for an RGB picture: uint8, 3 interleaved samples,
+// one RGB page per plane. Pages are
 // written in ImageJ's order (C fastest, then Z, then T), each Deflate
 // compressed, into memory and then atomically to `path` (write_replacing),
 // BigTIFF past 4 GiB. uint8, uint16 and float32 stacks get an ImageJ

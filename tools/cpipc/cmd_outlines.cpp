@@ -1,7 +1,10 @@
 // cpipc outlines NAME --image IMAGE -o FILE.png: the source image with the
-// outlines of a segment's masks drawn on it, as Cellpose saves it.
+// outlines of a segment's masks drawn on it, as Cellpose saves it; for a
+// label volume, each plane's outlines on its plane, as an RGB stack.
+#include <algorithm>
 #include <cstdio>
 #include <memory>
+#include <vector>
 
 #include "cli_common.hpp"
 #include "cpipc/cuda/post.hpp"
@@ -49,21 +52,29 @@ void run_outlines(const OutlinesOptions& o) {
     }
   }
   if (rgb.empty()) {
-    masks = read_label_frame(o.name, o.frame);
+    masks = read_label_frame(o.name, o.frame, /*volumes=*/true);
     if (!o.image.empty()) image = read_source_image(o.image, masks, o.name, o.channel);
-    if (o.device == "cpu") {
-      rgb = post::draw_outlines(masks.labels.data(), masks.height, masks.width,
-                                o.image.empty() ? nullptr : image.pixels.data(), image.channels, colour);
-    } else {
+    // A label volume: each plane's outlines on that plane, with one display
+    // scaling for the whole stack (its percentiles) so that planes compare.
+    const int planes = std::max(masks.depth, 1);
+    const std::size_t plane = static_cast<std::size_t>(masks.height) * static_cast<std::size_t>(masks.width);
+    rgb = o.image.empty() ? std::vector<std::uint8_t>(plane * static_cast<std::size_t>(planes) * 3, 0)
+                          : post::display_rgb(image.pixels.data(), planes * masks.height, masks.width, image.channels);
+    for (int z = 0; z < planes; ++z) {
+      const std::uint32_t* labels = masks.labels.data() + static_cast<std::size_t>(z) * plane;
       const std::vector<std::uint8_t> edges =
-          cuda::outline_mask_from_host(masks.labels.data(), masks.height, masks.width, cuda_ordinal(o.device));
-      rgb = post::outlines_picture(edges.data(), masks.height, masks.width,
-                                   o.image.empty() ? nullptr : image.pixels.data(), image.channels, colour);
+          o.device == "cpu" ? post::outline_mask(labels, masks.height, masks.width)
+                            : cuda::outline_mask_from_host(labels, masks.height, masks.width, cuda_ordinal(o.device));
+      post::paint(rgb.data() + static_cast<std::size_t>(z) * plane * 3, edges.data(), masks.height, masks.width,
+                  colour);
     }
   }
-  const std::int64_t shape[3] = {masks.height, masks.width, 3};
+  const std::vector<std::int64_t> shape = masks.depth > 0
+                                              ? std::vector<std::int64_t>{masks.depth, masks.height, masks.width, 3}
+                                              : std::vector<std::int64_t>{masks.height, masks.width, 3};
   const ipc::TensorDesc desc = ipc::TensorDesc::contiguous(ipc::kUInt8, shape);
-  io::write_array(o.output, ipc::HostView{reinterpret_cast<const std::byte*>(rgb.data()), desc});
+  const ipc::HostView picture{reinterpret_cast<const std::byte*>(rgb.data()), desc};
+  io::write_picture(o.output, picture);
   if (o.json) {
     const bool file = is_mask_file(o.name);
     nlohmann::json j = {{file ? "file" : "segment", o.name},
@@ -88,15 +99,18 @@ void register_outlines(CLI::App& app) {
   CLI::App* cmd =
       app.add_subcommand("outlines",
                          "Draw the outlines of a segment's masks on the source image (8-bit, 1-99 percentile) as RGB: "
-                         ".png, .tif, .npy (see docs/CONSUMERS.md)");
+                         ".png, .tif, .npy; 3-D masks plane by plane, as an RGB stack (see docs/CONSUMERS.md)");
   cmd->add_option("NAME", o->name,
                   "Segment name, or a mask file (.png, .tif, .npy; a path with '/' or an existing file): a label "
-                  "image, 0 = background")
+                  "image [H, W] or volume [Z, H, W], 0 = background")
       ->required();
-  cmd->add_option("-o,--output", o->output, "Picture file: .png, .tif, .npy (uint8 [H, W, 3]), .bin")->required();
+  cmd->add_option("-o,--output", o->output,
+                  "Picture file: .png, .tif (RGB), .npy (uint8 [H, W, 3]; [Z, H, W, 3] for a label volume: "
+                  ".tif, .npy or .bin), .bin")
+      ->required();
   cmd->add_option("--image", o->image,
-                  "Source image (.tif, .png, .jpg, .npy; first frame), same height and width as the masks; "
-                  "without it the outlines are drawn on black");
+                  "Source image (.tif, .png, .jpg, .npy; first frame), same height and width as the masks (a z-stack "
+                  "of the same depth for a label volume); without it the outlines are drawn on black");
   cmd->add_option("--channel", o->channel, "Show only this channel of --image, as gray (0-based)")
       ->check(non_negative());
   cmd->add_option("--colour,--color", o->colour, "Outline colour R,G,B (default 255,0,0, Cellpose's red)")

@@ -22,6 +22,12 @@ namespace cpipc::io {
 // close are checked; see OutputFile), leaving the old file as it was.
 void write_array(const std::string& path, const ipc::HostView& view);
 
+// An RGB picture, uint8 [H, W, 3] or a stack of them [Z, H, W, 3]
+// (C-contiguous), by extension: .tif/.tiff as RGB pages (one per plane,
+// ImageJ slices: Fiji shows them in colour), .png (one plane), .npy, .bin.
+// Throws as write_array, and Error(invalid_argument) for a stack to .png.
+void write_picture(const std::string& path, const ipc::HostView& view);
+
 // True if the OpenCV codec plugin is there, for every image format. Without
 // it, uncompressed TIFF is still read and PNG still written (uncompressed).
 [[nodiscard]] bool image_codecs_available() noexcept;
