@@ -15,9 +15,11 @@
 #include "cpipc/io/convert.hpp"
 #include "cpipc/io/npy.hpp"
 #include "cpipc/post/metrics.hpp"
+#include "support/test_support.hpp"
 
 namespace dyn = cpipc::dynamics;
 namespace io = cpipc::io;
+namespace test = cpipc::test;
 
 namespace {
 
@@ -87,6 +89,14 @@ TEST_P(CellposeFixture, MasksMatchCellposeWithoutQualityControl) {
   EXPECT_GE(same_pixels(ref, ours), 0.9999);
 }
 
+TEST_P(CellposeFixture, Sse2AndAvx2KernelsGiveTheSameMasks) {
+  const Case c = load_case(GetParam());
+  const dyn::Labels fast = dyn::masks_from_flows(c.view(), dyn::Params{});
+  test::ScopedEnv sse("CPIPC_NO_AVX2", "1");
+  const dyn::Labels plain = dyn::masks_from_flows(c.view(), dyn::Params{});
+  EXPECT_EQ(fast.data, plain.data);
+}
+
 TEST_P(CellposeFixture, FlowsFromMasksMatchCellpose) {
   const dyn::Labels labels = load_labels(GetParam() + "_labels.npy");
   const dyn::UnitFlows ours = dyn::flows_from_masks(labels);
@@ -145,6 +155,15 @@ TEST_P(CellposeFixture3D, MasksAreCellposesExactly) {
   std::size_t differ = 0;
   for (std::size_t i = 0; i < ref.size(); ++i) differ += ours.data[i] != ref[i];
   EXPECT_EQ(differ, 0u) << "of " << ref.size() << " voxels";
+}
+
+// The SSE2 kernels (every x86-64; the AVX2 ones run where the CPU has
+// AVX2) give the same masks.
+TEST_P(CellposeFixture3D, MasksAreCellposesExactlyWithoutAvx2) {
+  const Case3D c = load_case_3d(GetParam());
+  test::ScopedEnv sse("CPIPC_NO_AVX2", "1");
+  const dyn::Labels3D ours = dyn::masks_from_flows_3d(c.view());
+  EXPECT_EQ(ours.data, load_volume(GetParam() + "_masks.npy"));
 }
 
 // The flows come from the synthetic labels: the masks find those objects

@@ -21,6 +21,12 @@ DoubleFlows unit_flows(const Labels& labels);
 // (any contents).
 std::vector<double> flow_errors(const Labels& labels, const Flows& flows, const std::vector<Box>& boxes, double* temp);
 
+// Whether flow following runs its AVX2 kernels: where the CPU has AVX2,
+// unless the environment sets CPIPC_NO_AVX2 (then the SSE2 kernels, which
+// give the same positions bit for bit; for tests and comparisons). Read on
+// each call.
+bool use_avx2();
+
 // Flow following into caller-provided memory: `field` holds
 // 2 x (height + 2) x (width + 2) floats (any contents); the final positions go
 // to out_y and out_x, or, when `bins` is given, straight to their bins in the

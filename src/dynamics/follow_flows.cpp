@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 
 #include "cpipc/dynamics/dynamics.hpp"
 #include "flows_detail.hpp"
@@ -138,6 +139,11 @@ __attribute__((target("avx2"))) void step_block_avx2(const float* field, int hei
 
 namespace detail {
 
+bool use_avx2() {
+  static const bool has_avx2 = __builtin_cpu_supports("avx2");
+  return has_avx2 && std::getenv("CPIPC_NO_AVX2") == nullptr;
+}
+
 void follow_flows(const Flows& f, std::span<const std::int64_t> pixels, float cellprob_threshold, int niter,
                   float* field, std::int32_t* out_y, std::int32_t* out_x, std::int32_t* bins) {
   const int h = f.height;
@@ -169,8 +175,7 @@ void follow_flows(const Flows& f, std::span<const std::int64_t> pixels, float ce
   }
 
   const std::int64_t blocks = (n + kBlock - 1) / kBlock;
-  static const bool has_avx2 = __builtin_cpu_supports("avx2");
-  const bool use_avx2 = has_avx2 && 2 * (h + 2) * stride < (std::int64_t{1} << 31);
+  const bool avx2 = use_avx2() && 2 * (h + 2) * stride < (std::int64_t{1} << 31);
   const int wp = w + 2 * kHistPad;
 #pragma omp parallel for schedule(dynamic, 16)
   for (std::int64_t blk = 0; blk < blocks; ++blk) {
@@ -184,7 +189,7 @@ void follow_flows(const Flows& f, std::span<const std::int64_t> pixels, float ce
     }
     const int mv = (m + 7) / 8 * 8;  // whole vectors: pad with a harmless start (a corner)
     for (int j = m; j < mv; ++j) gx[j] = gy[j] = -1.0f;
-    if (use_avx2) {
+    if (avx2) {
       step_block_avx2(field, h, w, gx, gy, mv, niter);
     } else {
       step_block(field, h, w, gx, gy, mv, niter);

@@ -5,6 +5,7 @@
 // [-1, 1] coordinates, with its products and sums in its order so that
 // rounding matches.
 #include <emmintrin.h>
+#include <immintrin.h>
 #include <xmmintrin.h>
 
 #include <algorithm>
@@ -77,6 +78,78 @@ void step_block(const float* field, int depth, int height, int width, __m128* g,
   }
 }
 
+// One corner's (fx, fy, fz, 0) for two positions: a's in the low lane.
+__attribute__((target("avx2"), always_inline)) inline __m256 corner_pair(const float* a, const float* b,
+                                                                         std::int64_t off) {
+  return _mm256_set_m128(_mm_load_ps(b + off), _mm_load_ps(a + off));
+}
+
+// step() for two positions at once, one per 128-bit lane of an AVX vector
+// (x, y, z, 0 each): lane by lane the same operations in the same order, so
+// the same results, with half the arithmetic instructions. Each lane reads
+// its own corners: a 16-byte load per corner and lane.
+__attribute__((target("avx2"), always_inline)) inline void step_pair(const float* field, std::int64_t sy,
+                                                                     std::int64_t sz, __m256 size, __m256& g) {
+  const __m256 one = _mm256_set1_ps(1.0f), minus_one = _mm256_set1_ps(-1.0f), half = _mm256_set1_ps(0.5f);
+  const __m256 i = _mm256_mul_ps(_mm256_sub_ps(_mm256_mul_ps(_mm256_add_ps(g, one), size), one), half);
+  __m256i i0 = _mm256_cvttps_epi32(i);
+  i0 = _mm256_add_epi32(i0, _mm256_castps_si256(_mm256_cmp_ps(i, _mm256_cvtepi32_ps(i0), _CMP_LT_OQ)));
+  const __m256 f0 = _mm256_cvtepi32_ps(i0);
+  const __m256 w1 = _mm256_sub_ps(i, f0);
+  const __m256 w0 = _mm256_sub_ps(_mm256_add_ps(f0, one), i);
+  alignas(32) std::int32_t c[8];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(c), i0);
+  const __m256 u = _mm256_unpacklo_ps(w0, w1);
+  const __m256 xy =
+      _mm256_mul_ps(_mm256_shuffle_ps(u, u, _MM_SHUFFLE(1, 0, 1, 0)), _mm256_shuffle_ps(u, u, _MM_SHUFFLE(3, 3, 2, 2)));
+  const __m256 top = _mm256_mul_ps(xy, _mm256_shuffle_ps(w0, w0, _MM_SHUFFLE(2, 2, 2, 2)));
+  const __m256 bottom = _mm256_mul_ps(xy, _mm256_shuffle_ps(w1, w1, _MM_SHUFFLE(2, 2, 2, 2)));
+  const float* a = field + 4 * ((c[2] + 1) * sz + (c[1] + 1) * sy + (c[0] + 1));
+  const float* b = field + 4 * ((c[6] + 1) * sz + (c[5] + 1) * sy + (c[4] + 1));
+  __m256 d = _mm256_mul_ps(corner_pair(a, b, 0), _mm256_shuffle_ps(top, top, _MM_SHUFFLE(0, 0, 0, 0)));
+  d = _mm256_add_ps(d, _mm256_mul_ps(corner_pair(a, b, 4), _mm256_shuffle_ps(top, top, _MM_SHUFFLE(1, 1, 1, 1))));
+  d = _mm256_add_ps(d, _mm256_mul_ps(corner_pair(a, b, 4 * sy), _mm256_shuffle_ps(top, top, _MM_SHUFFLE(2, 2, 2, 2))));
+  d = _mm256_add_ps(d,
+                    _mm256_mul_ps(corner_pair(a, b, 4 * sy + 4), _mm256_shuffle_ps(top, top, _MM_SHUFFLE(3, 3, 3, 3))));
+  const std::int64_t below = 4 * sz;
+  d = _mm256_add_ps(
+      d, _mm256_mul_ps(corner_pair(a, b, below), _mm256_shuffle_ps(bottom, bottom, _MM_SHUFFLE(0, 0, 0, 0))));
+  d = _mm256_add_ps(
+      d, _mm256_mul_ps(corner_pair(a, b, below + 4), _mm256_shuffle_ps(bottom, bottom, _MM_SHUFFLE(1, 1, 1, 1))));
+  d = _mm256_add_ps(
+      d, _mm256_mul_ps(corner_pair(a, b, below + 4 * sy), _mm256_shuffle_ps(bottom, bottom, _MM_SHUFFLE(2, 2, 2, 2))));
+  d = _mm256_add_ps(d, _mm256_mul_ps(corner_pair(a, b, below + 4 * sy + 4),
+                                     _mm256_shuffle_ps(bottom, bottom, _MM_SHUFFLE(3, 3, 3, 3))));
+  g = _mm256_max_ps(_mm256_min_ps(_mm256_add_ps(g, d), one), minus_one);
+}
+
+// step_block with AVX: pairs of positions, two pairs per loop body. An odd
+// last position takes the SSE step.
+__attribute__((target("avx2"))) void step_block_avx2(const float* field, int depth, int height, int width, __m128* g,
+                                                     int m, int niter) {
+  const __m256 size =
+      _mm256_setr_ps(static_cast<float>(width), static_cast<float>(height), static_cast<float>(depth), 0,
+                     static_cast<float>(width), static_cast<float>(height), static_cast<float>(depth), 0);
+  const __m128 size4 = _mm256_castps256_ps128(size);
+  const std::int64_t sy = width + 2, sz = sy * (height + 2);
+  __m256 pairs[kBlock / 2];
+  const int np = m / 2;
+  for (int j = 0; j < np; ++j) pairs[j] = _mm256_set_m128(g[2 * j + 1], g[2 * j]);
+  for (int t = 0; t < niter; ++t) {
+    int j = 0;
+    for (; j + 2 <= np; j += 2) {
+      step_pair(field, sy, sz, size, pairs[j]);
+      step_pair(field, sy, sz, size, pairs[j + 1]);
+    }
+    for (; j < np; ++j) step_pair(field, sy, sz, size, pairs[j]);
+    if (m % 2) step(field, sy, sz, size4, g[m - 1]);
+  }
+  for (int j = 0; j < np; ++j) {
+    g[2 * j] = _mm256_castps256_ps128(pairs[j]);
+    g[2 * j + 1] = _mm256_extractf128_ps(pairs[j], 1);
+  }
+}
+
 }  // namespace
 
 namespace detail {
@@ -118,6 +191,7 @@ void follow_flows_3d(const Flows3D& f, std::span<const std::int64_t> pixels, flo
   }
 
   const std::int64_t blocks = (n + kBlock - 1) / kBlock;
+  const bool avx2 = use_avx2();
   const std::int64_t hp = h + 2 * kHistPad, wp = w + 2 * kHistPad;
   const std::int64_t plane = static_cast<std::int64_t>(h) * w;
 #pragma omp parallel for schedule(dynamic, 16)
@@ -132,7 +206,11 @@ void follow_flows_3d(const Flows3D& f, std::span<const std::int64_t> pixels, flo
       const float gx = w == 1 ? -1.0f : static_cast<float>(p % w) / lx * 2.0f - 1.0f;
       g[j] = _mm_setr_ps(gx, gy, gz, 0.0f);
     }
-    step_block(field, d, h, w, g, m, niter);
+    if (avx2) {
+      step_block_avx2(field, d, h, w, g, m, niter);
+    } else {
+      step_block(field, d, h, w, g, m, niter);
+    }
     for (int j = 0; j < m; ++j) {
       alignas(16) float v[4];
       _mm_store_ps(v, g[j]);

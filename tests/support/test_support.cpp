@@ -13,6 +13,7 @@
 #include <fstream>
 #include <iterator>
 #include <sstream>
+#include <utility>
 
 #include "cpipc/ipc/name.hpp"
 #include "cpipc/util/child_process.hpp"
@@ -156,6 +157,19 @@ void expect_failure(const CommandResult& r, int status) {
   ASSERT_EQ(lines.size(), 1u) << "stderr was:\n" << r.err;
   EXPECT_TRUE(lines[0].starts_with("cpipc: error: ")) << lines[0];
   EXPECT_TRUE(r.err.ends_with('\n')) << "the line ends with a newline";
+}
+
+ScopedEnv::ScopedEnv(std::string name, const std::string& value) : name_(std::move(name)) {
+  if (const char* old = std::getenv(name_.c_str())) old_ = old;
+  ::setenv(name_.c_str(), value.c_str(), 1);
+}
+
+ScopedEnv::~ScopedEnv() {
+  if (old_) {
+    ::setenv(name_.c_str(), old_->c_str(), 1);
+  } else {
+    ::unsetenv(name_.c_str());
+  }
 }
 
 }  // namespace cpipc::test

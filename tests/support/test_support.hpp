@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -41,6 +42,20 @@ class TempDir {
 
  private:
   std::filesystem::path path_;
+};
+
+// Sets environment variable `name` to `value` for its lifetime, then puts
+// back what was there (or unsets it).
+class ScopedEnv {
+ public:
+  ScopedEnv(std::string name, const std::string& value);
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+  ~ScopedEnv();
+
+ private:
+  std::string name_;
+  std::optional<std::string> old_;
 };
 
 // What a finished command left: exit status (128+N for signal N), stdout, stderr.
