@@ -54,20 +54,20 @@ void run_outlines(const OutlinesOptions& o) {
   if (rgb.empty()) {
     masks = read_label_frame(o.name, o.frame, /*volumes=*/true);
     if (!o.image.empty()) image = read_source_image(o.image, masks, o.name, o.channel);
-    // A label volume: each plane's outlines on that plane, with one display
-    // scaling for the whole stack (its percentiles) so that planes compare.
+    // A label volume: each plane's outlines, drawn as one tall picture, so
+    // that the whole stack shares one display scaling (its percentiles).
     const int planes = std::max(masks.depth, 1);
     const std::size_t plane = static_cast<std::size_t>(masks.height) * static_cast<std::size_t>(masks.width);
-    rgb = o.image.empty() ? std::vector<std::uint8_t>(plane * static_cast<std::size_t>(planes) * 3, 0)
-                          : post::display_rgb(image.pixels.data(), planes * masks.height, masks.width, image.channels);
+    std::vector<std::uint8_t> edges(plane * static_cast<std::size_t>(planes));
     for (int z = 0; z < planes; ++z) {
       const std::uint32_t* labels = masks.labels.data() + static_cast<std::size_t>(z) * plane;
-      const std::vector<std::uint8_t> edges =
+      const std::vector<std::uint8_t> e =
           o.device == "cpu" ? post::outline_mask(labels, masks.height, masks.width)
                             : cuda::outline_mask_from_host(labels, masks.height, masks.width, cuda_ordinal(o.device));
-      post::paint(rgb.data() + static_cast<std::size_t>(z) * plane * 3, edges.data(), masks.height, masks.width,
-                  colour);
+      std::copy(e.begin(), e.end(), edges.begin() + static_cast<std::ptrdiff_t>(static_cast<std::size_t>(z) * plane));
     }
+    rgb = post::outlines_picture(edges.data(), planes * masks.height, masks.width,
+                                 o.image.empty() ? nullptr : image.pixels.data(), image.channels, colour);
   }
   const std::vector<std::int64_t> shape = masks.depth > 0
                                               ? std::vector<std::int64_t>{masks.depth, masks.height, masks.width, 3}
