@@ -408,7 +408,7 @@ TEST(HostileMetadata, LsInfoAndWatchShowItEscapedAndListTheOthers) {
 
   const CommandResult info = run_cpipc({"info", bad, "--json"}, 10s);
   ASSERT_EQ(info.status, 0) << info.err;
-  EXPECT_NO_THROW((void)nlohmann::json::parse(info.out)) << info.out;
+  EXPECT_TRUE(nlohmann::json::accept(info.out)) << info.out;
 
   const CommandResult watch = run_cpipc({"watch", bad, "--count", "1"}, 10s);
   ASSERT_EQ(watch.status, 0) << watch.err;

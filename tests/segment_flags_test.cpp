@@ -163,7 +163,9 @@ TEST_F(SegmentFlags, EveryCellposeSpellingGivesTheSameSettingsAsCpipcs) {
   for (const Pair& p : pairs) {
     const nlohmann::json a = settings(p.cellpose);
     EXPECT_EQ(a, settings(p.cpipc)) << p.cellpose[p.cellpose.size() > 1 ? 1 : 0];
-    if (p.cpipc.size() > 1) EXPECT_NE(a, defaults) << p.cellpose[1] << " changed nothing";
+    if (p.cpipc.size() > 1) {
+      EXPECT_NE(a, defaults) << p.cellpose[1] << " changed nothing";
+    }
   }
   // What they set, spot-checked.
   const nlohmann::json s = settings({image, "--norm_percentile", "5", "95", "--chan", "2", "--use_gpu"});
