@@ -340,8 +340,11 @@ ProducerMessage decode_producer_message(const json& j) {
 }
 
 std::string frame_meta_json(const std::string& id, const std::string& source, std::size_t max_bytes,
-                            bool diameter_estimated) {
-  const auto dump = [](const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); };
+                            bool diameter_estimated, const std::string& axes) {
+  const auto dump = [&axes](json j) {
+    if (!axes.empty()) j["axes"] = axes;
+    return j.dump(-1, ' ', false, json::error_handler_t::replace);
+  };
   std::string text = dump(json{{"id", id}, {"source", source}, {"diameter_estimated", diameter_estimated}});
   if (text.size() <= max_bytes) return text;
   // Cut whole UTF-8 characters: never start on a continuation byte.

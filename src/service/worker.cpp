@@ -312,9 +312,9 @@ ProducerMessage Worker::run(Job& job, const Post& post, const WaitForRoom& wait_
         job.cancelled.load() == CancelReason::shutdown ? "the producer is shutting down" : "cancelled by the client");
   }
   const std::string source = r.image.empty() ? "segment:" + r.input : r.image;
-  const ipc::FrameMeta meta{static_cast<std::uint32_t>(std::min<std::uint64_t>(objects, UINT32_MAX)),
-                            static_cast<float>(s.diameter),
-                            frame_meta_json(r.id, source, ipc::format::kMetaBytes, s.diameter_estimated)};
+  const ipc::FrameMeta meta{
+      static_cast<std::uint32_t>(std::min<std::uint64_t>(objects, UINT32_MAX)), static_cast<float>(s.diameter),
+      frame_meta_json(r.id, source, ipc::format::kMetaBytes, s.diameter_estimated, shape.size() == 3 ? "ZYX" : "YX")};
   ipc::FrameInfo info;
   try {
     info = host ? stream_.publish(desc, host->data, meta, keep) : publish_from_device(s, desc, meta, keep);

@@ -170,11 +170,12 @@ using ProducerMessage = std::variant<Hello, Accepted, ProgressEvent, Result, Err
 [[nodiscard]] ProducerMessage decode_producer_message(const nlohmann::json& j);
 
 // The JSON a result's frame carries in its slot (`cpipc watch` shows it):
-// {"id", "source", "diameter_estimated"}, at most `max_bytes` bytes. When
-// they do not fit, the source keeps its end and the id its start, and
+// {"id", "source", "diameter_estimated"} and, when given, "axes" ("YX",
+// "ZYX": what `cpipc save` writes a TIFF as), at most `max_bytes` bytes.
+// When they do not fit, the source keeps its end and the id its start, and
 // "elided": true says so: a long path never costs a finished segmentation.
 [[nodiscard]] std::string frame_meta_json(const std::string& id, const std::string& source, std::size_t max_bytes,
-                                          bool diameter_estimated = false);
+                                          bool diameter_estimated = false, const std::string& axes = {});
 
 // --- framing -----------------------------------------------------------------
 
