@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <string>
@@ -15,6 +16,7 @@
 #include "cpipc/io/convert.hpp"
 #include "cpipc/io/npy.hpp"
 #include "cpipc/post/metrics.hpp"
+#include "src/dynamics/flows_detail.hpp"
 #include "support/test_support.hpp"
 
 namespace dyn = cpipc::dynamics;
@@ -164,6 +166,39 @@ TEST_P(CellposeFixture3D, MasksAreCellposesExactlyWithoutAvx2) {
   test::ScopedEnv sse("CPIPC_NO_AVX2", "1");
   const dyn::Labels3D ours = dyn::masks_from_flows_3d(c.view());
   EXPECT_EQ(ours.data, load_volume(GetParam() + "_masks.npy"));
+}
+
+// A voxel stops once its path comes back to an earlier position; it must
+// end exactly where all niter steps would leave it, in both kernels and
+// for odd and even step counts (a masks comparison could not tell: a cycle
+// stays within one voxel's bin).
+TEST_P(CellposeFixture3D, StoppingAtCyclesEndsWhereEveryStepWould) {
+  const Case3D c = load_case_3d(GetParam());
+  const dyn::Flows3D f = c.view();
+  std::vector<std::int64_t> pixels;
+  for (std::size_t i = 0; i < f.cellprob.size(); ++i) {
+    if (f.cellprob[i] > 0.0f) pixels.push_back(static_cast<std::int64_t>(i));
+  }
+  std::vector<float> field(4 * static_cast<std::size_t>(c.depth + 2) * (c.height + 2) * (c.width + 2));
+  std::vector<std::int64_t> bins(pixels.size());
+  const auto ends = [&](int niter, bool stop) {
+    std::vector<float> e(3 * pixels.size());
+    dyn::detail::follow_flows_3d(f, pixels, 0.0f, niter, field.data(), bins.data(), e.data(), stop);
+    return e;
+  };
+  const auto check = [&](const char* kernel) {
+    for (int niter : {1, 2, 37, 200}) {
+      const std::vector<float> every = ends(niter, false), stopped = ends(niter, true);
+      std::size_t differ = 0;
+      for (std::size_t i = 0; i < every.size(); ++i) {
+        differ += std::memcmp(&every[i], &stopped[i], sizeof(float)) != 0;
+      }
+      EXPECT_EQ(differ, 0u) << niter << " steps, " << kernel << ", of " << every.size() << " coordinates";
+    }
+  };
+  check(dyn::detail::use_avx2() ? "AVX2" : "SSE2");
+  test::ScopedEnv sse("CPIPC_NO_AVX2", "1");
+  check("SSE2");
 }
 
 // The flows come from the synthetic labels: the masks find those objects

@@ -37,9 +37,12 @@ void follow_flows(const Flows& f, std::span<const std::int64_t> pixels, float ce
 // 3-D flow following: `field` holds 4 x (depth + 2) x (height + 2) x
 // (width + 2) floats (any contents); the final positions go straight to
 // their bins in the padded histogram of masks_from_bins_3d (kHistPad around
-// the stack on every side).
+// the stack on every side). A voxel whose path has come back to an earlier
+// position stops there (where it ends is then known); `ends` (3 floats a
+// voxel: normalised x, y, z) and `stop_at_cycles` = false are for tests,
+// which compare the end positions of both ways bit for bit.
 void follow_flows_3d(const Flows3D& f, std::span<const std::int64_t> pixels, float cellprob_threshold, int niter,
-                     float* field, std::int64_t* bins);
+                     float* field, std::int64_t* bins, float* ends = nullptr, bool stop_at_cycles = true);
 
 // masks_from_positions from the final positions' bins (as follow_flows
 // writes them); `hist` is scratch of (height + 2 kHistPad) x (width + 2

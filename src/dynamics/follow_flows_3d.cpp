@@ -18,7 +18,8 @@ namespace cpipc::dynamics {
 
 namespace {
 
-constexpr int kBlock = 32;  // voxels stepped together: independent chains hide latency
+constexpr int kSlots = 32;  // voxels stepped together: independent chains hide latency
+using detail::kHistPad;
 
 // One Euler step of one position (x, y, z, 0 in an SSE vector, normalised)
 // through the field. The field holds (fx, fy, fz, 0) per voxel with a
@@ -60,21 +61,124 @@ __attribute__((always_inline)) inline void step(const float* field, std::int64_t
   g = _mm_max_ps(_mm_min_ps(_mm_add_ps(g, d), one), minus_one);
 }
 
-// Steps `m` positions `niter` times, time outermost and four positions in
-// one loop body: their long dependency chains overlap (a third faster than
-// one at a time).
-void step_block(const float* field, int depth, int height, int width, __m128* g, int m, int niter) {
-  const __m128 size = _mm_setr_ps(static_cast<float>(width), static_cast<float>(height), static_cast<float>(depth), 0);
-  const std::int64_t sy = width + 2, sz = sy * (height + 2);
-  for (int t = 0; t < niter; ++t) {
-    int j = 0;
-    for (; j + 4 <= m; j += 4) {
-      step(field, sy, sz, size, g[j]);
-      step(field, sy, sz, size, g[j + 1]);
-      step(field, sy, sz, size, g[j + 2]);
-      step(field, sy, sz, size, g[j + 3]);
+// Where a voxel starts and which histogram bin its end falls in.
+struct Geometry {
+  const float* field;
+  std::int64_t sy, sz;  // the field's row and plane strides, voxels
+  int depth, height, width;
+  float lx, ly, lz;  // extent - 1 (at least 1)
+  std::int64_t plane, hp, wp;
+  bool detect;  // stop at cycles
+  float* ends;  // optional: end positions (x, y, z) per voxel
+
+  __m128 start(std::int64_t p) const {
+    const float gz = depth == 1 ? -1.0f : static_cast<float>(p / plane) / lz * 2.0f - 1.0f;
+    const float gy = height == 1 ? -1.0f : static_cast<float>(p % plane / width) / ly * 2.0f - 1.0f;
+    const float gx = width == 1 ? -1.0f : static_cast<float>(p % width) / lx * 2.0f - 1.0f;
+    return _mm_setr_ps(gx, gy, gz, 0.0f);
+  }
+  // Voxel `i`'s end: its bin, and its position where asked.
+  void end(std::int64_t i, __m128 g, std::int64_t* bins) const {
+    alignas(16) float v[4];
+    _mm_store_ps(v, g);
+    if (ends != nullptr) std::copy(v, v + 3, ends + 3 * i);
+    bins[i] = bin(v);
+  }
+  std::int64_t bin(const float* v) const {
+    const auto x = static_cast<std::int64_t>((v[0] + 1.0f) * 0.5f * lx);
+    const auto y = static_cast<std::int64_t>((v[1] + 1.0f) * 0.5f * ly);
+    const auto z = static_cast<std::int64_t>((v[2] + 1.0f) * 0.5f * lz);
+    return (std::clamp<std::int64_t>(z + kHistPad, 0, depth + kHistPad - 1) * hp +
+            std::clamp<std::int64_t>(y + kHistPad, 0, height + kHistPad - 1)) *
+               wp +
+           std::clamp<std::int64_t>(x + kHistPad, 0, width + kHistPad - 1);
+  }
+};
+
+// A step is a pure function of the position, so once a position comes
+// back, the path is a cycle from there on and where it is after `niter`
+// steps is known: k steps in, with a cycle of length L, it is where it will
+// be after (niter - k) mod L more. In float32 most voxels fall into a short
+// cycle around their cell's centre after a few dozen of Cellpose's 200 steps
+// (on the 64x512x512 benchmark, 42 % of the steps are needed). Brent's
+// algorithm finds the cycle with one saved position and one comparison a
+// step; the voxel stops bit for bit where the full loop would have left it.
+// A slot whose path ends takes the next voxel, so every slot's dependency
+// chain stays busy.
+class Path {
+ public:
+  enum class Next { go, save, done };  // save: the position is the new reference
+  // `detect` false: all niter steps (what tests compare against).
+  void start(std::int64_t first, int niter, bool detect) {
+    who = first;
+    steps_ = 0;
+    stop_ = niter;
+    power_ = detect ? 1 : 0;
+    lam_ = 1;
+  }
+  // After a step; `repeats`: the position is bitwise the saved one.
+  Next after_step(bool repeats, int niter) {
+    if (++steps_ == stop_) return Next::done;
+    if (power_ == 0) return Next::go;  // cycle known: walking to its end
+    if (repeats) {
+      stop_ = steps_ + (niter - steps_) % lam_;
+      power_ = 0;
+      return steps_ == stop_ ? Next::done : Next::go;
     }
-    for (; j < m; ++j) step(field, sy, sz, size, g[j]);
+    if (power_ == lam_) {
+      power_ *= 2;
+      lam_ = 1;
+      return Next::save;
+    }
+    ++lam_;
+    return Next::go;
+  }
+  std::int64_t who = 0;  // the slot's (first) voxel in its range
+
+ private:
+  int steps_ = 0, stop_ = 0;
+  int power_ = 1, lam_ = 1;  // Brent's; power 0 once the cycle is known
+};
+
+inline bool same(__m128 a, __m128 b) {
+  return _mm_movemask_epi8(_mm_cmpeq_epi32(_mm_castps_si128(a), _mm_castps_si128(b))) == 0xffff;
+}
+
+// Follows voxels pixels[0, n) of a range, one per slot (SSE), writing
+// their bins.
+void follow_range(const Geometry& geo, const std::int64_t* pixels, std::int64_t* bins, std::int64_t n, int niter) {
+  const __m128 size =
+      _mm_setr_ps(static_cast<float>(geo.width), static_cast<float>(geo.height), static_cast<float>(geo.depth), 0);
+  __m128 pos[kSlots], saved[kSlots];
+  Path path[kSlots];
+  std::int64_t next = 0;
+  int active = 0;
+  for (; active < kSlots && next < n; ++active, ++next) {
+    pos[active] = saved[active] = geo.start(pixels[next]);
+    path[active].start(next, niter, geo.detect);
+  }
+  while (active > 0) {
+    for (int j = 0; j < active; ++j) {
+      step(geo.field, geo.sy, geo.sz, size, pos[j]);
+      switch (path[j].after_step(same(pos[j], saved[j]), niter)) {
+        case Path::Next::go:
+          continue;
+        case Path::Next::save:
+          saved[j] = pos[j];
+          continue;
+        case Path::Next::done:
+          break;
+      }
+      geo.end(path[j].who, pos[j], bins);
+      if (next < n) {
+        pos[j] = saved[j] = geo.start(pixels[next]);
+        path[j].start(next++, niter, geo.detect);
+      } else {
+        --active;  // the last slot moves here and takes its step in this round
+        pos[j] = pos[active], saved[j] = saved[active], path[j] = path[active];
+        --j;
+      }
+    }
   }
 }
 
@@ -123,30 +227,58 @@ __attribute__((target("avx2"), always_inline)) inline void step_pair(const float
   g = _mm256_max_ps(_mm256_min_ps(_mm256_add_ps(g, d), one), minus_one);
 }
 
-// step_block with AVX: pairs of positions, two pairs per loop body. An odd
-// last position takes the SSE step.
-__attribute__((target("avx2"))) void step_block_avx2(const float* field, int depth, int height, int width, __m128* g,
-                                                     int m, int niter) {
+__attribute__((target("avx2"))) inline bool same_pair(__m256 a, __m256 b) {
+  return _mm256_movemask_epi8(_mm256_cmpeq_epi32(_mm256_castps_si256(a), _mm256_castps_si256(b))) == -1;
+}
+
+// Two voxels from pixels[first] (an odd last one with a copy of itself).
+__attribute__((target("avx2"))) inline __m256 start_pair(const Geometry& geo, const std::int64_t* pixels,
+                                                         std::int64_t first, std::int64_t n) {
+  const __m128 a = geo.start(pixels[first]);
+  return _mm256_set_m128(first + 1 < n ? geo.start(pixels[first + 1]) : a, a);
+}
+
+// follow_range with AVX2: two voxels per slot, one per 128-bit lane, which
+// end together (their joint path's cycle).
+__attribute__((target("avx2"))) void follow_range_avx2(const Geometry& geo, const std::int64_t* pixels,
+                                                       std::int64_t* bins, std::int64_t n, int niter) {
   const __m256 size =
-      _mm256_setr_ps(static_cast<float>(width), static_cast<float>(height), static_cast<float>(depth), 0,
-                     static_cast<float>(width), static_cast<float>(height), static_cast<float>(depth), 0);
-  const __m128 size4 = _mm256_castps256_ps128(size);
-  const std::int64_t sy = width + 2, sz = sy * (height + 2);
-  __m256 pairs[kBlock / 2];
-  const int np = m / 2;
-  for (int j = 0; j < np; ++j) pairs[j] = _mm256_set_m128(g[2 * j + 1], g[2 * j]);
-  for (int t = 0; t < niter; ++t) {
-    int j = 0;
-    for (; j + 2 <= np; j += 2) {
-      step_pair(field, sy, sz, size, pairs[j]);
-      step_pair(field, sy, sz, size, pairs[j + 1]);
-    }
-    for (; j < np; ++j) step_pair(field, sy, sz, size, pairs[j]);
-    if (m % 2) step(field, sy, sz, size4, g[m - 1]);
+      _mm256_setr_ps(static_cast<float>(geo.width), static_cast<float>(geo.height), static_cast<float>(geo.depth), 0,
+                     static_cast<float>(geo.width), static_cast<float>(geo.height), static_cast<float>(geo.depth), 0);
+  constexpr int kPairs = kSlots / 2;
+  __m256 pos[kPairs], saved[kPairs];
+  Path path[kPairs];
+  std::int64_t next = 0;
+  int active = 0;
+  for (; active < kPairs && next < n; ++active, next += 2) {
+    pos[active] = saved[active] = start_pair(geo, pixels, next, n);
+    path[active].start(next, niter, geo.detect);
   }
-  for (int j = 0; j < np; ++j) {
-    g[2 * j] = _mm256_castps256_ps128(pairs[j]);
-    g[2 * j + 1] = _mm256_extractf128_ps(pairs[j], 1);
+  while (active > 0) {
+    for (int j = 0; j < active; ++j) {
+      step_pair(geo.field, geo.sy, geo.sz, size, pos[j]);
+      switch (path[j].after_step(same_pair(pos[j], saved[j]), niter)) {
+        case Path::Next::go:
+          continue;
+        case Path::Next::save:
+          saved[j] = pos[j];
+          continue;
+        case Path::Next::done:
+          break;
+      }
+      const std::int64_t who = path[j].who;
+      geo.end(who, _mm256_castps256_ps128(pos[j]), bins);
+      if (who + 1 < n) geo.end(who + 1, _mm256_extractf128_ps(pos[j], 1), bins);
+      if (next < n) {
+        pos[j] = saved[j] = start_pair(geo, pixels, next, n);
+        path[j].start(next, niter, geo.detect);
+        next += 2;
+      } else {
+        --active;
+        pos[j] = pos[active], saved[j] = saved[active], path[j] = path[active];
+        --j;
+      }
+    }
   }
 }
 
@@ -155,7 +287,7 @@ __attribute__((target("avx2"))) void step_block_avx2(const float* field, int dep
 namespace detail {
 
 void follow_flows_3d(const Flows3D& f, std::span<const std::int64_t> pixels, float cellprob_threshold, int niter,
-                     float* field, std::int64_t* bins) {
+                     float* field, std::int64_t* bins, float* ends, bool stop_at_cycles) {
   const int d = f.depth, h = f.height, w = f.width;
   const auto n = static_cast<std::int64_t>(pixels.size());
   // An axis of length 1 cannot move (Cellpose would divide by zero there).
@@ -190,37 +322,37 @@ void follow_flows_3d(const Flows3D& f, std::span<const std::int64_t> pixels, flo
     }
   }
 
-  const std::int64_t blocks = (n + kBlock - 1) / kBlock;
+  const Geometry geo{field,
+                     stride_y,
+                     stride_y * (h + 2),
+                     d,
+                     h,
+                     w,
+                     lx,
+                     ly,
+                     lz,
+                     static_cast<std::int64_t>(h) * w,
+                     h + 2 * kHistPad,
+                     w + 2 * kHistPad,
+                     stop_at_cycles,
+                     ends};
   const bool avx2 = use_avx2();
-  const std::int64_t hp = h + 2 * kHistPad, wp = w + 2 * kHistPad;
-  const std::int64_t plane = static_cast<std::int64_t>(h) * w;
-#pragma omp parallel for schedule(dynamic, 16)
-  for (std::int64_t blk = 0; blk < blocks; ++blk) {
-    const std::int64_t first = blk * kBlock;
-    const int m = static_cast<int>(std::min<std::int64_t>(kBlock, n - first));
-    __m128 g[kBlock];
-    for (int j = 0; j < m; ++j) {
-      const std::int64_t p = pixels[first + j];
-      const float gz = d == 1 ? -1.0f : static_cast<float>(p / plane) / lz * 2.0f - 1.0f;
-      const float gy = h == 1 ? -1.0f : static_cast<float>(p % plane / w) / ly * 2.0f - 1.0f;
-      const float gx = w == 1 ? -1.0f : static_cast<float>(p % w) / lx * 2.0f - 1.0f;
-      g[j] = _mm_setr_ps(gx, gy, gz, 0.0f);
-    }
-    if (avx2) {
-      step_block_avx2(field, d, h, w, g, m, niter);
+  constexpr std::int64_t kRange = 4096;  // voxels a task: the slots refill within it
+  const std::int64_t ranges = (n + kRange - 1) / kRange;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (std::int64_t r = 0; r < ranges; ++r) {
+    const std::int64_t first = r * kRange, count = std::min(kRange, n - first);
+    if (niter <= 0) {
+      for (std::int64_t i = first; i < first + count; ++i) geo.end(i, geo.start(pixels[i]), bins);
     } else {
-      step_block(field, d, h, w, g, m, niter);
-    }
-    for (int j = 0; j < m; ++j) {
-      alignas(16) float v[4];
-      _mm_store_ps(v, g[j]);
-      const auto x = static_cast<std::int64_t>((v[0] + 1.0f) * 0.5f * lx);
-      const auto y = static_cast<std::int64_t>((v[1] + 1.0f) * 0.5f * ly);
-      const auto z = static_cast<std::int64_t>((v[2] + 1.0f) * 0.5f * lz);
-      bins[first + j] = (std::clamp<std::int64_t>(z + kHistPad, 0, d + kHistPad - 1) * hp +
-                         std::clamp<std::int64_t>(y + kHistPad, 0, h + kHistPad - 1)) *
-                            wp +
-                        std::clamp<std::int64_t>(x + kHistPad, 0, w + kHistPad - 1);
+      // A range's voxels are numbered from 0 there: offset the outputs.
+      Geometry range = geo;
+      if (range.ends != nullptr) range.ends += 3 * first;
+      if (avx2) {
+        follow_range_avx2(range, pixels.data() + first, bins + first, count, niter);
+      } else {
+        follow_range(range, pixels.data() + first, bins + first, count, niter);
+      }
     }
   }
 }

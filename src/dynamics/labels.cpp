@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <limits>
 #include <new>
 #include <string>
 #include <unordered_map>
@@ -49,6 +50,17 @@ void check_params(const Params& p) {
 
 void check_finite(std::initializer_list<std::span<const float>> planes) {
   const std::size_t n = planes.size() ? planes.begin()->size() : 0;
+  // A vectorised pass over each plane first (a stack's flows are hundreds
+  // of MB); the first bad pixel is looked for only when there is one.
+  int bad = 0;
+  for (const std::span<const float> plane : planes) {
+    const float* v = plane.data();
+#pragma omp parallel for reduction(| : bad) schedule(static)
+    for (std::int64_t i = 0; i < static_cast<std::int64_t>(n); ++i) {
+      bad |= !(std::fabs(v[i]) <= std::numeric_limits<float>::max());
+    }
+  }
+  if (bad == 0) return;
   for (std::size_t i = 0; i < n; ++i) {
     for (const std::span<const float> plane : planes) {
       if (!std::isfinite(plane[i])) {
@@ -57,6 +69,30 @@ void check_finite(std::initializer_list<std::span<const float>> planes) {
       }
     }
   }
+}
+
+std::vector<std::int64_t> foreground(std::span<const float> cellprob, float threshold) {
+  // In parallel chunks, in raster order: count, then fill.
+  const auto n = static_cast<std::int64_t>(cellprob.size());
+  constexpr std::int64_t kChunk = std::int64_t{1} << 16;
+  const std::int64_t chunks = (n + kChunk - 1) / kChunk;
+  std::vector<std::int64_t> start(static_cast<std::size_t>(chunks) + 1, 0);
+#pragma omp parallel for schedule(static)
+  for (std::int64_t c = 0; c < chunks; ++c) {
+    std::int64_t count = 0;
+    for (std::int64_t i = c * kChunk; i < std::min(n, (c + 1) * kChunk); ++i) count += cellprob[i] > threshold;
+    start[c + 1] = count;
+  }
+  for (std::int64_t c = 0; c < chunks; ++c) start[c + 1] += start[c];
+  std::vector<std::int64_t> pixels(static_cast<std::size_t>(start[chunks]));
+#pragma omp parallel for schedule(static)
+  for (std::int64_t c = 0; c < chunks; ++c) {
+    std::int64_t k = start[c];
+    for (std::int64_t i = c * kChunk; i < std::min(n, (c + 1) * kChunk); ++i) {
+      if (cellprob[i] > threshold) pixels[k++] = i;
+    }
+  }
+  return pixels;
 }
 
 std::vector<std::int64_t> label_sizes(const std::vector<std::uint32_t>& labels, std::uint32_t max_label) {

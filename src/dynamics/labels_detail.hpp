@@ -53,6 +53,9 @@ void fill_holes(std::uint32_t* data, int height, int width, const Box3& b, std::
 void check_params(const Params& p);
 void check_finite(std::initializer_list<std::span<const float>> planes);
 
+// The flat indices of the pixels with cellprob above `threshold`, ascending.
+std::vector<std::int64_t> foreground(std::span<const float> cellprob, float threshold);
+
 // From this many values on, torch's CPU argsort of a 1-D integer tensor is
 // fbgemm's radix sort, which is stable (at::internal::GRAIN_SIZE).
 constexpr std::size_t kTorchRadixSortFrom = 32768;

@@ -32,10 +32,7 @@ Labels masks_from_flows(const Flows& flows, const Params& params) {
   const int h = flows.height;
   const int w = flows.width;
   const std::size_t n = static_cast<std::size_t>(h) * static_cast<std::size_t>(w);
-  std::vector<std::int64_t> pixels;
-  for (std::size_t i = 0; i < n; ++i) {
-    if (flows.cellprob[i] > params.cellprob_threshold) pixels.push_back(static_cast<std::int64_t>(i));
-  }
+  const std::vector<std::int64_t> pixels = detail::foreground(flows.cellprob, params.cellprob_threshold);
   if (pixels.empty()) {
     Labels labels;
     labels.height = h;

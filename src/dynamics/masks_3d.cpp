@@ -219,10 +219,7 @@ Labels3D masks_from_flows_3d(const Flows3D& flows, const Params& params) {
   check(flows, params);
   const int d = flows.depth, h = flows.height, w = flows.width;
   const std::size_t n = static_cast<std::size_t>(d) * h * w;
-  std::vector<std::int64_t> pixels;
-  for (std::size_t i = 0; i < n; ++i) {
-    if (flows.cellprob[i] > params.cellprob_threshold) pixels.push_back(static_cast<std::int64_t>(i));
-  }
+  const std::vector<std::int64_t> pixels = detail::foreground(flows.cellprob, params.cellprob_threshold);
   if (pixels.empty()) {
     Labels3D labels;
     labels.depth = d;
