@@ -483,9 +483,8 @@ const model::Segmenter& embedded_in_mode(const std::string& mode) {
   static std::map<std::string, model::Segmenter> loaded;
   auto it = loaded.find(mode);
   if (it == loaded.end()) {
-    ::setenv("CPIPC_CPU_INFERENCE", mode.c_str(), 1);
+    const cpipc::test::ScopedEnv env("CPIPC_CPU_INFERENCE", mode);
     model::Segmenter s(model::Model::load_bytes(model::default_model_bytes(), model::kDefaultModelName, {}));
-    ::unsetenv("CPIPC_CPU_INFERENCE");
     it = loaded.emplace(mode, std::move(s)).first;
   }
   return it->second;
@@ -514,11 +513,10 @@ TEST_P(CellposeParity, EveryCpuInferenceModeGivesCellposesFlows) {
 }
 
 TEST(CpuInference, AnUnknownModeIsRefused) {
-  ::setenv("CPIPC_CPU_INFERENCE", "turbo", 1);
+  const cpipc::test::ScopedEnv env("CPIPC_CPU_INFERENCE", "turbo");
   expect_error([] { (void)model::Model::load_bytes(model::default_model_bytes(), model::kDefaultModelName, {}); },
                Errc::invalid_argument,
                "CPIPC_CPU_INFERENCE='turbo': expected fused (the default), channels-last or plain");
-  ::unsetenv("CPIPC_CPU_INFERENCE");
 }
 
 // --- On a GPU ---------------------------------------------------------------
