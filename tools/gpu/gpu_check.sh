@@ -9,7 +9,10 @@
 # cut at the deadline, most important first, so a lease never ends with
 # nothing to show. GPU_CHECK_REST=REGEX runs only those other tests, verbosely
 # and right after the GPU tests (a re-check of failures); GPU_CHECK_SKIP may
-# name steps to leave out: bench, dynamics, model, python, demo; GPU_CHECK_MODEL_SIZES
+# name steps to leave out: bench, dynamics, model, cpsam, python, demo (cpsam,
+# Cellpose-SAM against Cellpose 4 in bf16, takes ~5 min: for it alone,
+# GPU_CHECK_SKIP="bench dynamics model python demo" and --no-tests, with
+# GPU_CHECK_BUDGET=600); GPU_CHECK_MODEL_SIZES
 # (default 512,1024) picks the image sizes of the model step.
 # Prepare here with `tools/gpu/pack_deps.sh --all`; with the device tool:
 # carry [".deps", ".gpu-fixtures", ".whl", ".whl3"], command
@@ -150,6 +153,10 @@ fi
 if ! skip demo; then
   step "cpipc demo"
   run 60 build-gpu/cpipc demo -o /tmp/cpipc-demo || status=1
+fi
+if ls .whl/segment_anything-*.whl >/dev/null 2>&1 && ! skip cpsam; then
+  step "Cellpose-SAM (bf16) against Cellpose 4's GPU path: parity, per image, memory (report in cpsam/)"
+  run 420 bash tools/gpu/cpsam_vs_cellpose.sh "$report_dir/cpsam" || status=1
 fi
 if [ "$tests" = ON ] && [ -z "${GPU_CHECK_REST:-}" ]; then
   step "ctest: everything else, in the time left (log in ctest_rest.log)"

@@ -86,6 +86,9 @@ wheels() {  # DIR PACKAGE==VERSION...
     --platform manylinux2014_x86_64 -d "$dir" "$@"
 }
 wheels .whl cellpose==4.2.1.1 fastremap==1.21.0 fill_voids==2.1.2
+# Cellpose-SAM (cpsam_vs_cellpose.sh): its ViT comes from segment_anything;
+# CellposeModel imports cellpose.io, which needs natsort and roifile.
+wheels .whl segment_anything==1.0 natsort==8.4.0 roifile==2026.2.10
 # The Python package's build and test requirements (pure Python wheels), for
 # gpu_check's device-view step: pip install --no-index --find-links .whl ./python.
 wheels .whl nanobind==3.1.0 scikit_build_core==1.1.2 pathspec==1.1.1 packaging==26.4 pytest==9.2.0 pluggy==1.7.0 \
