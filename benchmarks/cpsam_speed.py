@@ -8,7 +8,7 @@ $CPIPC_CACHE_DIR/cpsam-seed0). On the CPU both sides run fp32 (Cellpose's
 use_bfloat16=False); on a GPU (`--device cuda`, tools/gpu/gpu_check.sh) both run
 --precision: bf16 is Cellpose 4's default there (`use_bfloat16=True`), which cpipc's
 `--precision bf16` follows. Images: cpsam_parity.make_image's gray blobs at
-each size, with its thresholds (cellprob 1.0, no flow-error QC). Each side in one
+each size, with cpsam_parity.THRESHOLDS (cellprob 1.0, no flow-error QC), the same for both sides. Each side in one
 process of its own (cpipc's first), model loaded once: a warm-up image of the first
 size, then one image of each size, timed (Cellpose: the wall time of
 `CellposeModel(use_bfloat16=False).eval`;
@@ -36,15 +36,15 @@ import cpsam_parity  # noqa: E402  (ensure_model, make_image, THRESHOLDS)
 
 EVAL = """
 import json, sys, time, numpy as np, torch
-ckpt, device, precision, threads, folder = sys.argv[1:6]
+ckpt, device, precision, threads, folder, cellprob, flow = sys.argv[1:8]
 torch.set_num_threads(int(threads))
 from cellpose import models
 m = models.CellposeModel(gpu=device == "cuda", pretrained_model=ckpt, use_bfloat16=precision == "bf16")
 seconds = {}
-for name in sys.argv[6:]:
+for name in sys.argv[8:]:
     image = np.load(f"{folder}/{name}.npy")
     t0 = time.perf_counter()
-    masks = m.eval(image, cellprob_threshold=1.0, flow_threshold=0.0)[0]
+    masks = m.eval(image, cellprob_threshold=float(cellprob), flow_threshold=float(flow))[0]
     if device == "cuda":
         torch.cuda.synchronize()
     seconds[name] = time.perf_counter() - t0
@@ -58,7 +58,7 @@ import sys, numpy as np, torch
 torch.set_num_threads(int(sys.argv[3]))
 from cellpose import models
 m = models.CellposeModel(gpu=sys.argv[4] == "cuda", pretrained_model=sys.argv[1], use_bfloat16=sys.argv[5] == "bf16")
-m.eval(np.load(sys.argv[2]), cellprob_threshold=1.0, flow_threshold=0.0)
+m.eval(np.load(sys.argv[2]), cellprob_threshold=float(sys.argv[6]), flow_threshold=float(sys.argv[7]))
 """
 
 
@@ -87,11 +87,11 @@ def main():
     ckpt, exported = cpsam_parity.ensure_model(0)
     sizes = [int(s) for s in args.sizes.split(",")]
     names = [f"warm{sizes[0]}"] + [f"gray{s}" for s in sizes]
-    images = {}
     for name, size in zip(names, [sizes[0]] + sizes):
-        images[name] = cpsam_parity.make_image(name, dict(shape=(size, size), channels=1))
-        np.save(os.path.join(args.out, f"{name}.npy"), images[name])
+        np.save(os.path.join(args.out, f"{name}.npy"),
+                cpsam_parity.make_image(name, dict(shape=(size, size), channels=1)))
     th = cpsam_parity.THRESHOLDS
+    thresholds = [str(th["cellprob_threshold"]), str(th["flow_threshold"])]
 
     env = dict(ENV, OMP_NUM_THREADS=str(args.threads))
     r = subprocess.run([args.cpipc, "segment", *[os.path.join(args.out, f"{n}.npy") for n in names], "--model",
@@ -101,7 +101,7 @@ def main():
                         "--flow-threshold", str(th["flow_threshold"])],
                        capture_output=True, text=True, env=env, check=True)
     child = subprocess.run([sys.executable, "-c", EVAL, ckpt, args.device, precision, str(args.threads), args.out,
-                            *names], capture_output=True, text=True, env=env, check=True)
+                            *thresholds, *names], capture_output=True, text=True, env=env, check=True)
     cellpose = json.loads(child.stdout.strip().splitlines()[-1])
     cellpose_gpu_mib = cellpose["peak_gpu_mib"]
     rows = {name: {"cellpose_s": cellpose["seconds"][name]} for name in names}
@@ -121,7 +121,8 @@ def main():
 
     first = os.path.join(args.out, f"gray{sizes[0]}.npy")
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", ONE_IMAGE, ckpt, first, str(args.threads), args.device, precision],
+    subprocess.run([sys.executable, "-c", ONE_IMAGE, ckpt, first, str(args.threads), args.device, precision,
+                    *thresholds],
                    check=True, capture_output=True, env=env)
     process = {"cellpose_s": time.perf_counter() - t0}
     t0 = time.perf_counter()

@@ -239,7 +239,10 @@ __attribute__((target("avx2"))) inline __m256 start_pair(const Geometry& geo, co
 }
 
 // follow_range with AVX2: two voxels per slot, one per 128-bit lane, which
-// end together (their joint path's cycle).
+// end together (their joint path's cycle). Its loop repeats follow_range's
+// rather than sharing a template: GCC inlines into a target("avx2") function
+// only callees with that attribute too, so a shared generic loop would run the
+// AVX2 step through a call per voxel and lose what the pairs gain.
 __attribute__((target("avx2"))) void follow_range_avx2(const Geometry& geo, const std::int64_t* pixels,
                                                        std::int64_t* bins, std::int64_t n, int niter) {
   const __m256 size =
