@@ -2,7 +2,8 @@
 """Export a Cellpose checkpoint to a TorchScript file that follows cpipc's model contract.
 
     export.py --checkpoint CKPT --out MODEL.pt [--training-data TEXT] [--diam-mean D]
-              [--tile N] [--dtype float32|bfloat16] [--size-model CKPT_size.npy] [--sidecar]
+              [--tile N] [--dtype float32|bfloat16] [--attention fused|reference]
+              [--size-model CKPT_size.npy] [--sidecar]
 
 The checkpoint is a state dict as Cellpose writes it (`net.save_model`, `train_seg`
 output, the built-in model files). The architecture is read from the keys:
@@ -11,7 +12,9 @@ output, the built-in model files). The architecture is read from the keys:
     last release that has it); nbase, nout and the kernel size come from the weight
     shapes, diam_mean / diam_labels from the state dict.
   * Cellpose-SAM (Cellpose 4, `vit.CPSAM`, `vit_sam.Transformer` before 4.2): needs
-    cellpose >= 4; 3 input channels, fixed 256x256 tiles.
+    cellpose >= 4; 3 input channels, fixed 256x256 tiles. Its attention is exported
+    fused (sam_attention.py: the same logits, one scaled_dot_product_attention per
+    block, checked against SAM's module) unless --attention reference.
 
 The saved module's forward(x float32 [B, C, H, W]) returns (y [B, 3, H, W], style [B, 256]);
 the metadata travels inside the file as the extra file `cpipc.json` (same schema as
@@ -30,6 +33,7 @@ import warnings
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 TRACE_TOL = 1e-5  # traced vs eager; CPnet measures exactly 0.0 on CPU
+FUSED_TOL = 1e-4  # CP-SAM's fused attention vs SAM's, float32 outputs (flows are checked to 1e-3)
 
 
 class ExportError(Exception):
@@ -149,7 +153,25 @@ def build_cpnet(sd):
     return net, info
 
 
-def build_cpsam(sd, dtype):
+def fuse_attention(net, torch):
+    """SAM's attention through scaled_dot_product_attention (sam_attention.py), checked
+    in float32 against the module it replaces; returns (blocks swapped, max |diff|)."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from sam_attention import fuse
+    net.eval()
+    x = torch.randn(2, 3, 256, 256, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        before = net(x)[:2]
+        swapped = fuse(net.encoder)
+        after = net(x)[:2]
+    diff = max((a - b).abs().max().item() for a, b in zip(after, before))
+    if not diff <= FUSED_TOL:  # also catches NaN
+        raise ExportError(f"fused attention differs from SAM's by {diff:g} (> {FUSED_TOL:g}); "
+                          f"export with --attention reference")
+    return swapped, diff
+
+
+def build_cpsam(sd, dtype, attention):
     torch = _import_torch()
     version = cellpose_version()
     if version is None or major(version) < 4:
@@ -170,8 +192,12 @@ def build_cpsam(sd, dtype):
     if missing or unexpected:
         raise ExportError(f"Cellpose-SAM does not match the checkpoint: missing "
                           f"{missing[:3]}, unexpected {unexpected[:3]}")
+    params = sum(p.numel() for p in net.parameters())
+    fused, diff = fuse_attention(net, torch) if attention == "fused" else (0, None)
     net.to(dtype)
-    info = {"architecture": "CPSAM", "nbase": None, "input_channels": 3,
+    info = {"architecture": "CPSAM", "parameters": params, "nbase": None, "input_channels": 3,
+            "attention": (f"fused: scaled_dot_product_attention in {fused} blocks, max |diff| "
+                          f"{diff:.3g} against SAM's (float32)") if fused else "reference",
             "channel_convention": "cellpose4 first-three", "nout": int(net.nout),
             # Cellpose 4 ignores diam_mean: it rescales by 30 / diameter
             "diam_mean": float(net.diam_mean.float().item()),
@@ -277,7 +303,7 @@ def export(a):
         if tile % info["size_multiple"]:
             raise ExportError(f"--tile {tile} is not a multiple of {info['size_multiple']}")
     else:
-        net, info = build_cpsam(sd, dtype)
+        net, info = build_cpsam(sd, dtype, a.attention)
         tile = a.tile or 256
         if tile != 256:
             raise ExportError("Cellpose-SAM runs on 256x256 tiles only (fixed position "
@@ -304,7 +330,7 @@ def export(a):
         "tile": tile,
         "size_multiple": info["size_multiple"],
         "dtype": a.dtype,
-        "parameters": sum(p.numel() for p in net.parameters()),
+        "parameters": info.get("parameters", sum(p.numel() for p in net.parameters())),
         "cellpose_version": info["cellpose_version"],
         "torch_version": torch.__version__,
         "source_checkpoint": f"{os.path.basename(a.checkpoint)} sha256 {sha256(a.checkpoint)}",
@@ -314,6 +340,8 @@ def export(a):
     }
     if "patch_size" in info:
         meta["patch_size"] = info["patch_size"]
+    if "attention" in info:
+        meta["attention"] = info["attention"]
     if size_meta:
         meta["size_model"] = size_meta
     out_dir = os.path.dirname(os.path.abspath(a.out))
@@ -349,6 +377,9 @@ def main(argv=None):
                    help="tile size to trace at and record (CPnet: 224; CP-SAM: 256 only)")
     p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
                    help="weights precision (bfloat16 = Cellpose 4's default, CP-SAM only)")
+    p.add_argument("--attention", choices=["fused", "reference"], default="fused",
+                   help="CP-SAM: SAM's attention through one scaled_dot_product_attention per "
+                        "block (fused, checked against SAM's) or as SAM writes it (reference)")
     p.add_argument("--size-model", default=None, metavar="SIZE_NPY",
                    help="Cellpose 3 size model (<model>_size.npy) for diameter estimation")
     p.add_argument("--threads", type=int, default=2)

@@ -2,9 +2,12 @@
 """Cellpose-SAM parity: `cpipc segment` against Cellpose 4's own eval, same weights.
 
 No CP-SAM weights can be downloaded here, so the network is Cellpose 4's `vit.CPSAM`
-with seeded random initialisation (torch.manual_seed(SEED)): 305 M parameters, saved
+with seeded random initialisation (torch.manual_seed(SEED); the relative-position tables,
+which SAM zero-initialises, drawn N(0, REL_POS) so that the exported fused attention is
+checked with them): 305 M parameters, saved
 as a Cellpose checkpoint and exported by tools/export/export.py, both cached outside
-the repo ($CPIPC_CACHE_DIR/cpsam-seed<SEED>/, about 2.5 GB, made once). At random
+the repo ($CPIPC_CACHE_DIR/cpsam-seed<SEED>/, about 2.5 GB, made again when the
+export code changes). At random
 initialisation its outputs are about 0.6 in size, where a trained network's flows are
 about 5 (5x unit vectors): pixels then never gather and there are no masks at all, and
 a random field scaled up is chaotic (a 1e-4 change in the flows moves every mask). So
@@ -63,6 +66,7 @@ from export import sha256  # noqa: E402  (tools/export/export.py)
 CACHE = os.environ.get("CPIPC_CACHE_DIR", os.path.expanduser("~/.cache/cpipc"))
 GAIN = 5.0
 SINK = 5.0
+REL_POS = 0.1  # std of the relative-position tables: SAM zero-initialises them, trained CP-SAMs do not
 CASES = {
     "gray256": dict(shape=(256, 256), channels=1, diameter=None),
     "rgb512": dict(shape=(512, 512), channels=3, diameter=None, cellprob_threshold=0.5),
@@ -81,7 +85,9 @@ def ensure_model(seed):
     folder = os.path.join(CACHE, f"cpsam-seed{seed}")
     ckpt, exported = os.path.join(folder, f"cpsam_seed{seed}"), os.path.join(folder, f"cpsam_seed{seed}.pt")
     stamp = os.path.join(folder, "made.json")
-    want = {"seed": seed, "gain": GAIN, "sink": SINK, "cellpose": cellpose.version, "torch": torch.__version__}
+    export_code = [os.path.join(REPO, "tools", "export", f) for f in ("export.py", "sam_attention.py")]
+    want = {"seed": seed, "gain": GAIN, "sink": SINK, "rel_pos": REL_POS, "cellpose": cellpose.version,
+            "torch": torch.__version__, "export": [sha256(f)[:16] for f in export_code]}
     try:
         with open(stamp) as f:
             if json.load(f) == want and os.path.isfile(ckpt) and os.path.isfile(exported):
@@ -93,6 +99,9 @@ def ensure_model(seed):
     torch.manual_seed(seed)
     net = CPSAM(dtype=torch.float32)
     with torch.no_grad():
+        for block in net.encoder.blocks:
+            block.attn.rel_pos_h.normal_(0, REL_POS)
+            block.attn.rel_pos_w.normal_(0, REL_POS)
         net.out.weight *= GAIN
         net.out.bias *= GAIN
         # out channel c * ps^2 + i * ps + j is output channel c at (i, j) of the patch (W2 = identity)
@@ -105,7 +114,8 @@ def ensure_model(seed):
     net.save_model(ckpt)
     subprocess.run([sys.executable, os.path.join(REPO, "tools", "export", "export.py"), "--checkpoint", ckpt,
                     "--out", exported, "--training-data",
-                    f"none: random initialisation, torch.manual_seed({seed}), readout x {GAIN:g}, sink bias {SINK:g}"],
+                    f"none: random initialisation, torch.manual_seed({seed}), relative positions N(0, {REL_POS:g}), "
+                    f"readout x {GAIN:g}, sink bias {SINK:g}"],
                    check=True)
     with open(stamp, "w") as f:
         json.dump(want, f)
