@@ -33,7 +33,9 @@ import warnings
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 TRACE_TOL = 1e-5  # traced vs eager; CPnet measures exactly 0.0 on CPU
-FUSED_TOL = 1e-4  # CP-SAM's fused attention vs SAM's, float32 outputs (flows are checked to 1e-3)
+# CP-SAM's fused attention vs SAM's: float32 outputs, relative to their largest magnitude
+# (a trained CP-SAM's flows and cellprob logits run to ~10; rounding grows with them)
+FUSED_TOL = 1e-5
 
 
 class ExportError(Exception):
@@ -165,9 +167,10 @@ def fuse_attention(net, torch):
         swapped = fuse(net.encoder)
         after = net(x)[:2]
     diff = max((a - b).abs().max().item() for a, b in zip(after, before))
-    if not diff <= FUSED_TOL:  # also catches NaN
-        raise ExportError(f"fused attention differs from SAM's by {diff:g} (> {FUSED_TOL:g}); "
-                          f"export with --attention reference")
+    scale = max(1.0, max(b.abs().max().item() for b in before))
+    if not diff <= FUSED_TOL * scale:  # also catches NaN
+        raise ExportError(f"fused attention differs from SAM's by {diff:g} (> {FUSED_TOL:g} x "
+                          f"{scale:g}, the outputs' largest magnitude); export with --attention reference")
     return swapped, diff
 
 
