@@ -176,6 +176,9 @@ def main():
     p.add_argument("--init", default=None,
                    help="start from this cpipc TorchScript file's weights (a CPnet of the same "
                         "--nbase) instead of random init: a second stage of training")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                   help="where train_seg and train_size run (cuda: a lent GPU, "
+                        "tools/gpu/train_on_gpu.sh); evaluation and tracing run on the CPU")
     p.add_argument("--nbase", default=",".join(map(str, NBASE)),
                    help="CPnet widths, comma separated; the last must be 256")
     a = p.parse_args()
@@ -200,6 +203,9 @@ def main():
         net = CPnet(nbase, nout=3, sz=3, mkldnn=False)
         if a.init:
             load_weights(net, a.init)
+        if a.device == "cuda" and not torch.cuda.is_available():
+            sys.exit("--device cuda: torch sees no CUDA device here")
+        net.to(a.device)  # train_seg and train_size run where net.device is
         t0 = time.time()
         train.train_seg(net, train_data=train_x, train_labels=train_y, channels=channels,
                         normalize=True, batch_size=a.batch, learning_rate=a.lr,
@@ -213,6 +219,7 @@ def main():
             size_params, size_s = train_size_model(net, train_x, train_y, test_x, test_y, tmp,
                                                       channels)
             print(f"size model training: {size_s:.1f} s")
+        net.to("cpu")
 
     scores = evaluate(net, test_x, test_y, channels)
     print("held-out:", json.dumps(scores))
@@ -240,7 +247,8 @@ def main():
         "training": {"epochs": a.epochs, "nimg_per_epoch": a.nimg_per_epoch or a.n_train,
                      "bsize": a.bsize, "batch_size": a.batch,
                      "learning_rate": a.lr, "channels": channels,
-                     "wall_s": round(train_s, 1), "threads": a.threads},
+                     "wall_s": round(train_s, 1), "threads": a.threads,
+                     "device": torch.cuda.get_device_name() if a.device == "cuda" else "cpu"},
         "eval": {**scores, "flow_threshold": 0.4, "cellprob_threshold": 0.0,
                  "data": f"tools/synth/synth.py seed {a.test_seed} n {a.n_test} {synth_args}"},
         "trace_check_max_abs_diff": checks,
