@@ -63,14 +63,18 @@ class GpuMemory:
     """Peak GPU memory (MiB) per process id, from nvidia-smi, while running."""
 
     def __init__(self):
-        self.peak, self._stop = {}, threading.Event()
+        self.peak, self.missed, self._stop = {}, 0, threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
         self._thread.start()
 
     def _poll(self):
         while not self._stop.is_set():
-            r = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
-                               capture_output=True, text=True)
+            try:  # a wedged driver must not stall the benchmark: a sample that times out is missed
+                r = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
+                                   capture_output=True, text=True, timeout=10)
+            except subprocess.TimeoutExpired:
+                self.missed += 1
+                continue
             for line in r.stdout.splitlines():
                 try:
                     pid, mib = (int(v) for v in line.split(","))
@@ -149,6 +153,7 @@ def main():
                       "producer_load_s": load_s, "wall_s": cpipc_wall, "objects": cpipc_objects}
         if gpu:  # the clients never touch the GPU: all of it is the producer's
             cpipc_side["total_peak_gpu_mib"] = sum(gpu_peaks.values())
+            cpipc_side["gpu_samples_missed"] = sampler.missed
 
         # Cellpose 4: N processes, each with its own model.
         sampler = GpuMemory() if gpu else None
@@ -164,6 +169,7 @@ def main():
         if gpu:
             cp_side["process_peak_gpu_mib"] = list(gpu_peaks.values())
             cp_side["total_peak_gpu_mib"] = sum(gpu_peaks.values())
+            cp_side["gpu_samples_missed"] = sampler.missed
 
     result = {"clients": a.clients, "size": a.size, "threads": a.threads, "device": a.device, "model": exported,
               "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",

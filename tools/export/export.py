@@ -146,7 +146,8 @@ def build_cpnet(sd):
                           f"{missing[:3]}, unexpected {unexpected[:3]}")
     if "diam_labels" not in sd:
         net.diam_labels.data[:] = net.diam_mean.data
-    info = {"architecture": "CPnet", "nbase": nbase, "input_channels": nbase[0],
+    info = {"architecture": "CPnet", "parameters": sum(p.numel() for p in net.parameters()),
+            "nbase": nbase, "input_channels": nbase[0],
             "channel_convention": "cellpose3 [seg, nuc]", "nout": nout,
             "diam_mean": float(net.diam_mean.item()),
             "diam_labels": float(net.diam_labels.item()),
@@ -164,7 +165,11 @@ def fuse_attention(net, torch):
     x = torch.randn(2, 3, 256, 256, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
         before = net(x)[:2]
-        swapped = fuse(net.encoder)
+        try:
+            swapped = fuse(net.encoder)
+        except (AttributeError, ImportError) as e:  # an encoder laid out unlike Cellpose 4.2's
+            print(f"export: SAM's attention kept (cannot fuse this encoder: {e})", file=sys.stderr)
+            return 0, None
         after = net(x)[:2]
     diff = max((a - b).abs().max().item() for a, b in zip(after, before))
     scale = max(1.0, max(b.abs().max().item() for b in before))
@@ -333,7 +338,7 @@ def export(a):
         "tile": tile,
         "size_multiple": info["size_multiple"],
         "dtype": a.dtype,
-        "parameters": info.get("parameters", sum(p.numel() for p in net.parameters())),
+        "parameters": info["parameters"],
         "cellpose_version": info["cellpose_version"],
         "torch_version": torch.__version__,
         "source_checkpoint": f"{os.path.basename(a.checkpoint)} sha256 {sha256(a.checkpoint)}",

@@ -57,11 +57,13 @@ class FusedRelPosAttention(torch.nn.Module):
 
 
 def fuse(encoder):
-    """Swap the attention of every global, relative-position block; returns how many."""
+    """Swap the attention of every global, relative-position block; returns how many.
+
+    Every replacement is built before any is put in place, so an encoder of another
+    structure (AttributeError) is left as it was."""
     grid = tuple(encoder.pos_embed.shape[1:3])
-    swapped = 0
-    for block in encoder.blocks:
-        if block.window_size == 0 and getattr(block.attn, "use_rel_pos", False):
-            block.attn = FusedRelPosAttention(block.attn, grid)
-            swapped += 1
-    return swapped
+    swaps = [(block, FusedRelPosAttention(block.attn, grid)) for block in encoder.blocks
+             if block.window_size == 0 and getattr(block.attn, "use_rel_pos", False)]
+    for block, fused in swaps:
+        block.attn = fused
+    return len(swaps)

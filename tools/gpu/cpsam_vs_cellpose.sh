@@ -16,8 +16,9 @@ set -uo pipefail
 out=$(realpath -m "${1:-cpsam-gpu}")
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 mkdir -p "$out"
-python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl || exit 1
-export PYTHONPATH=/tmp/site CPIPC_CACHE_DIR=${CPIPC_CACHE_DIR:-/tmp/cpipc-cache}
+source tools/gpu/lib.sh
+install_wheels .whl /tmp/site || exit 1
+export CPIPC_CACHE_DIR=${CPIPC_CACHE_DIR:-/tmp/cpipc-cache}
 threads=$(nproc)
 status=0
 echo "== parity (bf16, CUDA)"

@@ -10,8 +10,8 @@ json_out=""
 [ "${1:-}" = "--json-out" ] && json_out=$(realpath -m "$2")
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 [ -n "$json_out" ] && : >"$json_out"
-python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl || exit 1
-export PYTHONPATH=/tmp/site
+source tools/gpu/lib.sh
+install_wheels .whl /tmp/site || exit 1
 for flows in .gpu-fixtures/*_flows.npy; do
   name=$(basename "$flows" _flows.npy)
   for qc in 0.4 0; do

@@ -18,6 +18,7 @@
 # roifile), installed into /tmp/site3; elsewhere pass --python a venv's python.
 set -uo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+source "$repo/tools/gpu/lib.sh"
 images=$(realpath "$1") out=$(realpath -m "$2")
 shift 2
 device=cuda repeat=5 sizes=512,1024 cpipc="$repo/build-gpu/cpipc" py=""
@@ -33,9 +34,7 @@ while [ $# -gt 0 ]; do
 done
 if [ -z "$py" ]; then
   py=python3
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site3 "$repo"/.whl3/*.whl \
-    || { echo "model_vs_cellpose.sh: cannot install the wheels in .whl3/" >&2; exit 1; }
-  export PYTHONPATH=/tmp/site3
+  install_wheels "$repo/.whl3" /tmp/site3 || exit 1
 fi
 cd "$repo"
 tmp=$(mktemp -d)
