@@ -75,6 +75,21 @@ class Families(unittest.TestCase, LabelChecks):
         self.assertGreaterEqual(min(meds), 5)
         self.assertLessEqual(max(meds), 85)
 
+    def test_union_rho_leaves_no_seam(self):
+        # two touching squares: each cell's own rho dims their shared border, the union's does not
+        labels = np.zeros((40, 60), np.int32)
+        labels[10:30, 10:30], labels[10:30, 30:50] = 1, 2
+        own = np.ones(labels.shape)
+        for i, (cy, cx) in ((1, (19.5, 19.5)), (2, (19.5, 39.5))):
+            yy, xx = np.nonzero(labels == i)
+            own[yy, xx] = np.maximum(abs(yy - cy), abs(xx - cx)) / 10
+        union = families.render.union_rho(labels, 5)
+        across = slice(25, 35)  # the row through both centres, across the shared border
+        self.assertGreater(own[20, across].max(), 0.9)
+        self.assertEqual(union[20, across].max(), 0.0)
+        self.assertGreater(union[20, 10], 0.7)  # the outer edge still shades
+        self.assertTrue((union[labels == 0] == 1).all())
+
     def test_mix_uses_several_families(self):
         rng = np.random.default_rng(0)
         picks = {list(families.FAMILIES)[rng.integers(len(families.FAMILIES))]

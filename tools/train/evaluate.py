@@ -49,21 +49,69 @@ def iou_matrix(true, pred):
     return iou[1:, 1:]
 
 
+def matches(iou, th):
+    """(true, predicted) index pairs of an optimal one-to-one matching with IoU >= th."""
+    nt, npd = iou.shape
+    if not (nt and npd):
+        return np.zeros(0, int), np.zeros(0, int)
+    # Cellpose's cost: prefer more matches above th, then higher IoU
+    cost = -(iou >= th).astype(float) - iou / (2 * min(nt, npd))
+    r, c = linear_sum_assignment(cost)
+    keep = iou[r, c] >= th
+    return r[keep], c[keep]
+
+
 def average_precision(true, pred, thresholds=THRESHOLDS):
     """AP = TP / (TP + FP + FN) per threshold, with an optimal one-to-one matching."""
     iou = iou_matrix(true, pred)
     nt, npd = iou.shape
     out = []
     for th in thresholds:
-        tp = 0
-        if nt and npd:
-            # Cellpose's cost: prefer more matches above th, then higher IoU
-            cost = -(iou >= th).astype(float) - iou / (2 * min(nt, npd))
-            r, c = linear_sum_assignment(cost)
-            tp = int((iou[r, c] >= th).sum())
+        tp = len(matches(iou, th)[0])
         denom = tp + (npd - tp) + (nt - tp)
         out.append(tp / denom if denom else 1.0)
     return out
+
+
+FAILURES = ("found", "merged", "split", "missed", "other")
+
+
+def failures(true, pred):
+    """Why each true object was or was not found at IoU 0.5, and the false positives.
+
+    found:  matched at IoU >= 0.5 (the one-to-one matching of average_precision)
+    missed: predictions cover less than half of it
+    merged: its best prediction is mostly (> 40 %) other objects or background, and
+            covers most of it: two cells drawn as one
+    split:  two or more predictions each cover over 15 % of it
+    other:  covered but poorly outlined
+    false_positives: predictions left unmatched."""
+    true, pred = true.astype(np.int64), pred.astype(np.int64)
+    nt, npd = int(true.max()), int(pred.max())
+    counts = dict.fromkeys(FAILURES, 0)
+    overlap = np.bincount(true.ravel() * (npd + 1) + pred.ravel(),
+                          minlength=(nt + 1) * (npd + 1)).reshape(nt + 1, npd + 1)
+    area_t, area_p = overlap.sum(1), overlap.sum(0)
+    matched_true, matched_pred = matches(iou_matrix(true, pred), 0.5)
+    found = set(matched_true.tolist())
+    for t in range(1, nt + 1):
+        if not area_t[t]:
+            continue
+        row = overlap[t, 1:]
+        best = int(row.argmax()) if npd else 0
+        covered = row.sum() / area_t[t]
+        if t - 1 in found:
+            counts["found"] += 1
+        elif covered < 0.5:
+            counts["missed"] += 1
+        elif row[best] / area_t[t] > 0.5 and row[best] / area_p[best + 1] < 0.6:
+            counts["merged"] += 1
+        elif (row / area_t[t] > 0.15).sum() >= 2:
+            counts["split"] += 1
+        else:
+            counts["other"] += 1
+    counts["false_positives"] = npd - len(matched_pred)
+    return counts
 
 
 def median_diameter(labels):
@@ -96,7 +144,7 @@ def cellpose_check(trues, preds, ours):
 
 
 def evaluate_family(a, family, work):
-    trues, preds, aps = [], [], []
+    trues, preds, aps, counts = [], [], [], {}
     for i in range(a.n):
         img, labels = heldout.make(family, a.seed + i, a.size)
         path = os.path.join(work, f"{family}_{i:03d}.tif")
@@ -106,6 +154,8 @@ def evaluate_family(a, family, work):
         trues.append(labels)
         preds.append(pred.astype(np.int32))
         aps.append(average_precision(labels, pred))
+        for k, v in failures(labels, pred).items():
+            counts[k] = counts.get(k, 0) + v
     aps = np.asarray(aps)
     print(f"{family}: AP@0.5 {aps[:, 0].mean():.3f}", file=sys.stderr, flush=True)
     return {"family": family, "n_images": a.n, "seeds": [a.seed, a.seed + a.n - 1],
@@ -113,6 +163,7 @@ def evaluate_family(a, family, work):
                for k, t in enumerate(THRESHOLDS)},
             "objects_true": int(sum(t.max() for t in trues)),
             "objects_found": int(sum(p.max() for p in preds)),
+            "failures": counts,
             "cellpose_metrics_max_diff": cellpose_check(trues, preds, aps)}
 
 
@@ -139,6 +190,15 @@ def markdown(rows, coins, a):
     for r in rows:
         lines.append(f"| {r['family']} | {r['ap50']:.3f} | {r['ap75']:.3f} | {r['ap90']:.3f}"
                      f" | {r['objects_found']} / {r['objects_true']} |")
+    lines += ["", "Each true object at IoU 0.5 (`failures()`): found, or why not; and the "
+              "predictions matching nothing.", "",
+              "| family | " + " | ".join(FAILURES) + " | false positives |",
+              "|---|" + "---:|" * (len(FAILURES) + 1)]
+    for r in rows:
+        f = r["failures"]
+        total = max(sum(f[k] for k in FAILURES), 1)
+        lines.append(f"| {r['family']} | " + " | ".join(f"{f[k]} ({f[k] / total:.0%})" for k in FAILURES)
+                     + f" | {f['false_positives']} |")
     if "skipped" in coins:
         lines.append(f"\ncoins: skipped ({coins['skipped']})")
     else:

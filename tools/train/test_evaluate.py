@@ -57,6 +57,32 @@ class AveragePrecision(unittest.TestCase):
         ref = metrics.average_precision(trues, preds, threshold=[0.5, 0.75, 0.9])[0]
         np.testing.assert_allclose(ours, ref, atol=1e-6)
 
+    def test_failures(self):
+        f = evaluate.failures
+        self.assertEqual(f(squares(), squares()), dict(found=2, merged=0, split=0, missed=0, other=0,
+                                                        false_positives=0))
+        none = f(squares(), np.zeros((40, 40), np.uint16))
+        self.assertEqual((none["missed"], none["false_positives"]), (2, 0))
+        # two touching squares drawn as one: the merged one is counted as such; the other
+        # keeps IoU 0.5 and is found
+        touching = np.zeros((40, 40), np.uint16)
+        touching[5:15, 5:15], touching[5:15, 15:25] = 1, 2
+        merged = f(touching, (touching > 0).astype(np.uint16))
+        self.assertEqual((merged["found"], merged["merged"]), (1, 1))
+        three = np.zeros((40, 40), np.uint16)
+        three[5:15, 5:15], three[5:15, 15:25], three[5:15, 25:35] = 1, 2, 3
+        merged = f(three, (three > 0).astype(np.uint16))
+        self.assertEqual((merged["merged"], merged["false_positives"]), (3, 1))
+        # one square cut in three strips: split, and every strip is a false positive
+        cut = np.zeros((40, 40), np.uint16)
+        cut[5:15, 5:8], cut[5:15, 8:11], cut[5:15, 11:15] = 1, 2, 3
+        split = f(squares()[:, :] * (squares() == 1), cut)
+        self.assertEqual((split["split"], split["false_positives"]), (1, 3))
+        # a prediction a quarter of the object's size: covered too little, a miss
+        small = np.zeros((40, 40), np.uint16)
+        small[5:10, 5:10] = 1
+        self.assertEqual(f(squares() * (squares() == 1), small)["missed"], 1)
+
     def test_median_diameter(self):
         lab = np.zeros((50, 50), np.uint16)
         yy, xx = np.mgrid[0:50, 0:50]
@@ -78,12 +104,16 @@ class EndToEnd(unittest.TestCase):
                                 "--markdown", os.path.join(d, "r.md")],
                                capture_output=True, text=True)
             self.assertEqual(r.returncode, 0, r.stderr)
-            res = json.load(open(out))
+            with open(out) as f:
+                res = json.load(f)
             row = res["heldout"][0]
             self.assertEqual(row["family"], "heldout-nuclei")
             for k in ("ap50", "ap75", "ap90"):
                 self.assertTrue(0 <= row[k] <= 1)
-            self.assertIn("| heldout-nuclei |", open(os.path.join(d, "r.md")).read())
+            with open(os.path.join(d, "r.md")) as f:
+                self.assertIn("| heldout-nuclei |", f.read())
+            f = row["failures"]
+            self.assertEqual(sum(f[k] for k in evaluate.FAILURES), row["objects_true"])
 
 
 if __name__ == "__main__":

@@ -53,8 +53,10 @@ def make(rng, size, bits, channels):
     bright = np.concatenate([[0.0], render.cell_brightness(rng, n, rng.choice([2.0, 10.0]))])
     level = bright[labels]
     texture = 1 + rng.uniform(0.05, 0.3) * render.smooth_field(rng, shape, diam / 8)
-    if rng.random() < 0.5:  # cytoplasmic stain: dimmer toward shared borders
-        main = level * (0.55 + 0.45 * np.sqrt(depth)) * render.thickness(rng, 1 - depth) \
+    if rng.random() < 0.5:  # cytoplasmic stain: dimmer toward shared borders, or seamless
+        shade = 1 - render.union_rho(labels, diam / 2 * rng.uniform(0.2, 1.0)) \
+            if render.seamless(rng) else depth
+        main = level * (0.55 + 0.45 * np.sqrt(shade)) * render.thickness(rng, 1 - shade) \
             * texture * inside
     else:  # membrane stain: bright borders, dim interior
         main = level * (0.25 + 0.75 * np.exp(-dist / 1.5)) * texture * inside

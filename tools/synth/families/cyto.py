@@ -1,5 +1,5 @@
 """Cytoplasm: large (30-80 px), lobed and ruffled or smooth and blobby, dim, with a
-nucleus inside.
+nucleus inside; sometimes lying over one another.
 
 Models cytoplasm stains (phalloidin, CellMask, GFP): outlines with many harmonics
 (lobes, ruffles), a granular texture (vesicles), a darker hole where the nucleus is,
@@ -18,8 +18,10 @@ def make(rng, size, bits, channels):
     radii = diam / 2 * rng.uniform(0.75, 1.25, 4000)
     density = rng.uniform(0.3, 0.7)
     n = int(density * size * size / (np.pi * (diam / 2) ** 2)) + 1
-    centres = render.scatter(rng, shape, n, lambda i, k: 0.75 * (radii[i] + radii[k]))
-    painter = render.Painter(shape)
+    occlude = rng.random() < 0.25  # cells lying over one another, the upper one whole
+    gap = 0.55 if occlude else 0.75
+    centres = render.scatter(rng, shape, n, lambda i, k: gap * (radii[i] + radii[k]))
+    painter = render.Painter(shape, occlude)
     bright = render.cell_brightness(rng, len(centres), rng.choice([2.0, 4.0, 10.0]))
     level = np.zeros(shape)
     nuc = np.zeros(shape)  # nucleus intensity profile, 0 outside nuclei
@@ -42,6 +44,8 @@ def make(rng, size, bits, channels):
         nuc[sl] = np.where(win & (nrho < 1), 1 - 0.3 * np.minimum(nrho, 1) ** 2, nuc[sl])
     inside = painter.labels > 0
     rho = np.where(inside, painter.rho, 1.0)
+    if render.seamless(rng):
+        rho = render.union_rho(painter.labels, diam / 2 * rng.uniform(0.1, 0.6))
     # vesicles: sparse bright specks, blurred a little
     specks = (rng.random(shape) < rng.uniform(0.002, 0.02)) * rng.uniform(0, 1.5, shape)
     from scipy import ndimage

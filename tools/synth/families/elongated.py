@@ -2,7 +2,7 @@
 (pointed ellipses, e.g. fibroblasts/myoblasts, up to 80 px long).
 
 Colonies are often aligned (a shared orientation with jitter) and touch end to end
-and side by side. Rods may bend slightly. Two channels: [membrane/cytoplasm, DNA
+and side by side; in some images rods cross over one another. Rods may bend slightly. Two channels: [membrane/cytoplasm, DNA
 (nucleoid for rods, an oval nucleus for spindles)]."""
 import numpy as np
 
@@ -49,7 +49,7 @@ def make(rng, size, bits, channels):
     base = rng.uniform(0, np.pi)
     spread = rng.choice([0.2, 0.6, np.pi])  # aligned colony .. random
     centres = render.scatter(rng, shape, n, lambda i, k: 0.9 * width, tries=10)
-    painter = render.Painter(shape)
+    painter = render.Painter(shape, occlude=rng.random() < 0.3)  # rods crossing over others
     bright = render.cell_brightness(rng, len(centres), rng.choice([2.0, 10.0]))
     level = np.zeros(shape)
     dna = np.zeros(shape)
@@ -69,6 +69,8 @@ def make(rng, size, bits, channels):
         dna[sl] = np.where(win & (core < 1), bright[i], dna[sl])
     inside = painter.labels > 0
     rho = np.where(inside, painter.rho, 1.0)
+    if render.seamless(rng):
+        rho = render.union_rho(painter.labels, width / 2 * rng.uniform(0.3, 1.0))
     if rods:  # membrane-ish: brighter toward the outline
         profile = 0.7 + 0.3 * rho ** 2
     else:

@@ -40,6 +40,8 @@ def make(rng, size, bits, channels):
             nucleoli[sl] += np.where(win, spot * rng.choice([-0.5, 0.4], p=[0.8, 0.2]), 0)
     inside = painter.labels > 0
     rho = np.where(inside, painter.rho, 1.0)
+    if render.seamless(rng):
+        rho = render.union_rho(painter.labels, diam / 2 * rng.uniform(0.2, 1.0))
     chromatin = 1 + rng.uniform(0.05, 0.25) * render.smooth_field(rng, shape, diam / 12)
     profile = 1 - rng.uniform(0.1, 0.4) * rho ** 4  # dimmer toward the edge
     depth = render.thickness(rng, rho)

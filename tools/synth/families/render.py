@@ -55,6 +55,23 @@ def thickness(rng, rho):
     return (1 - np.clip(rho, 0, 1) ** 2) ** p
 
 
+def seamless(rng, p=0.35):
+    """Whether this image's cells meet without a seam (see union_rho)."""
+    return rng.random() < p
+
+
+def union_rho(labels, width):
+    """rho of the cells' union rather than of each cell: 0 at least `width` px inside
+    a group of touching cells, toward 1 at its outer edge only. Shading by it leaves no
+    dip or ridge where two cells touch, so they are told apart by their brightness and
+    shape alone, as with a uniform stain filling confluent cells, cells lying over one
+    another, or a blur wider than the seam. The other families' shading (each cell's
+    own rho) always marks a shared border; networks trained only on that merge
+    seamless neighbours."""
+    dist = ndimage.distance_transform_edt(labels > 0)
+    return np.where(labels > 0, 1 - np.clip(dist / max(width, 1.0), 0, 1), 1.0)
+
+
 def illumination(rng, shape):
     """Uneven field: a tilt, a vignette-like falloff and slow blotches, about 0.5..1.2."""
     h, w = shape
