@@ -2,22 +2,25 @@
 (pointed ellipses, e.g. fibroblasts/myoblasts, up to 80 px long).
 
 Colonies are often aligned (a shared orientation with jitter) and touch end to end
-and side by side; in some images rods cross over one another. Rods may bend slightly. Two channels: [membrane/cytoplasm, DNA
+and side by side; in some images rods cross over one another, and a quarter of the
+longer rods are dividing (constricted at the middle, still one cell). Rods may bend slightly. Two channels: [membrane/cytoplasm, DNA
 (nucleoid for rods, an oval nucleus for spindles)]."""
 import numpy as np
 
 from . import render
 
 
-def capsule(rng, half_len, width, angle, bend):
-    """rho = distance to a (slightly bent) centre line over the half-width."""
+def capsule(rng, half_len, width, angle, bend, pinch=0.0):
+    """rho = distance to a (slightly bent) centre line over the half-width; a dividing
+    cell (pinch > 0) narrows by that fraction at its middle and is still one cell."""
     c, s = np.cos(angle), np.sin(angle)
 
     def rho(dy, dx):
         u = dx * c + dy * s
         v = -dx * s + dy * c - bend * (u ** 2 - half_len ** 2) / max(half_len, 1)
         along = np.clip(u, -half_len, half_len)
-        return np.hypot(u - along, v) / (width / 2)
+        half_width = width / 2 * (1 - pinch * np.exp(-(along / (0.25 * width)) ** 2))
+        return np.hypot(u - along, v) / half_width
     return rho
 
 
@@ -57,7 +60,9 @@ def make(rng, size, bits, channels):
         half = length / 2 * rng.uniform(0.7, 1.3)
         w = width * rng.uniform(0.85, 1.15)
         angle = base + rng.normal(0, spread)
-        fn = capsule(rng, half, w, angle, rng.normal(0, 0.08)) if rods else \
+        dividing = rods and half > w and rng.random() < 0.25
+        fn = capsule(rng, half, w, angle, rng.normal(0, 0.08),
+                     rng.uniform(0.2, 0.5) if dividing else 0.0) if rods else \
             spindle(rng, half, w, angle)
         got = painter.paint(cy, cx, half + w, fn)
         if got is None:
