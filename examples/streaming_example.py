@@ -17,6 +17,12 @@ import numpy as np
 import cpipc
 
 images = sys.argv[1:] or ["data/samples/cells_0.tif", "data/samples/cells_1.tif", "data/samples/cells_2.tif"]
+printing = threading.Lock()  # two threads print: one line at a time, never interleaved
+
+
+def say(line: str) -> None:
+    with printing:
+        print(line, flush=True)
 
 
 def follow(stream: str) -> None:
@@ -24,8 +30,8 @@ def follow(stream: str) -> None:
     (a reader that falls behind gets the newest, never a queue)."""
     with cpipc.attach(stream) as seg:
         while (frame := seg.wait_next(timeout=5)) is not None:
-            print(f"  [reader] frame {seg.last_info['frame_id']}: {int(frame.max())} objects, "
-                  f"source {seg.last_info['meta'].get('source')}")
+            say(f"  [reader] frame {seg.last_info['frame_id']}: {int(frame.max())} objects, "
+                f"source {seg.last_info['meta'].get('source')}")
 
 
 with cpipc.serve(device="auto") as producer, cpipc.Client(producer.name) as client:
@@ -37,6 +43,6 @@ with cpipc.serve(device="auto") as producer, cpipc.Client(producer.name) as clie
             reader = threading.Thread(target=follow, args=(producer.name,))
             reader.start()
         areas = np.bincount(r.masks.ravel())[1:]
-        print(f"{path}: {r.objects} cells, median area {np.median(areas):.0f} px, "
-              f"network {r.timings['network']:.2f} s, dynamics {r.timings['dynamics']:.3f} s")
+        say(f"{path}: {r.objects} cells, median area {np.median(areas):.0f} px, "
+            f"network {r.timings['network']:.2f} s, dynamics {r.timings['dynamics']:.3f} s")
     reader.join()
