@@ -39,11 +39,16 @@ THRESHOLDS = (0.5, 0.75, 0.9)
 COINS = 24
 
 
-def iou_matrix(true, pred):
-    """IoU between every true (rows) and predicted (cols) label, background dropped."""
+def overlap_matrix(true, pred):
+    """Pixels shared by every true (rows) and predicted (cols) label, background row and column 0."""
     nt, npd = int(true.max()), int(pred.max())
-    overlap = np.bincount(true.ravel().astype(np.int64) * (npd + 1) + pred.ravel(),
-                          minlength=(nt + 1) * (npd + 1)).reshape(nt + 1, npd + 1)
+    return np.bincount(true.ravel().astype(np.int64) * (npd + 1) + pred.ravel().astype(np.int64),
+                       minlength=(nt + 1) * (npd + 1)).reshape(nt + 1, npd + 1)
+
+
+def iou_matrix(true, pred, overlap=None):
+    """IoU between every true (rows) and predicted (cols) label, background dropped."""
+    overlap = overlap_matrix(true, pred) if overlap is None else overlap
     area_t, area_p = overlap.sum(1, keepdims=True), overlap.sum(0, keepdims=True)
     iou = overlap / np.maximum(area_t + area_p - overlap, 1)
     return iou[1:, 1:]
@@ -86,13 +91,11 @@ def failures(true, pred):
     split:  two or more predictions each cover over 15 % of it
     other:  covered but poorly outlined
     false_positives: predictions left unmatched."""
-    true, pred = true.astype(np.int64), pred.astype(np.int64)
     nt, npd = int(true.max()), int(pred.max())
     counts = dict.fromkeys(FAILURES, 0)
-    overlap = np.bincount(true.ravel() * (npd + 1) + pred.ravel(),
-                          minlength=(nt + 1) * (npd + 1)).reshape(nt + 1, npd + 1)
+    overlap = overlap_matrix(true, pred)
     area_t, area_p = overlap.sum(1), overlap.sum(0)
-    matched_true, matched_pred = matches(iou_matrix(true, pred), 0.5)
+    matched_true, matched_pred = matches(iou_matrix(true, pred, overlap), 0.5)
     found = set(matched_true.tolist())
     for t in range(1, nt + 1):
         if not area_t[t]:
