@@ -149,7 +149,10 @@ def trace_and_check(net):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--out", default=os.path.join(REPO, "models", "cpipc_default_cpnet.pt"))
+    p.add_argument("--out", default=os.path.join(os.environ.get("CPIPC_CACHE_DIR", os.path.expanduser("~/.cache/cpipc")),
+                                                 "train-runs", "latest", "cpnet.pt"),
+                   help="where the TorchScript file goes (not models/: promote.sh puts a network there "
+                        "and regenerates the fixtures made from it)")
     p.add_argument("--n-train", type=int, default=24)
     p.add_argument("--train-seed", type=int, default=0)
     p.add_argument("--n-test", type=int, default=16)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Reproduce models/cpipc_default_cpnet.pt: create the Cellpose 3 venv if missing,
-# generate synthetic data (fixed seeds, temp dir), train, evaluate, export.
-# Extra arguments go to train.py (e.g. --epochs 100 --out /tmp/m.pt).
+# One training run: create the Cellpose 3 venv if missing, generate synthetic data (fixed
+# seeds, temp dir), train, evaluate, export to --out (default
+# ~/.cache/cpipc/train-runs/latest/cpnet.pt). Arguments go to train.py (e.g. --epochs 100).
+# The default network's recipe is default_recipe.sh (three runs); promote.sh installs one.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 venv="${CPIPC_CELLPOSE3_VENV:-$HOME/.cache/cpipc/cellpose3-venv}"

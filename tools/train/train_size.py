@@ -64,11 +64,12 @@ def main():
     print(f"rebuilt eager CPnet{meta['nbase']} from {a.model}: max |eager - file| {diff:g}")
 
     # The data recipe train.py recorded: "tools/synth/synth.py seed S n N size L ..."
-    m = re.search(r"seed (\d+) n (\d+) size (\d+)", meta["training_data"])
+    # (older recipes: "seed S n N size L"; newer ones put "family F" before size)
+    fields = [re.search(rf"\b{k} (\d+)", meta["training_data"]) for k in ("seed", "n", "size")]
     e = re.search(r"seed (\d+) n (\d+)", meta.get("eval", {}).get("data", ""))
-    if not m:
+    if not all(fields):
         sys.exit(f"train_size.py: cannot read the training data recipe {meta['training_data']!r}")
-    seed, n, size = map(int, m.groups())
+    seed, n, size = (int(f.group(1)) for f in fields)
     # train.py's newer recipes also name the generator family, channels and bits
     family = re.search(r"family (\S+)", meta["training_data"])
     channels = re.search(r"channels (\d)", meta["training_data"])
