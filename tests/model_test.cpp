@@ -402,7 +402,7 @@ TEST(EmbeddedModel, ReportsProgressThroughEveryStage) {
     if (p.stage != model::Progress::Stage::network || p.tiles_total == 0) continue;
     EXPECT_GT(p.tiles_done, last_done);
     last_done = p.tiles_done;
-    EXPECT_EQ(p.tiles_total, 2);  // 320 padded rows: two 224 tiles
+    EXPECT_EQ(p.tiles_total, 2);  // 300 rows x diam_mean / diam_labels, padded: two 224 tiles
   }
   EXPECT_EQ(last_done, 2);
 }

@@ -124,12 +124,11 @@ def make_case(name, synth):
         img = synth_image(synth, 13, (301, 257), 2, 16, scale=1.1)
         return img, dict(channels=[1, 2], diameter=40.0), \
             "two-channel uint16 HxWx2, channels [1, 2], diameter 40: downsampled x0.75, " \
-            "2x1 tiles of 224x208 (a tile axis shorter than 224). The default net was " \
-            "trained with an empty second channel: with nuclei there it finds no masks"
+            "2x1 tiles of 224x208 (a tile axis shorter than 224)"
     if name == "rgb8":
         # a green-only stain saved as RGB: red holds an unrelated image (must be ignored),
         # blue is empty. Cellpose keeps a channel with ptp == 0 as it is (not normalised),
-        # so the net sees [green, 0], as it was trained ([seg, 0]).
+        # so the net sees [green, 0], as a grayscale image is given to it ([seg, 0]).
         green = synth_image(synth, 14, (200, 230), 1, 8, scale=1.1)
         red = synth_image(synth, 15, (200, 230), 1, 8)
         img = np.dstack([red, green, np.zeros_like(green)])
@@ -225,8 +224,9 @@ def write_case(out_dir, name, image, kwargs, desc, res, model_rel):
 
 def compare(out_dir, ref_dir, names):
     """Fresh vs reference (another machine, thread count or oneDNN may differ a little).
-    Arrays: |a - b| <= tol * (1 + |b|), relative because an out-of-distribution input
-    (two16_down) gives cellprob logits of ~240. Masks: same count +-1 and at most 0.2 %
+    Arrays: |a - b| <= tol * (1 + |b|), relative because an input far from a network's
+    training data can give cellprob logits in the hundreds (the first default network's
+    two16_down: ~240). Masks: same count +-1 and at most 0.2 %
     of pixels switching between background and foreground (labels may renumber)."""
     if not os.path.isdir(ref_dir):
         return [f"reference directory {ref_dir} not found"]
