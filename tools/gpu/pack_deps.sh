@@ -106,10 +106,12 @@ travels() {
   echo $((tree + $(bytes shared .deps "$fixtures" .whl .whl3)))
 }
 limit=$((64 * 1024 * 1024))
-if [ "$(travels)" -gt "$limit" ] && [ -f "$fixtures/dense1024_flows.npy" ]; then
+travelling=$(travels)  # du over the whole tree: once, and again only if something was left out
+if [ "$travelling" -gt "$limit" ] && [ -f "$fixtures/dense1024_flows.npy" ]; then
   rm -f "$fixtures"/dense1024_*
   echo "pack_deps.sh: left out the 1024² dynamics case: with it the call would exceed the device tool's 64 MiB" >&2
+  travelling=$(travels)
 fi
 du -sh "$fixtures" .whl .whl3
-echo "pack_deps.sh: $(($(travels) / 1048576)) MiB would travel with carry [.deps, .gpu-fixtures, .whl, .whl3] (limit 64)"
-[ "$(travels)" -le "$limit" ] || echo "pack_deps.sh: over the limit: carry fewer folders per call" >&2
+echo "pack_deps.sh: $((travelling / 1048576)) MiB would travel with carry [.deps, .gpu-fixtures, .whl, .whl3] (limit 64)"
+[ "$travelling" -le "$limit" ] || echo "pack_deps.sh: over the limit: carry fewer folders per call" >&2

@@ -23,6 +23,7 @@ Runs in the Cellpose 3.1.1.2 venv (~/.cache/cpipc/cellpose3-venv).
 Exit 0: all cases hold; 1: a case differs (printed); 77: no Cellpose 3 here (skipped).
 """
 import argparse
+import functools
 import hashlib
 import importlib.util
 import json
@@ -104,13 +105,18 @@ CASES = {
 }
 
 
+@functools.cache
+def model_sha():
+    """The whole model file's hash (its first bytes are a zip header, the same for any
+    network); once per run: the file is 27 MB."""
+    with open(MODEL, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
 def cellpose_outputs(case, stack, kwargs):
     """Cellpose's masks and (do_3D) flows, cached by stack, arguments and versions."""
-    # the whole model file's hash: its first bytes are a zip header, the same for any network
-    with open(MODEL, "rb") as f:
-        model_sha = hashlib.sha256(f.read()).hexdigest()
     key = hashlib.sha256(stack.tobytes() + json.dumps([case, kwargs, cellpose.version, torch.__version__,
-                                                       model_sha]).encode()).hexdigest()[:16]
+                                                       model_sha()]).encode()).hexdigest()[:16]
     path = os.path.join(CACHE, f"{case}_{key}.npz")
     if os.path.exists(path):
         with np.load(path) as z:

@@ -11,8 +11,9 @@
 # same recipe, not the same bytes.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-work="${1:-${CPIPC_CACHE_DIR:-$HOME/.cache/cpipc}/train-runs/default}"
-venv="${CPIPC_CELLPOSE3_VENV:-${CPIPC_CACHE_DIR:-$HOME/.cache/cpipc}/cellpose3-venv}"
+cache="${CPIPC_CACHE_DIR:-$HOME/.cache/cpipc}"
+work="${1:-$cache/train-runs/default}"
+venv="${CPIPC_CELLPOSE3_VENV:-$cache/cellpose3-venv}"
 common=(--family mix --channels 0 --bits 0 --n-train 400 --nimg-per-epoch 24 --bsize 128
         --nbase 2,32,64,128,256 --no-size-model)
 
