@@ -232,6 +232,29 @@ TEST_F(Segment, AZStackInThreeDIsOneLabelVolume) {
       for (std::int64_t z = 1; z < planes; ++z) {
         EXPECT_TRUE(std::equal(labels.begin(), labels.begin() + h * w, labels.begin() + z * h * w)) << "plane " << z;
       }
+      // Each plane's own 2-D flows, [3, Z, H, W] as Cellpose's stitched eval returns them:
+      // every plane is the image itself, so its flows are the image's.
+      const CommandResult one = segment({kFixtures + "/gray8_nodiam/image.npy", "--json", "--save-flows"});
+      ASSERT_EQ(one.status, 0) << one.err;
+      const std::vector<float> want =
+          io::to_float32(io::read_npy(json_lines(one.out).at(0)["flows"].get<std::string>()), "flows");
+      ASSERT_TRUE(line.contains("flows")) << line.dump();
+      const io::Array flows = io::read_npy(line["flows"].get<std::string>());
+      ASSERT_EQ(flows.desc.ndim, 4);
+      EXPECT_EQ(flows.desc.shape[0], 3);
+      EXPECT_EQ(flows.desc.shape[1], planes);
+      const std::vector<float> got = io::to_float32(flows, "flows");
+      ASSERT_EQ(got.size(), want.size() * planes);
+      const std::size_t plane = static_cast<std::size_t>(h * w);
+      float worst = 0.0f;
+      for (std::size_t c = 0; c < 3; ++c) {
+        for (std::int64_t z = 0; z < planes; ++z) {
+          for (std::size_t i = 0; i < plane; ++i) {
+            worst = std::max(worst, std::abs(got[(c * planes + z) * plane + i] - want[c * plane + i]));
+          }
+        }
+      }
+      EXPECT_LT(worst, 1e-3f) << "stitched flows against the image's own";
     }
   }
   const CommandResult flat = segment({kFixtures + "/gray8_nodiam/image.npy", "--do-3d"});

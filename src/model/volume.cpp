@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <stdexcept>
 #include <string>
 
 #include "cpipc/dynamics/stitch.hpp"
@@ -162,7 +163,7 @@ VolumeSegmentation stitched(const Segmenter& segmenter, const VolumeInput& in, c
   if (o.diameter && *o.diameter <= 0.0) o.diameter.reset();  // no size model for stacks
   o.dynamics.min_size = -1;                                  // small masks go after stitching, in 3-D
   o.exclude_on_edges = false;
-  o.keep_flows = false;
+  o.keep_flows = options.base.keep_flows;
   o.labels_on_device = false;
   const auto progress = options.base.progress;
   VolumeSegmentation out;
@@ -171,6 +172,7 @@ VolumeSegmentation stitched(const Segmenter& segmenter, const VolumeInput& in, c
   out.width = in.width;
   const std::size_t plane = static_cast<std::size_t>(in.height) * in.width;
   out.labels.resize(plane * static_cast<std::size_t>(in.depth));
+  if (o.keep_flows) out.flows.resize(3 * plane * static_cast<std::size_t>(in.depth));
   for (int z = 0; z < in.depth; ++z) {
     o.progress = [&](const Progress& p) {
       if (progress && p.stage == Progress::Stage::network) progress({p.stage, z, in.depth});
@@ -182,6 +184,14 @@ VolumeSegmentation stitched(const Segmenter& segmenter, const VolumeInput& in, c
       throw Error(e.code(), "plane " + std::to_string(z) + ": " + e.what());
     }
     std::copy(s.masks.data.begin(), s.masks.data.end(), out.labels.begin() + static_cast<std::ptrdiff_t>(z * plane));
+    if (o.keep_flows) {  // plane z's [3, H, W] into [3, Z, H, W], as Cellpose's stitched flows
+      if (s.flows.size() != 3 * plane)
+        throw std::logic_error("stitched: plane " + std::to_string(z) + " kept no flows");
+      for (std::size_t c = 0; c < 3; ++c) {
+        std::copy_n(s.flows.begin() + static_cast<std::ptrdiff_t>(c * plane), plane,
+                    out.flows.begin() + static_cast<std::ptrdiff_t>((c * in.depth + z) * plane));
+      }
+    }
     out.tiles += s.tiles;
     out.timings.network_s += s.timings.network_s;
     out.timings.dynamics_s += s.timings.dynamics_s;

@@ -406,7 +406,8 @@ void run_segment(SegmentArgs a) {
       std::string flows;
       if (a.save_flows && !s.flows.empty()) {
         io::Array f;
-        const std::int64_t shape[4] = {4, s.depth, s.height, s.width};
+        const std::int64_t planes = s.depth * s.height * s.width;  // 4 (do_3d: dZ too) or 3 fields
+        const std::int64_t shape[4] = {static_cast<std::int64_t>(s.flows.size()) / planes, s.depth, s.height, s.width};
         f.desc = ipc::TensorDesc::contiguous(ipc::kFloat32, shape);
         f.data.resize(f.desc.nbytes());
         std::memcpy(f.data.data(), s.flows.data(), f.data.size());

@@ -36,8 +36,10 @@ struct VolumeSegmentation {
   std::int64_t width = 0;
   std::vector<std::uint32_t> labels;  // [Z, H, W], 0 background, 1..count
   std::uint32_t count = 0;
-  std::vector<float> flows;  // keep_flows and do_3d: [4, Z, H, W] dZ, dY, dX, cellprob
-  double diameter = 0.0;     // px
+  // keep_flows: do_3d [4, Z, H, W] dZ, dY, dX, cellprob; stitched [3, Z, H, W] dY, dX,
+  // cellprob of each plane's own 2-D pass
+  std::vector<float> flows;
+  double diameter = 0.0;  // px
   float rescale = 1.0f;
   int niter = 0;
   int tiles = 0;  // network tiles over all planes and passes
