@@ -9,7 +9,8 @@ textured, dimmer nucleus inside) or nuclei-like (small, round, bright);
 with two channels it is [cytoplasm, nucleus] and the labels are the cells.
 
     python synth.py OUT_DIR --n 24 --size 256 --seed 0 [--channels 1|2] [--bits 8|16]
-                    [--family star|nuclei|cyto|elongated|clumps|mix]
+                    [--family star|nuclei|cyto|elongated|clumps|mix|nuclei:3,cyto:3,...]
+                    [--seamless P]
 
 writes OUT_DIR/img_000.tif (or .npy with --format npy) and
 OUT_DIR/img_000_masks.npy (uint16, 0 = background, 1..N = cells).
@@ -18,8 +19,10 @@ Same arguments, same bytes: everything draws from one seeded numpy Generator.
 
 --family star (the default) is the generator below, unchanged (the embedded network's
 training data and tools/parity's fixtures depend on its bytes); the other families live
-in tools/synth/families/ (see tools/synth/README.md); mix draws one per image. With a
-family other than star, --bits 0 draws 8 or 16 bits per image.
+in tools/synth/families/ (see tools/synth/README.md); mix draws one per image, equally,
+and a list with weights (nuclei:3,cyto:3,clumps,elongated) draws by weight. With a
+family other than star, --bits 0 draws 8 or 16 bits per image, and --seamless sets the
+share of images whose touching cells show no seam (default 0.35).
 """
 import argparse
 import os
@@ -169,16 +172,28 @@ def main():
     p.add_argument("--channels", type=int, choices=[1, 2], default=1)
     p.add_argument("--bits", type=int, choices=[0, 8, 16], default=16)
     p.add_argument("--family", default="star",
-                   help="star (default), nuclei, cyto, elongated, clumps or mix")
+                   help="star (default), nuclei, cyto, elongated, clumps, mix, or a weighted "
+                        "list such as nuclei:3,cyto:3,clumps,elongated")
+    p.add_argument("--seamless", type=float, default=None,
+                   help="share of images (0-1) whose touching cells meet without a seam "
+                        "(families only; default 0.35)")
     p.add_argument("--format", choices=["tif", "npy"], default="tif")
     a = p.parse_args()
     if a.family != "star":
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         import families
-        if a.family not in list(families.FAMILIES) + ["mix"]:
-            p.error(f"unknown --family {a.family}")
+        try:
+            families.parse(a.family)
+        except ValueError as e:
+            p.error(f"--family {a.family}: {e}")
+        if a.seamless is not None:
+            if not 0 <= a.seamless <= 1:
+                p.error(f"--seamless {a.seamless}: give a share between 0 and 1")
+            families.render.SEAMLESS = a.seamless
     elif a.bits == 0:
         p.error("--bits 0 (mixed) needs a --family other than star")
+    elif a.seamless is not None:
+        p.error("--seamless needs a --family other than star")
     os.makedirs(a.out_dir, exist_ok=True)
     rng = np.random.default_rng(a.seed)
     for i in range(a.n):

@@ -96,6 +96,36 @@ class Families(unittest.TestCase, LabelChecks):
                  for _ in range(20)}
         self.assertGreater(len(picks), 2)
 
+    def test_mix_draws_as_before_weighted_lists_existed(self):
+        # old recipes (--family mix) must give the same images: one rng.integers per pick
+        a = families.make("mix", np.random.default_rng(3), 96, 16, 1)
+        rng = np.random.default_rng(3)
+        name = list(families.FAMILIES)[rng.integers(len(families.FAMILIES))]
+        b = families.FAMILIES[name].make(rng, 96, 16, 1)
+        self.assertTrue(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]))
+
+    def test_weighted_lists(self):
+        self.assertEqual(families.parse("nuclei:3,cyto"), (["nuclei", "cyto"], [3.0, 1.0]))
+        self.assertEqual(families.parse("mix")[0], list(families.FAMILIES))
+        for bad in ["nope", "nuclei:x", "nuclei:0", "nuclei:-1", "nuclei,", ""]:
+            with self.assertRaises(ValueError, msg=bad):
+                families.parse(bad)
+        # one family only, by weight: the draws follow the weights
+        names, weights = families.parse("nuclei:9,cyto:1")
+        rng = np.random.default_rng(0)
+        picks = [names[rng.choice(2, p=np.asarray(weights) / 10)] for _ in range(400)]
+        self.assertGreater(picks.count("nuclei"), 320)
+
+    def test_seamless_share(self):
+        saved = families.render.SEAMLESS
+        try:
+            families.render.SEAMLESS = 1.0
+            self.assertTrue(all(families.render.seamless(np.random.default_rng(s)) for s in range(50)))
+            families.render.SEAMLESS = 0.0
+            self.assertFalse(any(families.render.seamless(np.random.default_rng(s)) for s in range(50)))
+        finally:
+            families.render.SEAMLESS = saved
+
     def test_cli(self):
         with tempfile.TemporaryDirectory() as d:
             for fam in ["mix", "nuclei"]:
@@ -104,9 +134,17 @@ class Families(unittest.TestCase, LabelChecks):
                                 "--size", "96", "--family", fam, "--bits", "0",
                                 "--format", "npy"], check=True, capture_output=True)
                 self.assertEqual(len(os.listdir(out)), 4)
-            bad = subprocess.run([sys.executable, os.path.join(HERE, "synth.py"), d,
-                                  "--family", "nope"], capture_output=True, text=True)
-            self.assertNotEqual(bad.returncode, 0)
+            for args in (["--family", "nope"], ["--family", "nuclei:x"],
+                         ["--family", "nuclei", "--seamless", "1.5"], ["--seamless", "0.5"]):
+                bad = subprocess.run([sys.executable, os.path.join(HERE, "synth.py"), d] + args,
+                                     capture_output=True, text=True)
+                self.assertEqual(bad.returncode, 2, args)
+                self.assertIn("error:", bad.stderr.strip().splitlines()[-1], args)
+            out = os.path.join(d, "weighted")
+            subprocess.run([sys.executable, os.path.join(HERE, "synth.py"), out, "--n", "2",
+                            "--size", "96", "--family", "nuclei:2,cyto", "--seamless", "0.9",
+                            "--bits", "0", "--format", "npy"], check=True, capture_output=True)
+            self.assertEqual(len(os.listdir(out)), 4)
 
 
 class HeldOut(unittest.TestCase, LabelChecks):

@@ -41,11 +41,12 @@ NBASE = [2, 32, 64, 128, 256]
 TILE = 224
 
 
-def synth(out_dir, n, seed, size, family="star", channels=1, bits=16):
+def synth(out_dir, n, seed, size, family="star", channels=1, bits=16, seamless=None):
     """Generate a synthetic set and load it back as lists of arrays."""
     subprocess.run([sys.executable, SYNTH, out_dir, "--n", str(n), "--seed", str(seed),
                     "--size", str(size), "--channels", str(channels), "--bits", str(bits),
-                    "--family", family, "--format", "npy"], check=True)
+                    "--family", family, "--format", "npy"]
+                   + (["--seamless", str(seamless)] if seamless is not None else []), check=True)
     files = sorted(f for f in glob.glob(os.path.join(out_dir, "img_*.npy"))
                    if not f.endswith("_masks.npy"))
     images = [np.load(f).astype(np.float32) for f in files]
@@ -53,15 +54,15 @@ def synth(out_dir, n, seed, size, family="star", channels=1, bits=16):
     return images, labels
 
 
-def synth_set(out_dir, n, seed, size, family, channels, bits):
+def synth_set(out_dir, n, seed, size, family, channels, bits, seamless=None):
     """synth() for one channel count, or (channels 0) half grayscale and half [cyto, nuc]
     (seed + 1), each image as H x W x 2 ([image, zeros] for grayscale): Cellpose's channels
     [1, 2] then feed both kinds as eval feeds them (a gray image with channels [0, 0] is
     [image, zeros] too)."""
     if channels != 0:
-        return synth(out_dir, n, seed, size, family, channels, bits)
-    gray_x, gray_y = synth(out_dir + "-1", n - n // 2, seed, size, family, 1, bits)
-    two_x, two_y = synth(out_dir + "-2", n // 2, seed + 1, size, family, 2, bits)
+        return synth(out_dir, n, seed, size, family, channels, bits, seamless)
+    gray_x, gray_y = synth(out_dir + "-1", n - n // 2, seed, size, family, 1, bits, seamless)
+    two_x, two_y = synth(out_dir + "-2", n // 2, seed + 1, size, family, 2, bits, seamless)
     gray_x = [np.stack([x, np.zeros_like(x)], axis=-1) for x in gray_x]
     return gray_x + two_x, gray_y + two_y
 
@@ -168,7 +169,10 @@ def main():
     p.add_argument("--lr", type=float, default=0.005)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--family", default="mix",
-                   help="tools/synth family: mix (default), nuclei, cyto, elongated, clumps, star")
+                   help="tools/synth family: mix (default), nuclei, cyto, elongated, clumps, star, "
+                        "or a weighted list such as nuclei:3,cyto:3,clumps,elongated")
+    p.add_argument("--seamless", type=float, default=None,
+                   help="share of images whose touching cells show no seam (synth.py's default 0.35)")
     p.add_argument("--channels", type=int, choices=[0, 1, 2], default=1,
                    help="1: grayscale (Cellpose channels 0,0); 2: [cyto, nuc] (channels 1,2); "
                         "0: half of each, as [image, zeros] and [cyto, nuc] (channels 1,2)")
@@ -198,7 +202,7 @@ def main():
     np.random.seed(0)
 
     with tempfile.TemporaryDirectory() as tmp:
-        data = dict(family=a.family, channels=a.channels, bits=a.bits)
+        data = dict(family=a.family, channels=a.channels, bits=a.bits, seamless=a.seamless)
         train_x, train_y = synth_set(os.path.join(tmp, "train"), a.n_train, a.train_seed, a.size,
                                      **data)
         test_x, test_y = synth_set(os.path.join(tmp, "test"), a.n_test, a.test_seed, a.size, **data)
@@ -232,7 +236,8 @@ def main():
     if max(checks.values()) > 1e-4:
         sys.exit("traced module does not match eager")
 
-    synth_args = f"family {a.family} size {a.size} channels {a.channels} bits {a.bits or '8|16'}"
+    synth_args = f"family {a.family} size {a.size} channels {a.channels} bits {a.bits or '8|16'}" \
+        + (f" seamless {a.seamless}" if a.seamless is not None else "")
     meta = {
         "architecture": "CPnet",
         "nbase": nbase,

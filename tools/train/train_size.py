@@ -74,8 +74,10 @@ def main():
     family = re.search(r"family (\S+)", meta["training_data"])
     channels = re.search(r"channels (\d)", meta["training_data"])
     bits = re.search(r"bits (\d+)(?:\s|$)", meta["training_data"])  # "bits 8|16": drawn per image (0)
+    seamless = re.search(r"seamless ([\d.]+)", meta["training_data"])
     data = dict(family=family.group(1) if family else "star", channels=int(channels.group(1)) if channels else 1,
-                bits=int(bits.group(1)) if bits else (16 if not family else 0))
+                bits=int(bits.group(1)) if bits else (16 if not family else 0),
+                seamless=float(seamless.group(1)) if seamless else None)
     with tempfile.TemporaryDirectory() as tmp:
         train_x, train_y = train.synth_set(os.path.join(tmp, "train"), n, seed, size, **data)
         if a.n:

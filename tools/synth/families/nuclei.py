@@ -19,7 +19,8 @@ def make(rng, size, bits, channels):
     density = rng.uniform(0.1, 0.5)
     n = int(density * size * size / (np.pi * (diam / 2) ** 2)) + 1
     occlude = rng.random() < 0.3  # nuclei on top of one another, partly hidden
-    gap = rng.uniform(0.5, 0.9) if occlude else rng.uniform(0.8, 1.05)  # below 1: touching
+    # below 1: touching; deep overlaps leave the lower nucleus a crescent
+    gap = rng.uniform(0.35, 0.9) if occlude else rng.uniform(0.8, 1.05)
     centres = render.scatter(rng, shape, n, lambda i, k: gap * (radii[i] + radii[k]))
     painter = render.Painter(shape, occlude)
     bright = render.cell_brightness(rng, len(centres), rng.choice([2.0, 10.0]))

@@ -55,9 +55,12 @@ def thickness(rng, rho):
     return (1 - np.clip(rho, 0, 1) ** 2) ** p
 
 
-def seamless(rng, p=0.35):
+SEAMLESS = 0.35  # share of images whose cells meet without a seam; synth.py --seamless
+
+
+def seamless(rng):
     """Whether this image's cells meet without a seam (see union_rho)."""
-    return rng.random() < p
+    return rng.random() < SEAMLESS
 
 
 def union_rho(labels, width):
