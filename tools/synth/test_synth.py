@@ -96,6 +96,22 @@ class Families(unittest.TestCase, LabelChecks):
                  for _ in range(20)}
         self.assertGreater(len(picks), 2)
 
+    def test_fused_blobs_are_one_piece_and_not_star_convex(self):
+        from scipy.spatial import ConvexHull
+        yy, xx = np.mgrid[-60:61, -60:61].astype(np.float64)
+        solidity = []
+        for seed in range(20):
+            rng = np.random.default_rng(seed)
+            inside = families.render.lobed_outline(rng, 30, int(rng.integers(2, 5)), 0.2)(yy, xx) < 1
+            self.assertEqual(ndimage.label(inside)[1], 1, f"seed {seed}: fused blobs in pieces")
+            self.assertTrue(inside[60, 60], f"seed {seed}: the centre is outside")
+            self.assertFalse(inside[0].any() or inside[-1].any() or inside[:, 0].any() or inside[:, -1].any(),
+                             f"seed {seed}: reaches past 2 radii")
+            points = np.argwhere(inside)
+            solidity.append(inside.sum() / ConvexHull(points).volume)
+        # a convex blob scores ~0.97 here (the hull of pixel centres is a little small)
+        self.assertGreaterEqual(sum(v < 0.9 for v in solidity), 6, f"solidity {np.round(solidity, 2)}")
+
     def test_mix_draws_as_before_weighted_lists_existed(self):
         # old recipes (--family mix) must give the same images: one rng.integers per pick
         a = families.make("mix", np.random.default_rng(3), 96, 16, 1)

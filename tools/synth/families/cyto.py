@@ -1,5 +1,6 @@
-"""Cytoplasm: large (30-80 px), lobed and ruffled or smooth and blobby, dim, with a
-nucleus inside; sometimes lying over one another.
+"""Cytoplasm: large (30-80 px), lobed and ruffled, smooth and blobby, or blobs fused
+into shapes that are not star-convex; dim, with a nucleus inside; sometimes lying over
+one another.
 
 Models cytoplasm stains (phalloidin, CellMask, GFP): outlines with many harmonics
 (lobes, ruffles), a granular texture (vesicles), a darker hole where the nucleus is,
@@ -25,14 +26,17 @@ def make(rng, size, bits, channels):
     bright = render.cell_brightness(rng, len(centres), rng.choice([2.0, 4.0, 10.0]))
     level = np.zeros(shape)
     nuc = np.zeros(shape)  # nucleus intensity profile, 0 outside nuclei
-    # ruffled (many harmonics: lobes) or blobby (a few low ones: kidney, pear, triangle)
-    ruffled = rng.random() < 0.5
-    irregular = rng.uniform(0.2, 0.6) if ruffled else rng.uniform(0.3, 0.7)
-    harmonics = range(2, 9) if ruffled else range(1, 4)
+    # ruffled (many harmonics: lobes), blobby (a few low ones: kidney, pear, triangle), or
+    # fused blobs that are not star-convex (dumbbells, clovers: render.lobed_outline)
+    kind = rng.choice(["ruffled", "blobby", "fused"], p=[0.35, 0.35, 0.3])
+    irregular = rng.uniform(0.2, 0.6) if kind == "ruffled" else rng.uniform(0.3, 0.7)
+    harmonics = range(2, 9) if kind == "ruffled" else range(1, 4)
     for i, (cy, cx) in enumerate(centres):
         r = radii[i]
-        got = painter.paint(cy, cx, 2.0 * r, render.radial_outline(
-            rng, r, rng.uniform(1.0, 1.8), irregular, harmonics=harmonics))
+        outline = render.lobed_outline(rng, r, int(rng.integers(2, 5)), rng.uniform(0.1, 0.3)) \
+            if kind == "fused" else render.radial_outline(rng, r, rng.uniform(1.0, 1.8), irregular,
+                                                          harmonics=harmonics)
+        got = painter.paint(cy, cx, 2.0 * r, outline)
         if got is None:
             continue
         sl, win = got

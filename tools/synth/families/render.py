@@ -263,6 +263,25 @@ def radial_outline(rng, radius, aspect, irregular, harmonics=range(2, 6)):
     return rho
 
 
+def lobed_outline(rng, radius, lobes, irregular=0.2, sharpness=10.0):
+    """rho function of a cell made of `lobes` blobs fused with smooth necks (a dumbbell,
+    a kidney, a clover): not star-convex, as spread or dividing cells often are. The first
+    lobe sits on the centre, the others around it, each overlapping it by a little; rho
+    is a soft minimum of the lobes' own rho (sharpness: larger gives narrower necks)."""
+    a0 = radius * rng.uniform(0.45, 0.65)
+    parts = [(0.0, 0.0, radial_outline(rng, a0, rng.uniform(1.0, 1.3), irregular, harmonics=range(2, 4)))]
+    for _ in range(lobes - 1):
+        a = radius * rng.uniform(0.35, 0.6)
+        angle, reach = rng.uniform(0, 2 * np.pi), (a0 + a) * rng.uniform(0.7, 0.9)
+        parts.append((reach * np.sin(angle), reach * np.cos(angle),
+                      radial_outline(rng, a, rng.uniform(1.0, 1.3), irregular, harmonics=range(2, 4))))
+
+    def rho(dy, dx):
+        each = np.stack([fn(dy - oy, dx - ox) for oy, ox, fn in parts])
+        return -np.log(np.exp(-sharpness * each).sum(0)) / sharpness
+    return rho
+
+
 def scatter(rng, shape, n, min_dist_fn, tries=30):
     """Up to n centres by rejection sampling; min_dist_fn(i, j) for radii indexes.
     Centres may fall a little outside so that cells are cut by the border."""
