@@ -128,6 +128,7 @@ def main():
             "ap50": ap, "cellpose_objects": n_cp, "cpipc_objects": n_ours, "tiles": per_round[-1]["cpipc"]["tiles"],
             "repeat": per_round[0]["cellpose"]["repeat"], "threads": per_round[0]["cellpose"]["threads"],
             "cellpose_torch_threads": per_round[0]["cellpose"].get("torch_threads"),
+            "cellpose_batch_size": per_round[0]["cellpose"].get("batch_size", 8),
         })
         if all(p["plain"] for p in per_round):
             rows[-1].update({
@@ -158,10 +159,11 @@ def main():
 
     out = [
         f"Measured {meta['measured']} with `benchmarks/run_model_bench.sh --rounds {len(rounds)} --repeat {rows[0]['repeat']}"
-        f"{f' --other {other}' if 'plain_s' in rows[0] else ''}` "
+        f"{f' --other {other}' if 'plain_s' in rows[0] else ''}"
+        f"{' --cellpose-batch ' + str(rows[0]['cellpose_batch_size']) if rows[0]['cellpose_batch_size'] != 8 else ''}` "
         f"on {meta['cpu']}, {meta['nproc']} cores, Linux {meta['kernel']}; OMP_NUM_THREADS={meta['omp_num_threads']}, "
         f"Cellpose {meta['cellpose_version']} on torch {meta['torch_version']} "
-        f"({rows[0]['cellpose_torch_threads']} threads). {len(rounds)} rounds, each size's two sides back to back; "
+        f"({rows[0]['cellpose_torch_threads']} threads, batch_size {rows[0]['cellpose_batch_size']}). {len(rounds)} rounds, each size's two sides back to back; "
         f"every number is the median over the rounds (per round: the median of {rows[0]['repeat']} images after a warm-up); "
         f"a ratio is Cellpose / cpipc (> 1: cpipc faster), median of the rounds' ratios (range). "
         "Load average (1, 5, 15 min) per round, before → after: "

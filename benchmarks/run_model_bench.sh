@@ -6,6 +6,7 @@
 # Needs the Cellpose 3 venv (~/.cache/cpipc/cellpose3-venv) and build/cpipc.
 #
 #   benchmarks/run_model_bench.sh [--rounds 3] [--repeat 3] [--sizes 512,1024] [--threads 2] [--other MODE]
+#                                 [--cellpose-batch N]
 #
 # Rounds alternate the two sides (Cellpose, cpipc, Cellpose, cpipc, ...) so
 # that a change in the machine's load hits both. Per round and size:
@@ -19,8 +20,10 @@
 #     load, reading the .npy, one segmentation; cpipc also writes its masks
 #     PNG and outlines; --no-npy: not the _seg.npy it writes by default).
 # --other MODE: each round also runs cpipc with CPIPC_CPU_INFERENCE=MODE
-# (plain: NCHW as Cellpose; channels-last: without the oneDNN fuser), reported
-# as a third side beside the default (fused). --plain-too is --other plain.
+# (plain: NCHW in Cellpose's batches of 8, as Cellpose runs it), reported as a
+# third side beside the default (channels-last, one tile per forward).
+# --plain-too is --other plain. --cellpose-batch N: Cellpose's batch_size
+# (default 8, Cellpose's own; 1 is faster per tile on a CPU, as cpipc runs).
 # benchmarks/model_report.py then writes results.json and results.md (medians
 # over the rounds, ratios, AP@0.5 of cpipc's masks against Cellpose's) into
 # benchmarks/results/model-<time>/ (git-ignored), with every raw file.
@@ -29,7 +32,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cache=${CPIPC_CACHE_DIR:-$HOME/.cache/cpipc}
 py="$cache/cellpose3-venv/bin/python"
 cpipc="$repo/build/cpipc"
-rounds=3 repeat=3 sizes=512,1024 threads=2 other=
+rounds=3 repeat=3 sizes=512,1024 threads=2 other= cp_batch=8
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) rounds=$2; shift 2 ;;
@@ -38,7 +41,8 @@ while [ $# -gt 0 ]; do
     --threads) threads=$2; shift 2 ;;
     --other) other=$2; shift 2 ;;
     --plain-too) other=plain; shift ;;
-    *) echo "usage: $0 [--rounds N] [--repeat N] [--sizes 512,1024] [--threads N] [--other plain|channels-last]" >&2; exit 2 ;;
+    --cellpose-batch) cp_batch=$2; shift 2 ;;
+    *) echo "usage: $0 [--rounds N] [--repeat N] [--sizes 512,1024] [--threads N] [--other plain|channels-last] [--cellpose-batch N]" >&2; exit 2 ;;
   esac
 done
 [ -x "$py" ] || { echo "run_model_bench.sh: no Cellpose 3 venv at $cache/cellpose3-venv" >&2; exit 2; }
@@ -54,7 +58,7 @@ trap 'rm -rf "$tmp"' EXIT
 img="$tmp/images"
 timefmt='{"wall_s": %e, "max_rss_kb": %M, "user_s": %U, "sys_s": %S}'
 {
-  echo "command: benchmarks/run_model_bench.sh --rounds $rounds --repeat $repeat --sizes $sizes --threads $threads${other:+ --other $other}"
+  echo "command: benchmarks/run_model_bench.sh --rounds $rounds --repeat $repeat --sizes $sizes --threads $threads${other:+ --other $other} --cellpose-batch $cp_batch"
   echo "OMP_NUM_THREADS=$OMP_NUM_THREADS"
   lscpu
 } >"$out/machine.txt"
@@ -79,7 +83,7 @@ for r in $(seq "$rounds"); do
     [ "$r" = 1 ] && write=(--write-images "$img")
     /usr/bin/time -f "$timefmt" -o "$out/cellpose-$r-$s.time" \
       "$py" benchmarks/segment_cellpose.py --sizes "$s" --repeat "$repeat" --threads "$threads" \
-      "${write[@]}" --save-masks "$out/masks" --out-json "$out/cellpose-$r-$s.json" >/dev/null 2>"$out/cellpose-$r-$s.log"
+      --batch-size "$cp_batch" "${write[@]}" --save-masks "$out/masks" --out-json "$out/cellpose-$r-$s.json" >/dev/null 2>"$out/cellpose-$r-$s.log"
     # cpipc: the same image 1 + repeat times in one process.
     paths=()
     for _ in $(seq $((repeat + 1))); do paths+=("$img/synth$s.npy"); done
@@ -97,7 +101,7 @@ for r in $(seq "$rounds"); do
     # Whole one-image processes, model load included.
     /usr/bin/time -f "$timefmt" -o "$out/once-cellpose-$r-$s.time" \
       "$py" benchmarks/segment_cellpose.py --sizes "$s" --repeat 0 --threads "$threads" \
-      --images-from "$img" >/dev/null 2>>"$out/cellpose-$r-$s.log"
+      --batch-size "$cp_batch" --images-from "$img" >/dev/null 2>>"$out/cellpose-$r-$s.log"
     log="$out/cpipc-$r-$s.log" timed_cpipc "$out/once-cpipc-$r-$s.time" "$tmp/once" "$img/synth$s.npy" >/dev/null
     if [ -n "$other" ]; then
       CPIPC_CPU_INFERENCE=$other log="$out/cpipcother-$r-$s.log" \

@@ -2,10 +2,11 @@
 """Same-run baseline for `cpipc segment`: Cellpose 3.1.1.2's own eval pipeline on cpipc's
 embedded network (models/cpipc_default_cpnet.pt through the shim in
 tools/parity/make_parity.py), CPU (or --device cuda), on synthetic 16-bit gray images (tools/synth/synth.py,
-fixed seed), diameter 30, defaults otherwise (flow threshold 0.4, tiles 224, batch 8).
+fixed seed), diameter 30, defaults otherwise (flow threshold 0.4, tiles 224, batch 8;
+--batch-size N changes Cellpose's batch_size: on a CPU 1 runs faster per tile than 8).
 
     ~/.cache/cpipc/cellpose3-venv/bin/python benchmarks/segment_cellpose.py \
-        [--sizes 512,1024] [--repeat 3] [--threads 2] [--device cpu|cuda] [--out-json FILE]
+        [--sizes 512,1024] [--repeat 3] [--threads 2] [--device cpu|cuda] [--batch-size 8] [--out-json FILE]
         [--write-images DIR] [--images-from DIR] [--save-masks DIR]
 
 One warm-up eval per size, then --repeat timed evals (--repeat 0: the one eval only, no
@@ -60,6 +61,7 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu", help="cpu, or cuda: Cellpose's own GPU path")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=8, help="Cellpose's batch_size (tiles per forward)")
     p.add_argument("--diameter", type=float, default=30.0)
     p.add_argument("--model", default=os.path.join(REPO, "models", "cpipc_default_cpnet.pt"))
     p.add_argument("--out-json", default=None, help="also write the lines to this file")
@@ -86,12 +88,12 @@ def main():
         if a.write_images:
             os.makedirs(a.write_images, exist_ok=True)
             np.save(os.path.join(a.write_images, f"synth{size}.npy"), img)
-        masks = model.eval(img, channels=[0, 0], diameter=a.diameter)[0]  # warm-up
+        masks = model.eval(img, channels=[0, 0], diameter=a.diameter, batch_size=a.batch_size)[0]  # warm-up
         net_t.clear(), dyn_t.clear()
         total = []
         for _ in range(a.repeat):
             t0 = time.perf_counter()
-            masks = model.eval(img, channels=[0, 0], diameter=a.diameter)[0]
+            masks = model.eval(img, channels=[0, 0], diameter=a.diameter, batch_size=a.batch_size)[0]
             total.append(time.perf_counter() - t0)
         if a.save_masks:
             os.makedirs(a.save_masks, exist_ok=True)
@@ -101,7 +103,7 @@ def main():
                 "median_s": round(med, 4) if med else None,
                 "net_s": round(float(np.median(net_t)), 4) if net_t else None,
                 "dynamics_s": round(float(np.median(dyn_t)), 4) if dyn_t else None,
-                "masks": int(masks.max()), "repeat": a.repeat, "threads": a.threads,
+                "masks": int(masks.max()), "repeat": a.repeat, "threads": a.threads, "batch_size": a.batch_size,
                 "torch_threads": torch.get_num_threads(),
                 "diameter": a.diameter, "device": a.device, "cellpose_version": cellpose.version,
                 "torch_version": torch.__version__, "machine": platform.machine(),

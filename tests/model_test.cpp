@@ -475,10 +475,10 @@ TEST_P(CellposeParity, FlowsWithin1e3AndMasksAtAp50Of098) {
   EXPECT_GE(ap, 0.98) << s.masks.count << " masks here, Cellpose " << c.meta["n_masks"];
 }
 
-// CPIPC_CPU_INFERENCE=plain feeds the network NCHW tensors (what Cellpose
-// runs), channels-last NHWC ones; the default (fused) also freezes the module
-// and lets oneDNN Graph fuse it. All must give Cellpose's flows; between them
-// only oneDNN's summation order differs.
+// CPIPC_CPU_INFERENCE=plain feeds the network NCHW tensors in Cellpose's
+// batches (what Cellpose runs); the default, channels-last NHWC ones, one
+// tile per forward. Both must give Cellpose's flows; between them only
+// oneDNN's summation order differs.
 const model::Segmenter& embedded_in_mode(const std::string& mode) {
   static std::map<std::string, model::Segmenter> loaded;
   auto it = loaded.find(mode);
@@ -492,31 +492,32 @@ const model::Segmenter& embedded_in_mode(const std::string& mode) {
 
 TEST_P(CellposeParity, EveryCpuInferenceModeGivesCellposesFlows) {
   const ParityCase c = load_parity(GetParam());
-  const model::Segmentation fused = embedded().segment(c.image, c.options);
-  EXPECT_EQ(embedded().model().cpu_inference(), model::CpuInference::fused);
-  for (const std::string mode : {"plain", "channels-last"}) {
-    SCOPED_TRACE(mode);
-    const model::Segmentation other = embedded_in_mode(mode).segment(c.image, c.options);
-    ASSERT_EQ(other.flows.size(), c.flows.size());
-    EXPECT_LE(max_abs_diff(other.flows, c.flows), 1e-3f);
-    ASSERT_EQ(fused.flows.size(), other.flows.size());
-    EXPECT_LE(max_abs_diff(fused.flows, other.flows), 1e-3f);
-  }
-  // A shape's first 4 calls run the unfrozen module, its 5th is profiled,
-  // from its 6th on it runs the kernels the oneDNN fuser compiled: the same
-  // flows (these fixtures have one batch per image).
-  for (int pass = 2; pass <= 7; ++pass) {
-    SCOPED_TRACE("pass " + std::to_string(pass));
-    const model::Segmentation again = embedded().segment(c.image, c.options);
-    EXPECT_LE(max_abs_diff(again.flows, c.flows), 1e-3f);
+  const model::Segmentation fast = embedded().segment(c.image, c.options);
+  EXPECT_EQ(embedded().model().cpu_inference(), model::CpuInference::channels_last);
+  EXPECT_EQ(embedded().model().tiles_per_forward(8), 1);
+  const model::Segmenter& plain = embedded_in_mode("plain");
+  EXPECT_EQ(plain.model().cpu_inference(), model::CpuInference::plain);
+  EXPECT_EQ(plain.model().tiles_per_forward(8), 8);
+  const model::Segmentation other = plain.segment(c.image, c.options);
+  ASSERT_EQ(other.flows.size(), c.flows.size());
+  EXPECT_LE(max_abs_diff(other.flows, c.flows), 1e-3f);
+  ASSERT_EQ(fast.flows.size(), other.flows.size());
+  EXPECT_LE(max_abs_diff(fast.flows, other.flows), 1e-3f);
+}
+
+// "fused" and "fast", the default's old names, still choose it.
+TEST(CpuInference, TheDefaultsOldNamesStillChooseIt) {
+  for (const char* old_name : {"fused", "fast"}) {
+    const cpipc::test::ScopedEnv env("CPIPC_CPU_INFERENCE", old_name);
+    const auto m = model::Model::load_bytes(model::default_model_bytes(), model::kDefaultModelName, {});
+    EXPECT_EQ(m.cpu_inference(), model::CpuInference::channels_last) << old_name;
   }
 }
 
 TEST(CpuInference, AnUnknownModeIsRefused) {
   const cpipc::test::ScopedEnv env("CPIPC_CPU_INFERENCE", "turbo");
   expect_error([] { (void)model::Model::load_bytes(model::default_model_bytes(), model::kDefaultModelName, {}); },
-               Errc::invalid_argument,
-               "CPIPC_CPU_INFERENCE='turbo': expected fused (the default), channels-last or plain");
+               Errc::invalid_argument, "CPIPC_CPU_INFERENCE='turbo': expected channels-last (the default) or plain");
 }
 
 // --- On a GPU ---------------------------------------------------------------

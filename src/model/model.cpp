@@ -1,8 +1,6 @@
 #include "cpipc/model/model.hpp"
 
-#include <ATen/Config.h>
 #include <sys/stat.h>
-#include <torch/csrc/jit/codegen/onednn/interface.h>
 #include <torch/csrc/jit/python/update_graph_executor_opt.h>
 #include <torch/cuda.h>
 #include <torch/script.h>
@@ -10,8 +8,6 @@
 #include <cstdlib>
 #include <fstream>
 #include <istream>
-#include <map>
-#include <mutex>
 #include <optional>
 #include <sstream>
 #include <streambuf>
@@ -119,21 +115,6 @@ struct Model::Impl {
   Precision precision = Precision::fp32;
   std::string source;
   CpuInference cpu = CpuInference::plain;  // how the CPU runs the network (cpu_inference_from_env())
-  // fused: the frozen module the profiling executor fuses, and how often each
-  // input shape has been seen (a shape's first calls run `module` instead).
-  static constexpr int kUnfusedCalls = 4;
-  std::optional<torch::jit::Module> frozen;
-  mutable std::mutex mutex;
-  mutable std::map<std::vector<std::int64_t>, int> shapes_seen;
-
-  // The module for this input (a handle: copies share it), and whether the
-  // profiling executor runs it.
-  std::pair<torch::jit::Module, bool> pick(const at::Tensor& x) const {
-    if (!frozen) return {module, false};
-    std::lock_guard lock(mutex);
-    if (shapes_seen[x.sizes().vec()]++ < kUnfusedCalls) return {module, false};
-    return {*frozen, true};
-  }
 };
 
 Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -145,7 +126,10 @@ const ModelInfo& Model::info() const noexcept { return impl_->info; }
 Device Model::device() const noexcept { return impl_->device; }
 Precision Model::precision() const noexcept { return impl_->precision; }
 CpuInference Model::cpu_inference() const noexcept { return impl_->cpu; }
-bool Model::fixed_batch_shapes() const noexcept { return impl_->frozen.has_value(); }
+int Model::tiles_per_forward(int requested) const noexcept {
+  const bool cpu_cpnet = !impl_->device.cuda && impl_->info.architecture == "CPnet";
+  return cpu_cpnet && impl_->cpu == CpuInference::channels_last ? 1 : requested;
+}
 const std::string& Model::source() const noexcept { return impl_->source; }
 
 struct ModelLoader {
@@ -157,43 +141,22 @@ namespace {
 // One tiny forward: the contract, checked before any image is segmented.
 void check_contract(const Model& model);
 
-// CPU inference, set by CPIPC_CPU_INFERENCE (all give Cellpose's flows within
+// CPU inference, set by CPIPC_CPU_INFERENCE (both give Cellpose's flows within
 // 1e-3; between them only the order of oneDNN's sums differs):
-//  - "plain": NCHW tensors, as Cellpose runs it;
-//  - "channels-last": NHWC tensors, which oneDNN convolves without the
-//    reorders that NCHW costs (~1.3x on CPnet's forward at both widths);
-//  - "fused" (the default, also "fast"): channels-last, and for CPnet a
-//    frozen copy of the module (weights become constants) run by TorchScript's
-//    profiling executor with the oneDNN Graph fuser, which merges each
-//    convolution with the BatchNorm, ReLU and residual add around it into one
-//    oneDNN kernel (~1.2x on top of channels-last: a third of an unfused
-//    forward is those memory-bound passes). The executor profiles a shape on
-//    its first call and compiles it on its second (~0.25 s or more each), so
-//    a shape's first 4 calls run the unfrozen module instead: one image of up
-//    to 1024² (4 full batches) costs what channels-last costs, and only shapes
-//    that keep coming (a larger image, a folder, a producer's later images)
-//    pay the compile, once. Other architectures (CP-SAM's transformer) run
-//    channels-last.
+//  - "channels-last" (the default; "fast" and "fused" are its old names):
+//    NHWC tensors, which oneDNN convolves without the reorders that NCHW
+//    costs (~1.3x on CPnet's forward at both widths);
+//  - "plain": NCHW tensors, as Cellpose runs it.
+// A frozen module fused by oneDNN Graph was the default until 2026-12-08: at
+// one tile per forward (tiles_per_forward) it is no faster than channels-last
+// (0.147 against 0.141 s a tile) and it cost a compile per input shape.
 CpuInference cpu_inference_from_env() {
   const char* env = std::getenv("CPIPC_CPU_INFERENCE");
   const std::string mode = env == nullptr ? "" : env;
-  if (mode.empty() || mode == "fast" || mode == "fused")
-    return AT_MKLDNN_ENABLED() ? CpuInference::fused : CpuInference::channels_last;
-  if (mode == "channels-last") return CpuInference::channels_last;
+  if (mode.empty() || mode == "channels-last" || mode == "fast" || mode == "fused") return CpuInference::channels_last;
   if (mode == "plain") return CpuInference::plain;
   throw Error(Errc::invalid_argument,
-              "CPIPC_CPU_INFERENCE='" + mode + "': expected fused (the default), channels-last or plain");
-}
-
-// The oneDNN Graph fuser is a graph pass registered once per process; it only
-// runs where the profiling executor optimises, which Model::forward turns on
-// for fused models alone (the switch is per thread).
-void enable_onednn_fusion() {
-  static const bool once = [] {
-    torch::jit::RegisterLlgaFuseGraph::setEnabled(true);
-    return true;
-  }();
-  (void)once;
+              "CPIPC_CPU_INFERENCE='" + mode + "': expected channels-last (the default) or plain");
 }
 
 // Sets this thread's TorchScript executor mode for one scope.
@@ -249,11 +212,6 @@ std::unique_ptr<Model::Impl> ModelLoader::load(std::istream& in, const std::stri
   set_convolution_tf32(impl->module, precision == Precision::tf32);
   if (scalar_type(precision) != at::kFloat) impl->module.to(scalar_type(precision));
   if (!device.cuda) impl->cpu = cpu_inference_from_env();
-  if (impl->cpu == CpuInference::fused && impl->info.architecture == "CPnet") {
-    enable_onednn_fusion();
-    ExecutorOptimize on(true);  // freezing needs the executor's passes
-    impl->frozen = torch::jit::freeze(impl->module);
-  }
   return impl;
 }
 
@@ -330,11 +288,11 @@ Model Model::load_bytes(std::span<const std::byte> bytes, const std::string& nam
 
 NetOutput Model::forward(const at::Tensor& x) const {
   c10::InferenceMode guard;
-  // The profiling executor re-profiles and re-optimises the graph for each new
-  // input shape; only the oneDNN fuser gains from that. Per thread: set here,
-  // in whichever thread runs the model (serve's worker, not the loader).
-  auto [module, optimize] = impl_->pick(x);
-  ExecutorOptimize executor(optimize);
+  // TorchScript's profiling executor re-profiles and re-optimises the graph
+  // for each new input shape (seconds on the first image of every size); a
+  // traced convolutional net gains nothing from it. The switch is per thread:
+  // set here, in whichever thread runs the model (serve's worker, not the loader).
+  ExecutorOptimize executor(false);
   if (impl_->device.cuda) {
     // Process-wide switches in LibTorch for what the graph does not fix (a
     // scripted model's aten::conv2d, matmuls), on by default for
@@ -347,7 +305,7 @@ NetOutput Model::forward(const at::Tensor& x) const {
   at::Tensor input = type == at::kFloat ? x : x.to(type);
   const bool channels_last = impl_->cpu != CpuInference::plain;
   if (channels_last) input = input.contiguous(at::MemoryFormat::ChannelsLast);
-  const c10::IValue result = module.forward({input});
+  const c10::IValue result = impl_->module.forward({input});
   NetOutput out;
   const auto contract = [&](const std::string& got) {
     return Error(Errc::invalid_argument, "'" + impl_->source + "' returned " + got + " for an input " +

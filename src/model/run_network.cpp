@@ -142,13 +142,11 @@ NetworkResult run_network(const Model& model, const at::Tensor& input, const Net
   at::Tensor sum = torch::zeros({images, 3, pad_h, pad_w}, opts);
   at::Tensor weight = torch::zeros({pad_h, pad_w}, opts);
   at::Tensor style;
-  // A fused CPU model compiles each input shape (Model::fixed_batch_shapes):
-  // full batches, then the rest one tile at a time, so that it meets two batch
-  // shapes at most, whatever the image's tile count.
-  const bool two_shapes = model.fixed_batch_shapes();
+  // The tiles' flows do not depend on how they are batched; the model says
+  // what runs fastest on its device (one tile at a time for a CPnet on the CPU).
+  const int per_forward = model.tiles_per_forward(options.batch_size);
   for (int first = 0, last = 0; first < ntiles; first = last) {
-    const int left = ntiles - first;
-    last = first + (left >= options.batch_size ? options.batch_size : two_shapes ? 1 : left);
+    last = first + std::min(per_forward, ntiles - first);
     std::vector<at::Tensor> batch;
     batch.reserve(static_cast<std::size_t>(last - first));
     for (int j = first; j < last; ++j) {
