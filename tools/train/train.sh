@@ -2,7 +2,7 @@
 # One training run: create the Cellpose 3 venv if missing, generate synthetic data (fixed
 # seeds, temp dir), train, evaluate, export to --out (default
 # ~/.cache/cpipc/train-runs/latest/cpnet.pt). Arguments go to train.py (e.g. --epochs 100).
-# The default network's recipe is default_recipe.sh (three runs); promote.sh installs one.
+# The default network's recipe is default_recipe.sh (five stages); promote.sh installs one.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 venv="${CPIPC_CELLPOSE3_VENV:-$HOME/.cache/cpipc/cellpose3-venv}"
