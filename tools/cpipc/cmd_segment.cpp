@@ -584,7 +584,8 @@ void register_segment(CLI::App& app) {
   cmd->add_option("--niter", p.niter, "Flow-following steps (default 200 / rescale)")->check(non_negative());
   cmd->add_option("--tile-overlap", a->options.tile_overlap, "Tile overlap fraction (0.1)")
       ->check(CLI::Range(0.0, 0.5));
-  cmd->add_option("--batch-size,--batch_size", a->options.batch_size, "Tiles per forward (8)")
+  cmd->add_option("--batch-size,--batch_size", a->options.batch_size,
+                  "Tiles per forward on a GPU (8; a CPnet on the CPU runs one at a time)")
       ->check(CLI::Range(1, 1024));
   add_image_options(*cmd, a->image);
   add_volume_options(*cmd, a->volume);
