@@ -100,10 +100,9 @@ class Model {
   [[nodiscard]] Precision precision() const noexcept;
   [[nodiscard]] CpuInference cpu_inference() const noexcept;  // plain on CUDA
   // How many tiles to give each forward when `requested` are asked for. A
-  // CPnet on the CPU (channels-last or fused) takes one: per tile it runs
-  // 1.3-1.5x faster alone than in a batch of 8 (its activations stay in the
-  // caches), and a fused model then meets one input shape per tile size.
-  // Otherwise `requested` (Cellpose's batch_size).
+  // CPnet on the CPU (channels-last) takes one: per tile it runs 1.3-1.5x
+  // faster alone than in a batch of 8 (its activations stay in the caches).
+  // Otherwise `requested` (Cellpose's batch_size: the GPU, and `plain`).
   [[nodiscard]] int tiles_per_forward(int requested) const noexcept;
   [[nodiscard]] const std::string& source() const noexcept;  // path or name
 
